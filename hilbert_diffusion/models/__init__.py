@@ -1,0 +1,6 @@
+"""Score operators: anything callable as ``model(x_t, t) -> E[x_0 | x_t]`` with ``x_t`` shaped
+``(batch, channels, *grid)`` and ``t`` shaped ``(batch,)``."""
+
+from .oracle import GaussianOracle
+
+__all__ = ["GaussianOracle"]

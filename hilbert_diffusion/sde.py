@@ -1,0 +1,374 @@
+"""Forward processes: linear SPDEs diagonal in a spectral basis, solved exactly per mode.
+
+The general process (one Ornstein–Uhlenbeck process per coefficient, ``A = -Δ``)::
+
+    dX_t = -½ (β(t) I + h(t) A) X_t dt + sqrt(g(t)) dW^Q_t                                  (1)
+
+with decay ``β``, heat ``h`` and noise ``g`` schedules and a trace-class ``Q e_k = q_k e_k``. Writing
+``Φ_k(t) = B(t) + H(t) λ_k`` (``B, H`` the integrals of ``β, h``)::
+
+    a_k(t) = exp(-½ Φ_k(t))                                                                (2)
+    v_k(t) = q_k ∫₀ᵗ g(s) exp(-(Φ_k(t) - Φ_k(s))) ds                                      (3)
+    x_k(t) | x_k(0) ~ N(a_k(t) x_k(0), v_k(t))                                            (4)
+    x_k(t) | x_k(s) ~ N((a_k(t)/a_k(s)) x_k(s), v_k(t) - (a_k(t)/a_k(s))² v_k(s))         (5)
+
+:class:`StochasticHeatSDE` is the case ``g = β``, ``h = κ β``, where (3) is closed form:
+``v_k = q̃_k (1 - a_k²)``, ``q̃_k = q_k / (1 + κ λ_k)``. ``κ = 0`` is DDO's coloured-noise VP process,
+``κ > 0`` HDM's heat process. Other schedules (IHDM-style strong dissipation with little noise)
+use :class:`DiagonalSDE`, which evaluates (3) by exponential quadrature on a time grid.
+
+Time runs on ``[0, 1]``. ``t`` is a float or a tensor of shape ``(batch,)``; per-mode quantities come
+back shaped ``(batch, 1, *coefficient_shape)`` so they broadcast against ``(batch, channels, ...)``
+coefficients (or ``coefficient_shape`` for a scalar ``t``).
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from .bases import Grid, SpectralBasis
+from .noise import Spectrum, require_trace_class
+
+__all__ = [
+    "Schedule",
+    "LinearSchedule",
+    "CosineSchedule",
+    "ConstantSchedule",
+    "GeometricSchedule",
+    "ScaledSchedule",
+    "DiagonalSDE",
+    "StochasticHeatSDE",
+]
+
+
+# --------------------------------------------------------------------------------------- schedules
+class Schedule(ABC):
+    """A non-negative rate ``β(t)`` on ``[0, 1]`` with its exact integral ``B(t) = ∫₀ᵗ β``."""
+
+    @abstractmethod
+    def rate(self, t: Tensor) -> Tensor: ...
+
+    @abstractmethod
+    def integral(self, t: Tensor) -> Tensor: ...
+
+
+@dataclass(frozen=True)
+class LinearSchedule(Schedule):
+    """``β(t) = β_min + t (β_max - β_min)`` (score-SDE's VP schedule; ``B(1) ≈ 10`` by default)."""
+
+    beta_min: float = 0.1
+    beta_max: float = 20.0
+
+    def rate(self, t: Tensor) -> Tensor:
+        return self.beta_min + t * (self.beta_max - self.beta_min)
+
+    def integral(self, t: Tensor) -> Tensor:
+        return self.beta_min * t + 0.5 * t**2 * (self.beta_max - self.beta_min)
+
+
+@dataclass(frozen=True)
+class CosineSchedule(Schedule):
+    """Nichol & Dhariwal's cosine schedule in continuous time, ``exp(-B(t)) = cos²θ(t) / cos²θ(0)``
+    with ``θ`` linear from ``π/2 · s/(1+s)`` to the angle where ``B(1) = total``."""
+
+    s: float = 0.008
+    total: float = 10.0
+
+    def _angles(self) -> tuple[float, float]:
+        theta0 = 0.5 * math.pi * self.s / (1 + self.s)
+        theta1 = math.acos(math.cos(theta0) * math.exp(-0.5 * self.total))
+        return theta0, theta1
+
+    def rate(self, t: Tensor) -> Tensor:
+        theta0, theta1 = self._angles()
+        return 2 * (theta1 - theta0) * torch.tan(theta0 + t * (theta1 - theta0))
+
+    def integral(self, t: Tensor) -> Tensor:
+        theta0, theta1 = self._angles()
+        return -2 * torch.log(torch.cos(theta0 + t * (theta1 - theta0)) / math.cos(theta0))
+
+
+@dataclass(frozen=True)
+class ConstantSchedule(Schedule):
+    """``β(t) = value``."""
+
+    value: float = 1.0
+
+    def rate(self, t: Tensor) -> Tensor:
+        return torch.full_like(t, self.value)
+
+    def integral(self, t: Tensor) -> Tensor:
+        return self.value * t
+
+
+@dataclass(frozen=True)
+class GeometricSchedule(Schedule):
+    """``β(t) = β_min (β_max / β_min)^t`` (log-spaced, as IHDM's blur sequence and VE noise levels)."""
+
+    rate_min: float = 0.01
+    rate_max: float = 10.0
+
+    def rate(self, t: Tensor) -> Tensor:
+        return self.rate_min * (self.rate_max / self.rate_min) ** t
+
+    def integral(self, t: Tensor) -> Tensor:
+        return (self.rate(t) - self.rate_min) / math.log(self.rate_max / self.rate_min)
+
+
+@dataclass(frozen=True)
+class ScaledSchedule(Schedule):
+    """``factor · base(t)``."""
+
+    base: Schedule
+    factor: float
+
+    def rate(self, t: Tensor) -> Tensor:
+        return self.factor * self.base.rate(t)
+
+    def integral(self, t: Tensor) -> Tensor:
+        return self.factor * self.base.integral(t)
+
+
+# --------------------------------------------------------------------------------------- SDEs
+def _time(t: float | Tensor, lam: Tensor) -> Tensor:
+    """``t`` as float64, shaped to broadcast against ``(batch, channels, *coefficients)``."""
+    t = torch.as_tensor(t, dtype=torch.float64)
+    if t.dim() > 1:
+        raise ValueError(f"t must be a scalar or a (batch,) tensor, got shape {tuple(t.shape)}.")
+    if not torch.isfinite(t).all() or (t < 0).any() or (t > 1).any():
+        raise ValueError(f"t must lie in [0, 1], got {t.tolist()}.")
+    return t.cpu().reshape(*t.shape, *([1] * (lam.dim() + 1))) if t.dim() else t.cpu()
+
+
+@dataclass(frozen=True, kw_only=True)
+class DiagonalSDE:
+    """Equation (1): decay ``β``, heat ``h`` and noise ``g`` schedules, noise covariance ``Q``.
+
+    ``v_k(t)`` (equation 3) is computed once per grid on ``quadrature_steps`` panels of ``[0, 1]`` by
+    the exponential rule ``∫_panel g e^{-(Φ(b) - Φ(s))} ds ≈ G_panel (1 - e^{-ΔΦ}) / ΔΦ``, which is exact
+    when ``g`` is constant or proportional to ``dΦ/dt`` and stable for stiff (high) modes.
+    """
+
+    basis: SpectralBasis
+    covariance: Spectrum
+    decay: Schedule
+    noise: Schedule
+    heat: Schedule | None = None
+    quadrature_steps: int = 2000
+    _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        require_trace_class(self.covariance, self.basis, "the forward SPDE's noise")
+
+    # -- per-mode coefficients ----------------------------------------------------------------
+    def eigenvalues(self, grid: Grid) -> Tensor:
+        return self.basis.eigenvalues(grid)
+
+    def q(self, grid: Grid) -> Tensor:
+        """``q_k`` of the driving noise."""
+        return self.covariance(self.eigenvalues(grid))
+
+    def _phi(self, t: Tensor, lam: Tensor) -> Tensor:
+        phi = self.decay.integral(t)
+        if self.heat is not None:
+            phi = phi + self.heat.integral(t) * lam
+        return phi
+
+    def _phi_rate(self, t: Tensor, lam: Tensor) -> Tensor:
+        rate = self.decay.rate(t)
+        if self.heat is not None:
+            rate = rate + self.heat.rate(t) * lam
+        return rate
+
+    def mean_factor(self, t: float | Tensor, grid: Grid) -> Tensor:
+        """``a_k(t) = exp(-½ Φ_k(t))`` (equation 2)."""
+        lam = self.eigenvalues(grid)
+        return torch.exp(-0.5 * self._phi(_time(t, lam), lam))
+
+    def variance(self, t: float | Tensor, grid: Grid) -> Tensor:
+        """``v_k(t)``, the variance of ``x_k(t) | x_k(0)`` (equation 3)."""
+        lam = self.eigenvalues(grid)
+        t = _time(t, lam)
+        knots, v_knots = self._variance_table(grid)
+        steps = len(knots) - 1
+        index = torch.clamp((t * steps).floor().long(), 0, steps - 1)
+        v_start = v_knots[index.reshape(-1)].reshape(*index.shape[:2], *lam.shape) if t.dim() else v_knots[index]
+        return self._propagate(v_start, knots[index], t, lam)
+
+    def _panel(self, s: Tensor, t: Tensor, lam: Tensor) -> Tensor:
+        """``∫_s^t g(r) e^{-(Φ(t) - Φ(r))} dr / q`` by the exponential rule."""
+        d_phi = self._phi(t, lam) - self._phi(s, lam)
+        g_int = self.noise.integral(t) - self.noise.integral(s)
+        small = d_phi.abs() < 1e-8
+        ratio = torch.where(small, 1 - 0.5 * d_phi, -torch.expm1(-d_phi) / torch.where(small, 1.0, d_phi))
+        return g_int * ratio
+
+    def _propagate(self, v_start: Tensor, start: Tensor, t: Tensor, lam: Tensor) -> Tensor:
+        decay = torch.exp(-(self._phi(t, lam) - self._phi(start, lam)))
+        return decay * v_start + self.covariance(lam) * self._panel(start, t, lam)
+
+    def _variance_table(self, grid: Grid) -> tuple[Tensor, Tensor]:
+        if grid not in self._cache:
+            lam = self.eigenvalues(grid)
+            knots = torch.linspace(0, 1, self.quadrature_steps + 1, dtype=torch.float64)
+            values = [torch.zeros_like(lam)]
+            for a, b in zip(knots[:-1], knots[1:]):
+                values.append(self._propagate(values[-1], a, b, lam))
+            self._cache[grid] = (knots, torch.stack(values))
+        return self._cache[grid]
+
+    # -- transitions --------------------------------------------------------------------------
+    def transition(self, s: float | Tensor, t: float | Tensor, grid: Grid) -> tuple[Tensor, Tensor]:
+        """Factor and variance of ``x(t) | x(s)``, ``s ≤ t`` (equation 5)."""
+        a_s, a_t = self.mean_factor(s, grid), self.mean_factor(t, grid)
+        ratio = a_t / a_s
+        var = self.variance(t, grid) - ratio**2 * self.variance(s, grid)
+        return ratio, var.clamp_min(0)
+
+    def bridge(self, s: float | Tensor, t: float | Tensor, grid: Grid) -> tuple[Tensor, Tensor, Tensor]:
+        """``q(x_s | x_t, x_0) = N(c_t x_t + c_0 x_0, var)`` per mode, ``s < t``: returns ``(c_t, c_0, var)``.
+
+        ``c_t = (a_t/a_s) v_s / v_t``, ``c_0 = a_s v_{s→t} / v_t``, ``var = v_s v_{s→t} / v_t``
+        (Gaussian conditioning of (4) and (5); DDPM's posterior with per-mode ``a``, ``v``).
+        """
+        ratio, v_st = self.transition(s, t, grid)
+        v_s, v_t = self.variance(s, grid), self.variance(t, grid)
+        v_t = v_t.clamp_min(torch.finfo(v_t.dtype).tiny)
+        return ratio * v_s / v_t, self.mean_factor(s, grid) * v_st / v_t, v_s * v_st / v_t
+
+    def prior_variance(self, grid: Grid) -> Tensor:
+        """Per-mode variance of the prior ``N(0, v(1))``: the law of ``x_1`` when ``a(1) x_0`` is negligible."""
+        return self.variance(1.0, grid)
+
+    # -- sampling in grid space ---------------------------------------------------------------
+    def white_coefficients(self, like: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
+        """Coefficients of fresh white noise for fields shaped like ``like`` (``E|ξ_k|² = 1``)."""
+        grid = self.basis.grid_of(like)
+        batch = like.shape[: like.dim() - self.basis.ndim]
+        white = self.basis.white_noise(batch, grid, generator=generator, dtype=like.dtype, device=like.device)
+        return self.basis.forward(white)
+
+    def marginal_sample(
+        self, x0: Tensor, t: float | Tensor, *, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Draw ``x_t ~ N(a(t) x_0, v(t))`` (equation 4); returns ``(x_t, n)`` with ``x_t = a x_0 + n``."""
+        grid = self.basis.grid_of(x0)
+        a = self.mean_factor(t, grid).to(x0.device, x0.dtype)
+        sd = self.variance(t, grid).sqrt().to(x0.device, x0.dtype)
+        noise = self.basis.inverse(sd * self.white_coefficients(x0, generator=generator), grid)
+        return self.basis.inverse(a * self.basis.forward(x0), grid) + noise, noise
+
+    def transition_sample(
+        self, x_s: Tensor, s: float | Tensor, t: float | Tensor, *, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """Draw ``x_t`` given ``x_s`` (equation 5)."""
+        grid = self.basis.grid_of(x_s)
+        ratio, var = (v.to(x_s.device, x_s.dtype) for v in self.transition(s, t, grid))
+        c = ratio * self.basis.forward(x_s) + var.sqrt() * self.white_coefficients(x_s, generator=generator)
+        return self.basis.inverse(c, grid)
+
+    def bridge_sample(
+        self, x_t: Tensor, x0: Tensor, s: float | Tensor, t: float | Tensor, *, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """Draw ``x_s ~ q(x_s | x_t, x_0)``."""
+        grid = self.basis.grid_of(x_t)
+        c_t, c_0, var = (v.to(x_t.device, x_t.dtype) for v in self.bridge(s, t, grid))
+        c = c_t * self.basis.forward(x_t) + c_0 * self.basis.forward(x0)
+        c = c + var.sqrt() * self.white_coefficients(x_t, generator=generator)
+        return self.basis.inverse(c, grid)
+
+    def prior_sample(
+        self,
+        num: int,
+        resolution: int | Sequence[int],
+        *,
+        channels: int = 1,
+        generator: torch.Generator | None = None,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str | None = None,
+    ) -> Tensor:
+        """``num`` draws of the prior at any resolution, shape ``(num, channels, *grid)``."""
+        grid = self.basis.grid(resolution)
+        white = self.basis.white_noise((num, channels), grid, generator=generator, dtype=dtype, device=device)
+        return self.basis.apply_diagonal(white, self.prior_variance(grid).sqrt())
+
+    # -- scores and the reverse process ------------------------------------------------------
+    def score_coefficients(self, x: Tensor, t: float | Tensor, denoised: Tensor) -> Tensor:
+        """``∂_k log p_t(x) = -(x_k - a_k D_k) / v_k`` from a denoiser output ``D ≈ E[x_0 | x_t]``."""
+        grid = self.basis.grid_of(x)
+        a = self.mean_factor(t, grid).to(x.device, x.dtype)
+        v = self.variance(t, grid).to(x.device, x.dtype)
+        return -(self.basis.forward(x) - a * self.basis.forward(denoised)) / v
+
+    def score(self, x: Tensor, t: float | Tensor, denoised: Tensor) -> Tensor:
+        """The L² score ``∇ log p_t(x)`` as a grid field (unbounded as the grid is refined)."""
+        return self.basis.inverse(self.score_coefficients(x, t, denoised), self.basis.grid_of(x))
+
+    def preconditioned_score(self, x: Tensor, t: float | Tensor, denoised: Tensor) -> Tensor:
+        """The score operator ``Q ∇ log p_t(x)``: bounded in function space (``q_k / v_k`` does not grow with k)."""
+        grid = self.basis.grid_of(x)
+        q = self.q(grid).to(x.device, x.dtype)
+        return self.basis.inverse(q * self.score_coefficients(x, t, denoised), grid)
+
+    def reverse_drift(
+        self, x: Tensor, t: float | Tensor, denoised: Tensor, *, probability_flow: bool = False
+    ) -> Tensor:
+        """Drift of the reverse-time SDE in forward time ``t`` (to be integrated from 1 down to 0)::
+
+            dx_k = [-½ (β + h λ_k) x_k - g q_k ∂_k log p_t(x)] dt + sqrt(g q_k) dw̄_k
+            (probability-flow ODE: the score term halved and no noise)
+        """
+        grid = self.basis.grid_of(x)
+        lam = self.eigenvalues(grid)
+        tt = _time(t, lam)
+        linear = (0.5 * self._phi_rate(tt, lam)).to(x.device, x.dtype)
+        diffusion = (self.noise.rate(tt) * self.covariance(lam)).to(x.device, x.dtype)
+        weight = 0.5 if probability_flow else 1.0
+        c = -linear * self.basis.forward(x) - weight * diffusion * self.score_coefficients(x, t, denoised)
+        return self.basis.inverse(c, grid)
+
+    def diffusion_variance_rate(self, t: float | Tensor, grid: Grid) -> Tensor:
+        """``g(t) q_k``: the per-mode variance rate of the noise in (1)."""
+        lam = self.eigenvalues(grid)
+        return self.noise.rate(_time(t, lam)) * self.covariance(lam)
+
+
+@dataclass(frozen=True, kw_only=True)
+class StochasticHeatSDE(DiagonalSDE):
+    """The stochastic heat equation ``dX = -½ β(t) (I + κ A) X dt + sqrt(β(t)) dW^Q``.
+
+    Closed form: ``a_k = exp(-½ (1 + κ λ_k) B(t))``, ``v_k = q̃_k (1 - a_k²)``, ``q̃_k = q_k / (1 + κ λ_k)``;
+    the terminal law ``N(0, Q (I + κ A)^(-1))`` is trace class. ``κ = 0``: DDO; ``κ > 0``: HDM.
+    """
+
+    decay: Schedule = field(default_factory=LinearSchedule)
+    noise: Schedule = field(init=False, default=None)
+    heat: Schedule | None = field(init=False, default=None)
+    kappa: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.kappa < 0:
+            raise ValueError(f"kappa must be ≥ 0 (it scales the dissipation -κΔ), got {self.kappa}.")
+        object.__setattr__(self, "noise", self.decay)
+        object.__setattr__(self, "heat", ScaledSchedule(self.decay, self.kappa) if self.kappa else None)
+        super().__post_init__()
+
+    @property
+    def schedule(self) -> Schedule:
+        return self.decay
+
+    def stationary_variance(self, grid: Grid) -> Tensor:
+        """``q̃_k = q_k / (1 + κ λ_k)``: the per-mode variance of the terminal law."""
+        lam = self.eigenvalues(grid)
+        return self.covariance(lam) / (1 + self.kappa * lam)
+
+    def variance(self, t: float | Tensor, grid: Grid) -> Tensor:
+        lam = self.eigenvalues(grid)
+        phi = self._phi(_time(t, lam), lam)
+        return -self.stationary_variance(grid) * torch.expm1(-phi)  # q̃ (1 - a²)
