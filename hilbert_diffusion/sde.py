@@ -258,7 +258,7 @@ class DiagonalSDE:
         self, x0: Tensor, t: float | Tensor, *, generator: torch.Generator | None = None
     ) -> tuple[Tensor, Tensor]:
         """Draw ``x_t ~ N(a(t) x_0, v(t))`` (equation 4); returns ``(x_t, n)`` with ``x_t = a x_0 + n``."""
-        grid = self.basis.grid_of(x0)
+        grid = self.basis.check_field(x0, "x0")
         a = self.mean_factor(t, grid).to(x0.device, x0.dtype)
         sd = self.variance(t, grid).sqrt().to(x0.device, x0.dtype)
         noise = self.basis.inverse(sd * self.white_coefficients(x0, generator=generator), grid)
@@ -268,7 +268,7 @@ class DiagonalSDE:
         self, x_s: Tensor, s: float | Tensor, t: float | Tensor, *, generator: torch.Generator | None = None
     ) -> Tensor:
         """Draw ``x_t`` given ``x_s`` (equation 5)."""
-        grid = self.basis.grid_of(x_s)
+        grid = self.basis.check_field(x_s, "x_s")
         ratio, var = (v.to(x_s.device, x_s.dtype) for v in self.transition(s, t, grid))
         c = ratio * self.basis.forward(x_s) + var.sqrt() * self.white_coefficients(x_s, generator=generator)
         return self.basis.inverse(c, grid)
@@ -277,7 +277,9 @@ class DiagonalSDE:
         self, x_t: Tensor, x0: Tensor, s: float | Tensor, t: float | Tensor, *, generator: torch.Generator | None = None
     ) -> Tensor:
         """Draw ``x_s ~ q(x_s | x_t, x_0)``."""
-        grid = self.basis.grid_of(x_t)
+        grid = self.basis.check_field(x_t, "x_t")
+        if self.basis.check_field(x0, "x0") != grid or x0.shape != x_t.shape:
+            raise ValueError(f"x0 {tuple(x0.shape)} and x_t {tuple(x_t.shape)} must have the same shape.")
         c_t, c_0, var = (v.to(x_t.device, x_t.dtype) for v in self.bridge(s, t, grid))
         c = c_t * self.basis.forward(x_t) + c_0 * self.basis.forward(x0)
         c = c + var.sqrt() * self.white_coefficients(x_t, generator=generator)
@@ -294,6 +296,8 @@ class DiagonalSDE:
         device: torch.device | str | None = None,
     ) -> Tensor:
         """``num`` draws of the prior at any resolution, shape ``(num, channels, *grid)``."""
+        if num < 1 or channels < 1:
+            raise ValueError(f"num and channels must be positive, got num={num}, channels={channels}.")
         grid = self.basis.grid(resolution)
         white = self.basis.white_noise((num, channels), grid, generator=generator, dtype=dtype, device=device)
         return self.basis.apply_diagonal(white, self.prior_variance(grid).sqrt())

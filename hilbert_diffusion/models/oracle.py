@@ -69,7 +69,9 @@ class GaussianOracle(nn.Module):
         return a**2 * self.data_variance(grid) + self.sde.variance(t, grid)
 
     def _centred(self, x: Tensor, t: float | Tensor) -> tuple[Tensor, Tensor, Tensor | float, Grid]:
-        grid = self.basis.grid_of(x)
+        grid = self.basis.check_field(x, "x")
+        if isinstance(t, Tensor) and t.dim() == 1 and t.shape[0] != x.shape[0]:
+            raise ValueError(f"t has {t.shape[0]} times for a batch of {x.shape[0]} fields; give one t per field.")
         a = self.sde.mean_factor(t, grid).to(x.device, x.dtype)
         m = self._mean_coefficients(grid, x)
         return self.basis.forward(x) - a * m, a, m, grid
