@@ -15,8 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .bases import DirichletBasis, NeumannBasis, PeriodicBasis, SpectralBasis, SphereBasis
-from .noise import GaussianRandomField, Matern
+from .datasets.spec import BUILT_IN, dataset_from_spec
 
 __all__ = ["main", "save_array"]
 
@@ -40,20 +39,11 @@ def save_array(path: str | os.PathLike, array: np.ndarray | torch.Tensor) -> Pat
     return path
 
 
-def _box_basis(kind: str, dim: int) -> SpectralBasis:
-    if kind == "sphere":
-        return SphereBasis()
-    boxes = {"periodic": PeriodicBasis, "neumann": NeumannBasis, "dirichlet": DirichletBasis}
-    return boxes[kind](dim)
-
-
-def _cmd_data_grf(args: argparse.Namespace) -> int:
-    basis = _box_basis(args.domain, args.dim)
-    field = GaussianRandomField(basis, Matern(alpha=args.alpha, tau=args.tau, scale=args.scale))
-    generator = torch.Generator().manual_seed(args.seed)
-    samples = field.sample(args.num, args.resolution, channels=args.channels, generator=generator)
-    out = save_array(args.out, samples.to(torch.float32))
-    print(f"wrote {tuple(samples.shape)} float32 to {out}")
+def _cmd_data(args: argparse.Namespace) -> int:
+    extra = {"dim": args.dim} if args.dim is not None else {}
+    dataset = dataset_from_spec(args.spec, num=args.num, resolution=args.resolution, seed=args.seed, **extra)
+    out = save_array(args.out, dataset.data.to(torch.float32))
+    print(f"wrote {dataset.name}: {tuple(dataset.data.shape)} float32 to {out}")
     return 0
 
 
@@ -71,20 +61,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    data = commands.add_parser("data", help="generate a built-in data set as a (num, channels, *grid) .npy file")
-    kinds = data.add_subparsers(dest="kind", required=True)
-    grf = kinds.add_parser("grf", help="Gaussian random fields N(0, Q) with a Matérn spectrum (τ²(τ² + λ))^-α")
-    grf.add_argument("--resolution", type=_positive_int, required=True, help="grid points per axis")
-    grf.add_argument("--num", type=_positive_int, required=True, help="number of fields")
-    grf.add_argument("--out", required=True, help="output .npy file")
-    grf.add_argument("--dim", type=int, choices=(1, 2, 3), default=2, help="grid dimension (box domains)")
-    grf.add_argument("--domain", choices=("periodic", "neumann", "dirichlet", "sphere"), default="periodic")
-    grf.add_argument("--channels", type=_positive_int, default=1)
-    grf.add_argument("--alpha", type=float, default=2.5, help="Matérn smoothness α (trace class needs α > dim/2)")
-    grf.add_argument("--tau", type=float, default=7.0, help="Matérn inverse length scale τ")
-    grf.add_argument("--scale", type=float, default=1.0, help="variance of the constant mode")
-    grf.add_argument("--seed", type=int, default=0)
-    grf.set_defaults(handler=_cmd_data_grf)
+    data = commands.add_parser(
+        "data",
+        help="write a built-in data set as a (num, channels, *grid) float32 .npy file",
+        description="SPEC: " + ", ".join(BUILT_IN) + " with options NAME:key=value,... "
+        "(e.g. grf:alpha=2.5,tau=7,domain=neumann; navier-stokes:horizon=10).",
+    )
+    data.add_argument("spec", help="built-in data set name, with options as NAME:key=value,...")
+    data.add_argument("--resolution", type=_positive_int, help="grid points per axis (default: the data set's)")
+    data.add_argument("--num", type=_positive_int, help="number of fields (default: the data set's)")
+    data.add_argument("--out", required=True, help="output .npy file")
+    data.add_argument("--dim", type=int, choices=(1, 2, 3), help="grid dimension of grf (default 2)")
+    data.add_argument("--seed", type=int, default=0)
+    data.set_defaults(handler=_cmd_data)
     return parser
 
 

@@ -1,0 +1,111 @@
+"""Data given on the command line: ``NAME[:key=value,...]`` for a built-in data set, or a path.
+
+``grf``, ``grf:dim=1,alpha=1.5``, ``quadratic``, ``navier-stokes:horizon=10``, ``sphere-grf``,
+``shallow-water``; a ``.npy``/``.npz`` file ``(num, channels, *grid)``; a folder of PNG/JPEG images.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+from ..bases import DirichletBasis, NeumannBasis, PeriodicBasis, SpectralBasis
+from ..noise import Matern
+from .base import FieldDataset
+from .files import load_array, load_images
+from .grf import gaussian_random_fields
+from .navier_stokes import navier_stokes
+from .quadratic import quadratic
+from .sphere import shallow_water, sphere_random_fields
+
+__all__ = ["BUILT_IN", "parse_options", "dataset_from_spec"]
+
+_BOXES: dict[str, type[SpectralBasis]] = {"periodic": PeriodicBasis, "neumann": NeumannBasis, "dirichlet": DirichletBasis}
+
+
+def _grf(*, num: int = 1000, resolution: int = 32, seed: int = 0, dim: int = 2, domain: str = "periodic",
+         alpha: float = 2.5, tau: float = 7.0, scale: float = 1.0, channels: int = 1) -> FieldDataset:
+    if domain not in _BOXES:
+        raise ValueError(f"grf domain={domain!r} is not one of {sorted(_BOXES)}; use sphere-grf for the sphere.")
+    return gaussian_random_fields(num, resolution, spectrum=Matern(alpha=alpha, tau=tau, scale=scale),
+                                  basis=_BOXES[domain](dim), channels=channels, seed=seed)
+
+
+def _quadratic(*, num: int = 1000, resolution: int = 100, seed: int = 0, endpoints: bool = False) -> FieldDataset:
+    return quadratic(num, resolution, endpoints=endpoints, seed=seed)
+
+
+def _navier_stokes(*, num: int = 256, resolution: int = 64, seed: int = 0, **options) -> FieldDataset:
+    return navier_stokes(num, resolution, seed=seed, **options)
+
+
+def _sphere_grf(*, num: int = 1000, resolution: int = 32, seed: int = 0, alpha: float = 2.0, tau: float = 3.0,
+                channels: int = 1) -> FieldDataset:
+    return sphere_random_fields(num, resolution, spectrum=Matern(alpha=alpha, tau=tau), channels=channels, seed=seed)
+
+
+def _shallow_water(*, num: int = 64, resolution: int = 32, seed: int = 0, **options) -> FieldDataset:
+    return shallow_water(num, resolution, seed=seed, **options)
+
+
+#: Built-in data sets by command-line name (the CLI's vocabulary; library code passes functions).
+BUILT_IN: dict[str, Callable[..., FieldDataset]] = {
+    "grf": _grf,
+    "quadratic": _quadratic,
+    "navier-stokes": _navier_stokes,
+    "sphere-grf": _sphere_grf,
+    "shallow-water": _shallow_water,
+}
+
+
+def _value(text: str) -> bool | int | float | str:
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_options(text: str) -> dict[str, bool | int | float | str]:
+    """``"a=1,b=x"`` → ``{"a": 1, "b": "x"}``."""
+    options = {}
+    for item in filter(None, text.split(",")):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"data option {item!r} is not key=value; write e.g. grf:alpha=2.5,tau=7.")
+        options[key.strip().replace("-", "_")] = _value(value.strip())
+    return options
+
+
+def dataset_from_spec(spec: str, *, num: int | None = None, resolution: int | None = None, seed: int | None = None,
+                      **extra) -> FieldDataset:
+    """The data set a command-line ``SPEC`` names (see the module docstring).
+
+    ``num``, ``resolution`` and ``seed`` override the built-in defaults when given; for files,
+    ``resolution`` resizes images (arrays keep their grid) and ``num`` keeps the first fields.
+    """
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return load_images(path, resolution=resolution)
+    if path.suffix.lower() in (".npy", ".npz") or path.exists():
+        dataset = load_array(path)
+        return dataset if num is None else replace(dataset, data=dataset.data[:num])
+    name, _, text = spec.partition(":")
+    if name not in BUILT_IN:
+        raise ValueError(
+            f"data {spec!r} is neither an existing file or folder nor a built-in data set; "
+            f"built-in: {', '.join(BUILT_IN)} (options as NAME:key=value,...)."
+        )
+    options = parse_options(text) | extra
+    for key, value in (("num", num), ("resolution", resolution), ("seed", seed)):
+        if value is not None:
+            options.setdefault(key, value)
+    try:
+        return BUILT_IN[name](**options)
+    except TypeError as err:
+        raise ValueError(f"data {spec!r}: {err}; see `hilbert-diffusion data --help` for the options.") from err
