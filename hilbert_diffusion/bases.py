@@ -133,6 +133,11 @@ class SpectralBasis(ABC):
     def _resize_coefficients(self, c: Tensor, source: Grid, target: Grid) -> Tensor:
         """Truncate / zero-pad coefficients of a field on ``source`` to those of ``target``."""
 
+    @abstractmethod
+    def axis_points(self, grid: Grid, *, fractional: bool = False) -> list[Tensor]:
+        """Positions of the grid points along each axis (float64, one tensor per axis); ``fractional``
+        divides by the axis' extent (box: ``L``; sphere: ``π`` for colatitude, ``2π`` for longitude)."""
+
     def coefficient_shape(self, grid: Grid) -> tuple[int, ...]:
         return tuple(self.eigenvalues(grid).shape)
 
@@ -246,6 +251,13 @@ class _BoxBasis(SpectralBasis):
     def _grid_axes(self, x: Tensor) -> list[int]:
         return list(range(x.dim() - self.ndim, x.dim()))
 
+    @abstractmethod
+    def _unit_nodes(self, n: int) -> Tensor:
+        """Grid points of one axis of length 1."""
+
+    def axis_points(self, grid: Grid, *, fractional: bool = False) -> list[Tensor]:
+        return [self._unit_nodes(n) * (1.0 if fractional else L) for n, L in zip(grid, self.lengths)]
+
 
 @dataclass(frozen=True)
 class PeriodicBasis(_BoxBasis):
@@ -257,6 +269,9 @@ class PeriodicBasis(_BoxBasis):
 
     def _scale(self, grid: Grid) -> float:
         return math.sqrt(self.volume) / math.prod(grid)
+
+    def _unit_nodes(self, n: int) -> Tensor:
+        return torch.arange(n, dtype=torch.float64) / n  # x_j = j / N
 
     def forward(self, x: Tensor) -> Tensor:
         grid = self.grid_of(x)
@@ -406,6 +421,9 @@ class NeumannBasis(_RealTrigBasis):
     def _matrix(self, n: int, length: float) -> Tensor:
         return _cosine_matrix(n, length)
 
+    def _unit_nodes(self, n: int) -> Tensor:
+        return (torch.arange(n, dtype=torch.float64) + 0.5) / n  # cell centres
+
     def _cell(self, n: int, length: float) -> float:
         return length / n
 
@@ -423,6 +441,9 @@ class DirichletBasis(_RealTrigBasis):
 
     def _matrix(self, n: int, length: float) -> Tensor:
         return _sine_matrix(n, length)
+
+    def _unit_nodes(self, n: int) -> Tensor:
+        return torch.arange(1, n + 1, dtype=torch.float64) / (n + 1)  # interior points
 
     def _cell(self, n: int, length: float) -> float:
         return length / (n + 1)
@@ -511,14 +532,28 @@ class SphereBasis(SpectralBasis):
         l = torch.arange(lmax, dtype=torch.float64)[:, None]
         return (l * (l + 1)).expand(lmax, mmax).clone()
 
-    def weights(self, grid: Grid) -> Tensor:
+    def _latitude_rule(self, nlat: int) -> tuple[Tensor, Tensor]:
+        """``cos θ`` nodes and weights, ordered north to south as ``torch_harmonics`` orders the grid."""
         from torch_harmonics.quadrature import clenshaw_curtiss_weights, legendre_gauss_weights
 
-        nlat, nlon = grid
         rule = legendre_gauss_weights if self.grid_type == "legendre-gauss" else clenshaw_curtiss_weights
-        _, w = rule(nlat, -1.0, 1.0)
-        w = torch.as_tensor(w, dtype=torch.float64)
+        nodes, w = rule(nlat, -1.0, 1.0)
+        return (torch.flip(torch.as_tensor(nodes, dtype=torch.float64), (0,)),
+                torch.flip(torch.as_tensor(w, dtype=torch.float64), (0,)))
+
+    def weights(self, grid: Grid) -> Tensor:
+        nlat, nlon = grid
+        _, w = self._latitude_rule(nlat)
         return (w * (2 * math.pi / nlon))[:, None].expand(nlat, nlon).clone()
+
+    def axis_points(self, grid: Grid, *, fractional: bool = False) -> list[Tensor]:
+        """Colatitude ``θ_i`` (from the north pole) and longitude ``φ_j = 2π j / nlon``."""
+        nlat, nlon = grid
+        colatitude = torch.arccos(self._latitude_rule(nlat)[0])
+        longitude = 2 * math.pi * torch.arange(nlon, dtype=torch.float64) / nlon
+        if fractional:
+            return [colatitude / math.pi, longitude / (2 * math.pi)]
+        return [colatitude, longitude]
 
     def multiplicity(self, grid: Grid) -> Tensor:
         m = torch.full(self.coefficient_shape(grid), 2.0, dtype=torch.float64)

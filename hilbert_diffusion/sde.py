@@ -226,8 +226,8 @@ class DiagonalSDE:
     # -- transitions --------------------------------------------------------------------------
     def transition(self, s: float | Tensor, t: float | Tensor, grid: Grid) -> tuple[Tensor, Tensor]:
         """Factor and variance of ``x(t) | x(s)``, ``s ≤ t`` (equation 5)."""
-        a_s, a_t = self.mean_factor(s, grid), self.mean_factor(t, grid)
-        ratio = a_t / a_s
+        lam = self.eigenvalues(grid)
+        ratio = torch.exp(-0.5 * (self._phi(_time(t, lam), lam) - self._phi(_time(s, lam), lam)))  # a_t / a_s without 0/0
         var = self.variance(t, grid) - ratio**2 * self.variance(s, grid)
         return ratio, var.clamp_min(0)
 

@@ -1,0 +1,339 @@
+"""Sampler error against the number of model evaluations (NFE), with the exact Gaussian oracle.
+
+The model is :class:`~hilbert_diffusion.GaussianOracle` (exact denoiser of Gaussian data ``N(m, C)``,
+``C`` diagonal in the basis), so every error below is the sampler's own. For the samplers that are
+affine in their state and noise (Euler–Maruyama, exponential ancestral / deterministic, Heun, RK3) the
+law of the output is Gaussian and diagonal, and :func:`~hilbert_diffusion.sampling.gaussian_sampler_law`
+propagates its per-mode mean and variance *exactly* through the sampler's own steps — the numbers have
+no Monte Carlo error. The predictor–corrector's step size depends on the state, so it is measured by
+Monte Carlo, in the ``default`` setting only (2048 samples at 32², 256 at 128²; the ``MC floor`` row is
+the same statistic for as many exact data draws — at 128² it dominates, so read that row with care).
+
+Every run is made twice: from the exact law of ``x_1`` (``N(a(1) m, a(1)² C + v(1))``), which isolates the
+sampler's discretisation error (``W2``), and from the prior ``N(0, v(1))`` as :func:`sample` does
+(``W2 prior``, end to end). The prior leaves out the mean ``a(1) m``: the probability-flow ODE carries
+that error to ``t = 0`` (the ``prior floor`` row: the exact flow map applied to the prior, ~5e-4 for
+``default``), while the reverse SDE contracts it.
+
+Metrics, both grid-independent:
+
+* ``W2``: the exact 2-Wasserstein distance between the sample law and the data law (Gelbrich:
+  ``W2² = Σ_k m_k (|μ_k - m_k|² + (sqrt(s_k) - sqrt(c_k))²)``), reported relative to ``sqrt(E‖x_0‖²)``;
+* ``spec``: the RMS log error of the radial energy spectrum over the complete shells
+  (:func:`~hilbert_diffusion.metrics.spectrum_error`).
+
+Settings (periodic unit square, ``LinearSchedule`` β ∈ [0.1, 20]): the training benchmark's process
+``StochasticHeatSDE(Q = Matern(1.5, τ=3), κ = 2e-4)`` with data ``Matern(2, τ=3)`` plus a smooth mean
+(``default``), the same without heat (``ddo``, κ = 0), and data rougher than the noise (``rough``,
+``Matern(1.25, τ=8)``). Resolutions 32² and 128². Target (issue 4): the best sampler at ≤ 50 NFE
+matches Euler–Maruyama with 1000 uniform steps.
+
+    python benchmarks/sampler_convergence.py [--quick]
+
+prints a table and writes ``benchmarks/results/sampler_convergence.json`` and ``.png``
+(``--quick``: 16² and 32², the ``default`` setting only, ``..._quick.json/.png``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from hilbert_diffusion import GaussianOracle, Matern, PeriodicBasis, StochasticHeatSDE
+from hilbert_diffusion.metrics import empirical_mode_variances, gaussian_w2, radial_spectrum, spectrum_error
+from hilbert_diffusion.sampling import (
+    euler_maruyama,
+    exponential_ancestral,
+    exponential_deterministic,
+    gaussian_sampler_law,
+    heun_ode,
+    power_times,
+    predictor_corrector,
+    rk3_ode,
+    uniform_times,
+)
+
+RESULTS = Path(__file__).resolve().parent / "results"
+NFE_BUDGET = 50
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    kappa: float
+    data: Matern
+
+
+SETTINGS = (
+    Setting("default", 2e-4, Matern(alpha=2.0, tau=3.0)),
+    Setting("ddo", 0.0, Matern(alpha=2.0, tau=3.0)),
+    Setting("rough", 2e-4, Matern(alpha=1.25, tau=8.0)),
+)
+
+
+@dataclass(frozen=True)
+class Run:
+    """A sampler with its time grid as a function of the step count, and the step counts to try."""
+
+    label: str
+    sampler: Callable
+    grid: Callable[[int], torch.Tensor]
+    steps: tuple[int, ...]
+    exact: bool = True
+
+
+def runs(quick: bool) -> list[Run]:
+    few = (4, 8, 16) if quick else (4, 8, 16, 33, 67)
+    many = (10, 25, 50, 100, 200)
+    return [
+        Run("euler_maruyama (uniform)", euler_maruyama, uniform_times, (100, 1000) if quick else (50, 100, 200, 500, 1000)),
+        Run("exponential_ancestral", exponential_ancestral, power_times, (10, 50) if quick else many),
+        Run("exponential_deterministic", exponential_deterministic, power_times, (10, 50) if quick else many),
+        Run("heun_ode", heun_ode, power_times, (6, 12, 25) if quick else (6, 12, 25, 50, 100)),
+        Run("rk3_ode", rk3_ode, power_times, few),
+        Run("predictor_corrector", predictor_corrector, power_times, (6, 25) if quick else (6, 12, 25), exact=False),
+    ]
+
+
+class Counter:
+    """Wraps a model and counts its calls (one call = one evaluation of the whole batch)."""
+
+    def __init__(self, model) -> None:
+        self.model, self.calls = model, 0
+
+    def __call__(self, x, t):
+        self.calls += 1
+        return self.model(x, t)
+
+
+def make_problem(setting: Setting) -> tuple[StochasticHeatSDE, GaussianOracle]:
+    basis = PeriodicBasis(2)
+    sde = StochasticHeatSDE(basis=basis, covariance=Matern(alpha=1.5, tau=3.0), kappa=setting.kappa)
+    mean = None
+    if setting.name == "default":
+        u = torch.arange(16, dtype=torch.float64) / 16
+        mean = 0.5 * (torch.sin(2 * math.pi * u)[:, None] * torch.cos(4 * math.pi * u)[None, :])[None]
+    return sde, GaussianOracle(sde, setting.data, mean=mean)
+
+
+class Target:
+    """The data law at one resolution and the metrics against it."""
+
+    def __init__(self, oracle: GaussianOracle, resolution: int) -> None:
+        basis = oracle.basis
+        self.basis, self.grid = basis, basis.grid(resolution)
+        self.mult = basis.multiplicity(self.grid)
+        self.var = oracle.data_variance(self.grid)
+        field = torch.zeros((1, *self.grid), dtype=torch.float64) if oracle.mean is None else oracle.mean
+        self.mean = basis.forward(basis.resample(field, self.grid))
+        zero = torch.zeros((), dtype=torch.float64)
+        self.scale = float(gaussian_w2(self.mean, self.var, zero, zero, self.mult))  # sqrt(E‖x_0‖²)
+        self.spectrum = self._spectrum(self.mean, self.var)
+        # the exact law at t = 1 (O1), where every run starts, and what starting from the prior costs
+        a1 = oracle.sde.mean_factor(1.0, self.grid)
+        self.initial_mean = a1 * self.mean
+        self.initial_variance = oracle.marginal_variance(1.0, self.grid)
+        gain = (self.var / self.initial_variance).sqrt()  # the exact flow map x_0 - m = gain (x_1 - a_1 m)
+        prior = oracle.sde.prior_variance(self.grid)
+        self.prior_floor = self.errors(self.mean - gain * self.initial_mean, gain**2 * prior)
+
+    def _spectrum(self, mean: torch.Tensor, var: torch.Tensor):
+        # a field whose coefficients are sqrt(E|c_k|²) has the law's mean radial spectrum
+        second = (mean.abs() ** 2 + var).sqrt()
+        second = second.to(torch.complex128 if mean.is_complex() else torch.float64)
+        return radial_spectrum(self.basis.inverse(second, self.grid)[None], self.basis)
+
+    def errors(self, mean: torch.Tensor, var: torch.Tensor) -> dict[str, float]:
+        w2 = float(gaussian_w2(mean, var, self.mean, self.var, self.mult)) / self.scale
+        kmax = float(self.spectrum[0][-1])
+        spec = spectrum_error(self._spectrum(mean, var), self.spectrum, kmax=kmax) if math.isfinite(w2) else math.inf
+        return {"w2": w2, "spectrum": spec}
+
+
+def measure(run: Run, sde, oracle, target: Target, steps: int, *, mc_samples: int, seed: int) -> dict:
+    """Errors of ``run`` with ``steps`` steps, started from the exact law of ``x_1`` and from the prior."""
+    counter = Counter(oracle)
+    times = run.grid(steps)
+    resolution = target.grid
+    start = time.perf_counter()
+    row = {"steps": steps, "w2_from_prior": None}
+    for origin in ("exact", "prior") if run.exact else ("exact",):
+        counter.calls = 0
+        if run.exact:
+            initial = {}
+            if origin == "exact":
+                initial = dict(initial_mean=target.initial_mean, initial_variance=target.initial_variance)
+            mean, var = gaussian_sampler_law(run.sampler, counter, sde, times, resolution=resolution, **initial)
+        else:
+            generator = torch.Generator().manual_seed(seed)
+            if origin == "exact":
+                x0 = oracle.sample_data(mc_samples, resolution, generator=generator, dtype=torch.float64)
+                x, _ = sde.marginal_sample(x0, 1.0, generator=generator)
+            else:
+                x = sde.prior_sample(mc_samples, resolution, generator=generator, dtype=torch.float64)
+            mean, var = empirical_mode_variances(run.sampler(counter, sde, x, times, generator=generator), sde.basis)
+        errors = target.errors(mean, var)
+        row.update({"nfe": counter.calls, "w2" if origin == "exact" else "w2_from_prior": errors["w2"]})
+        if origin == "exact":
+            row["spectrum"] = errors["spectrum"]
+    row["seconds"] = time.perf_counter() - start
+    return row
+
+
+def mc_floor(oracle: GaussianOracle, target: Target, num: int, seed: int) -> dict[str, float]:
+    data = oracle.sample_data(num, target.grid, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    return target.errors(*empirical_mode_variances(data, oracle.basis))
+
+
+def grid_sweep(sde, oracle, target: Target, *, steps: int) -> list[dict]:
+    """W2 of rk3_ode with ``steps`` steps over the power grid's ``rho`` and ``t_end`` (justifies the defaults)."""
+    rows = []
+    for rho in (1.5, 2.0, 2.5, 3.0):
+        for t_end in (5e-3, 3e-3, 2e-3, 1e-3):
+            mean, var = gaussian_sampler_law(
+                rk3_ode, oracle, sde, power_times(steps, rho=rho, t_end=t_end), resolution=target.grid,
+                initial_mean=target.initial_mean, initial_variance=target.initial_variance,
+            )
+            rows.append({"rho": rho, "t_end": t_end, **target.errors(mean, var)})
+    return rows
+
+
+def plot(document: dict, path: Path) -> None:
+    """W2 against NFE: one panel per setting (columns) and resolution (rows)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    settings = list(document["settings"])
+    resolutions = list(document["settings"][settings[0]]["resolutions"])
+    fig, axes = plt.subplots(len(resolutions), len(settings), figsize=(4.2 * len(settings), 3.4 * len(resolutions)), squeeze=False)
+    for column, setting in enumerate(settings):
+        for row, res in enumerate(resolutions):
+            ax, block = axes[row][column], document["settings"][setting]["resolutions"][res]
+            for label, rows in block["samplers"].items():
+                rows = [r for r in rows if r["w2"] is not None and r["w2"] < 1]
+                if rows:
+                    ax.loglog([r["nfe"] for r in rows], [r["w2"] for r in rows], "o-", ms=3, label=label)
+            ax.axhline(block["em1000_w2"], color="k", ls="--", lw=0.8, label="Euler–Maruyama, 1000 steps")
+            ax.axvline(NFE_BUDGET, color="gray", ls=":", lw=0.8)
+            if "mc_floor" in block:
+                ax.axhline(block["mc_floor"]["w2"], color="gray", ls="-.", lw=0.8, label="MC floor (PC)")
+            ax.set_title(f"{setting}, {res}²", fontsize=9)
+            ax.set_xlabel("model evaluations (NFE)")
+            ax.set_ylabel("relative W2 to the data law")
+    axes[0][0].legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _fmt(value: float | None) -> str:
+    return f"{'-':>9s}" if value is None else f"{value:9.2e}"
+
+
+def _finite(value):
+    """JSON-safe copy: non-finite floats (a diverged explicit sampler) become null, keys become strings."""
+    if isinstance(value, dict):
+        return {str(k): _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="16² and 32², default setting, fewer step counts")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    resolutions = (16, 32) if args.quick else (32, 128)
+    settings = SETTINGS[:1] if args.quick else SETTINGS
+    document = {
+        "description": __doc__.split("\n\n")[0],
+        "method": "exact per-mode law propagation (gaussian_sampler_law) except predictor_corrector (Monte Carlo)",
+        "nfe_budget": NFE_BUDGET,
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "settings": {},
+    }
+    start = time.perf_counter()
+    print(f"{'setting':8s} {'res':>4s} {'sampler':27s} {'steps':>5s} {'NFE':>5s} {'W2':>9s} {'spec err':>9s} {'W2 prior':>9s}")
+    for setting in settings:
+        sde, oracle = make_problem(setting)
+        block = {"kappa": setting.kappa, "data": repr(setting.data), "noise": repr(sde.covariance), "resolutions": {}}
+        for res in resolutions:
+            target = Target(oracle, res)
+            entry = {"samplers": {}, "prior_floor": target.prior_floor}
+            mc_samples = (2048 if res <= 32 else 256) if setting.name == "default" else 0
+            for run in runs(args.quick):
+                if not run.exact and not mc_samples:
+                    continue
+                rows = [measure(run, sde, oracle, target, n, mc_samples=mc_samples, seed=1) for n in run.steps]
+                entry["samplers"][run.sampler.__name__] = rows
+                for r in rows:
+                    print(
+                        f"{setting.name:8s} {res:4d} {run.label:27s} {r['steps']:5d} {r['nfe']:5d} {r['w2']:9.2e} "
+                        f"{r['spectrum']:9.2e} {_fmt(r['w2_from_prior'])}"
+                    )
+            if mc_samples:
+                entry["mc_floor"] = {"samples": mc_samples, **mc_floor(oracle, target, mc_samples, seed=2)}
+                floor = entry["mc_floor"]
+                print(f"{setting.name:8s} {res:4d} {'(MC floor, exact draws)':39s} {floor['w2']:9.2e} {floor['spectrum']:9.2e}")
+            print(f"{setting.name:8s} {res:4d} {'(prior floor: exact flow from the prior)':59s} {target.prior_floor['w2']:9.2e}")
+            em = entry["samplers"]["euler_maruyama"]
+            em1000 = next(r for r in em if r["steps"] == 1000)
+            entry["em1000_w2"], entry["em1000_w2_from_prior"] = em1000["w2"], em1000["w2_from_prior"]
+            for key in ("w2", "w2_from_prior"):
+                name, best = min(
+                    (
+                        (name, r)
+                        for name, rows in entry["samplers"].items()
+                        if name != "predictor_corrector"
+                        for r in rows
+                        if r["nfe"] <= NFE_BUDGET
+                    ),
+                    key=lambda item: item[1][key],
+                )
+                met = best[key] <= em1000[key]
+                entry[f"best_within_budget_{key}"] = {"sampler": name, "met": met, **best}
+                print(
+                    f"{setting.name:8s} {res:4d} [{key}] best ≤ {NFE_BUDGET} NFE: {name} ({best['nfe']} NFE) {best[key]:.2e} "
+                    f"vs EM-1000 {em1000[key]:.2e} → {'met' if met else 'NOT met'}"
+                )
+            block["resolutions"][res] = entry
+        if setting.name == "default" and not args.quick:
+            block["rk3_grid_sweep_16_steps"] = grid_sweep(sde, oracle, Target(oracle, 32), steps=16)
+        document["settings"][setting.name] = block
+    if not args.quick:  # the explicit baseline's stability limit on a finer grid with stronger heat
+        sde, oracle = make_problem(Setting("heat", 1e-3, Matern(alpha=2.0, tau=3.0)))
+        target = Target(oracle, 128)
+        document["stability_kappa_1e-3_128"] = {
+            run.sampler.__name__: measure(run, sde, oracle, target, n, mc_samples=0, seed=0)
+            for run, n in ((runs(False)[0], 1000), (runs(False)[4], 16))
+        }
+        for name, r in document["stability_kappa_1e-3_128"].items():
+            print(
+                f"{'κ=1e-3':8s} {128:4d} {name:27s} {r['steps']:5d} {r['nfe']:5d} {r['w2']:9.2e} {r['spectrum']:9.2e} "
+                f"{_fmt(r['w2_from_prior'])}"
+            )
+    document["seconds"] = time.perf_counter() - start
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stem = "sampler_convergence_quick" if args.quick else "sampler_convergence"
+    (RESULTS / f"{stem}.json").write_text(json.dumps(_finite(document), indent=1))
+    plot(_finite(document), RESULTS / f"{stem}.png")
+    print(f"wrote {RESULTS / stem}.json/.png in {document['seconds']:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
