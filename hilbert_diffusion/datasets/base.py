@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -19,7 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..bases import DirichletBasis, Grid, NeumannBasis, PeriodicBasis, SpectralBasis, SphereBasis
+from ..bases import Grid, SpectralBasis
 from ..config import from_config, to_config
 
 __all__ = ["FieldDataset", "dataset_spec", "from_spec", "grid_coordinates", "field_generator", "field_seed"]
@@ -142,17 +141,6 @@ def from_spec(spec: dict, **overrides: Any) -> FieldDataset:
     return dataset
 
 
-def _box_nodes(basis: SpectralBasis, n: int, length: float) -> Tensor:
-    j = torch.arange(n, dtype=torch.float64)
-    if isinstance(basis, PeriodicBasis):
-        return j * length / n
-    if isinstance(basis, NeumannBasis):
-        return (j + 0.5) * length / n
-    if isinstance(basis, DirichletBasis):
-        return (j + 1) * length / (n + 1)
-    raise ValueError(f"no grid points known for {type(basis).__name__}; pass coordinates explicitly.")
-
-
 def grid_coordinates(basis: SpectralBasis, grid: Grid) -> Tensor:
     """Positions of the grid points of ``basis``, ``(*grid, ndim)`` float64.
 
@@ -160,18 +148,7 @@ def grid_coordinates(basis: SpectralBasis, grid: Grid) -> Tensor:
     ``x_j = (j + 1) L / (N + 1)``; sphere ``(θ_i, φ_j)``: Gauss–Legendre (or Clenshaw–Curtis)
     colatitudes from the north pole and ``φ_j = 2π j / nlon``, as ``torch_harmonics`` orders them.
     """
-    grid = basis.grid(grid)
-    if isinstance(basis, SphereBasis):
-        from torch_harmonics.quadrature import clenshaw_curtiss_weights, legendre_gauss_weights
-
-        nlat, nlon = grid
-        rule = legendre_gauss_weights if basis.grid_type == "legendre-gauss" else clenshaw_curtiss_weights
-        cost, _ = rule(nlat, -1.0, 1.0)
-        colatitude = torch.flip(torch.arccos(torch.as_tensor(cost, dtype=torch.float64)), dims=(0,))
-        longitude = 2 * math.pi * torch.arange(nlon, dtype=torch.float64) / nlon
-        axes = [colatitude, longitude]
-    else:
-        axes = [_box_nodes(basis, n, L) for n, L in zip(grid, basis.lengths)]
+    axes = basis.axis_points(basis.grid(grid))
     return torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1)
 
 

@@ -19,7 +19,6 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-import torch
 from torch import Tensor
 
 __all__ = ["CACHE_ENV", "default_cache_dir", "cached_tensor", "is_cached", "spec_key"]
