@@ -56,7 +56,7 @@ from tqdm.auto import tqdm
 
 from .bases import Grid, SpectralBasis
 from .models.oracle import GaussianOracle
-from .sampling import Callback, Model, _validate_times
+from .sampling import Callback, Model, validate_times
 from .sde import DiagonalSDE
 
 __all__ = [
@@ -641,7 +641,7 @@ class _Problem:
                 f"the operator is defined on {self.operator.basis} but the SDE on {basis}; build both on the same basis."
             )
         self.grid = basis.grid_of(self.x)
-        self.times = _validate_times(self.times)
+        self.times = validate_times(self.times)
         self.operator._check_observation(self.y, self.grid)
         y = self.y.to(device=self.x.device, dtype=self.x.dtype)
         if y.dim() != self.x.dim() or y.shape[1] != self.x.shape[1] or y.shape[0] not in (1, self.x.shape[0]):

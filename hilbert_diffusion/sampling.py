@@ -64,6 +64,7 @@ __all__ = [
     "Callback",
     "Sampler",
     "uniform_times",
+    "validate_times",
     "power_times",
     "euler_maruyama",
     "exponential_ancestral",
@@ -154,7 +155,7 @@ class _Run:
                 f"draw it with sde.prior_sample(num, resolution)."
             )
         self.grid = basis.grid_of(self.x)
-        self.times = _validate_times(self.times)
+        self.times = validate_times(self.times)
 
     @property
     def basis(self):
@@ -202,7 +203,7 @@ class _Run:
         return self.basis.inverse(c, self.grid)
 
 
-def _validate_times(times: Tensor | Sequence[float]) -> Tensor:
+def validate_times(times: Tensor | Sequence[float]) -> Tensor:
     times = torch.as_tensor(times, dtype=torch.float64).cpu()
     if times.dim() != 1 or len(times) < 2:
         raise ValueError(f"times must be a 1-D grid with at least 2 entries, got shape {tuple(times.shape)}.")
@@ -545,7 +546,7 @@ def gaussian_sampler_law(
     Returns ``(mean, variance)`` of the output coefficients, each ``(channels, *coefficient_shape)``
     (``variance`` is ``E|c_k - mean_k|²``).
     """
-    times = _validate_times(times)
+    times = validate_times(times)
     basis = sde.basis
     grid = basis.grid(resolution)
     template = basis.forward(torch.zeros((3, channels, *grid), dtype=torch.float64))
