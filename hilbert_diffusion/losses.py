@@ -1,0 +1,130 @@
+"""Denoising score matching in function space.
+
+For a denoiser ``D(x_t, t) ≈ E[x_0 | x_t]`` (the model contract) the loss is::
+
+    L = E_{t ~ p(t)} E_{x_0} E_{x_t | x_0} [ Σ_c w_c(t) ‖D(x_t, t)_c − x_{0,c}‖²_{L²(Ω)} ]          (L1)
+
+    ‖f‖²_{L²(Ω)} = ∫_Ω f² ≈ Σ_j w_j f_j²      (the basis' quadrature: |Ω| × grid mean on a uniform grid)
+
+The norm is that of the *function*, not a sum over grid points, so ``L`` has the same value on every
+grid that resolves the data (it would grow like ``N^d`` as a sum). For every positive weight the
+minimiser is ``D = E[x_0 | x_t]``; the score follows per mode as ``-(x_k - a_k D_k) / v_k``. Since
+``x_t - a x_0 = n`` (the coloured noise) and ``D`` determines the noise estimate ``x_t - a D``, the
+loss is also a noise-prediction loss with per-mode weight ``1 / a_k²`` — the denoiser form is used
+because its per-mode target is bounded at every ``t`` (``E|x_{0,k}|² = c_k``), while the noise target
+of the fine modes vanishes as ``t → 0``.
+
+Time sampling: ``t ~ U[t_min, 1]`` (:class:`UniformTime`) or its stratified version
+(:class:`StratifiedTime`, one draw per sub-interval: the same marginal, lower variance of the batch
+mean). ``t_min > 0`` keeps the weight of :meth:`PreconditionedScoreOperator.loss_weight` finite.
+Weighting: ``w = 1`` is the plain L² error of ``E[x_0|x_t]``; the trainer uses the model's
+``loss_weight``, ``w_c(t) = 1 / e_c(t)`` with ``e_c`` the expected error of the Wiener filter of the
+estimated data spectrum (EDM's ``1/c_out²`` for the Wiener-skip model; eq. P8 of
+:mod:`.models.fno`), which makes every noise level contribute a loss of order one.
+
+The exact denoiser of Gaussian data ``N(0, C)`` has, per mode, error variance equal to the posterior
+variance, so (:func:`gaussian_denoising_loss`)::
+
+    E ‖D*(x_t, t) − x_0‖²_{L²} = Σ_k m_k c_k v_k / (a_k² c_k + v_k)                                 (L2)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from .bases import Grid
+from .noise import Spectrum
+from .sde import DiagonalSDE
+
+__all__ = ["UniformTime", "StratifiedTime", "denoising_loss", "gaussian_denoising_loss"]
+
+
+def _check_t_min(t_min: float) -> None:
+    if not 0 <= t_min < 1:
+        raise ValueError(f"t_min must lie in [0, 1), got {t_min}; use e.g. 1e-3.")
+
+
+@dataclass(frozen=True)
+class UniformTime:
+    """``t ~ U[t_min, 1]``, shape ``(batch,)``, float64."""
+
+    t_min: float = 1e-3
+
+    def __post_init__(self) -> None:
+        _check_t_min(self.t_min)
+
+    def __call__(self, batch: int, *, generator: torch.Generator | None = None) -> Tensor:
+        u = torch.rand(batch, generator=generator, dtype=torch.float64)
+        return self.t_min + (1 - self.t_min) * u
+
+
+@dataclass(frozen=True)
+class StratifiedTime:
+    """One draw of ``U[t_min, 1]`` in each of ``batch`` equal sub-intervals, in random order."""
+
+    t_min: float = 1e-3
+
+    def __post_init__(self) -> None:
+        _check_t_min(self.t_min)
+
+    def __call__(self, batch: int, *, generator: torch.Generator | None = None) -> Tensor:
+        u = torch.rand(batch, generator=generator, dtype=torch.float64)
+        order = torch.randperm(batch, generator=generator)
+        u = (order.to(torch.float64) + u) / batch
+        return self.t_min + (1 - self.t_min) * u
+
+
+def denoising_loss(
+    model: Callable[[Tensor, Tensor], Tensor],
+    x0: Tensor,
+    sde: DiagonalSDE,
+    *,
+    t: Tensor | None = None,
+    time_sampler: Callable[..., Tensor] = UniformTime(),
+    weight: Tensor | Callable[[Tensor, Grid], Tensor] | None = None,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Per-sample loss (L1), shape ``(batch,)``; average it for the training objective.
+
+    Args:
+        model: the denoiser ``model(x_t, t) -> E[x_0 | x_t]``.
+        x0: clean data ``(batch, channels, *grid)``.
+        sde: the forward process (``x_t ~ N(a x_0, v)`` per mode, equation 4 of :mod:`.sde`).
+        t: times ``(batch,)``; drawn from ``time_sampler`` when ``None``.
+        weight: ``w_c(t)``: ``None`` (1), a tensor broadcastable to ``(batch, channels)``, or a
+            callable ``weight(t, grid) -> (batch, channels)`` such as a model's ``loss_weight``.
+        generator: random source for ``t`` and the noise.
+    """
+    basis = sde.basis
+    if x0.dim() != basis.ndim + 2:
+        raise ValueError(f"x0 must be shaped (batch, channels, *grid) with {basis.ndim} grid axes, got {tuple(x0.shape)}.")
+    batch = x0.shape[0]
+    if t is None:
+        t = time_sampler(batch, generator=generator)
+    t = torch.as_tensor(t, dtype=torch.float64)
+    if t.shape != (batch,):
+        raise ValueError(f"t must have shape ({batch},), got {tuple(t.shape)}.")
+    x_t, _ = sde.marginal_sample(x0, t, generator=generator)
+    error = basis.integrate((model(x_t, t.to(x0.device)) - x0) ** 2)  # ‖D - x_0‖²_{L²} per channel, (L1)
+    if callable(weight):
+        weight = weight(t, basis.grid_of(x0))
+    if weight is not None:
+        error = error * torch.as_tensor(weight).to(error.device, error.dtype)
+    return error.sum(-1)
+
+
+def gaussian_denoising_loss(sde: DiagonalSDE, data_covariance: Spectrum, t: float | Tensor, grid: Grid) -> Tensor:
+    """The loss (L1, ``w = 1``, one channel) of the exact denoiser of ``N(m, C)`` data at fixed ``t``:
+    ``Σ_k m_k c_k v_k / (a_k² c_k + v_k)`` (L2), the trace of the posterior covariance. Float64,
+    shape ``t.shape``."""
+    basis = sde.basis
+    a, v = sde.mean_factor(t, grid), sde.variance(t, grid)
+    c = data_covariance(basis.eigenvalues(grid))
+    posterior = c * v / (a**2 * c + v).clamp_min(torch.finfo(torch.float64).tiny)
+    m = basis.multiplicity(grid)
+    per_mode = m * posterior
+    return per_mode.flatten(per_mode.dim() - m.dim()).sum(-1).reshape(torch.as_tensor(t).shape)

@@ -1,0 +1,378 @@
+"""Training a score operator by denoising score matching (:mod:`.losses`).
+
+:func:`train` takes data shaped ``(num, channels, *grid)`` and an SDE (whose basis is the domain) and
+runs AdamW with linear warm-up (then optional cosine decay), gradient clipping, an EMA of the weights,
+fixed seeds, a progress bar (loss and steps/s), periodic checkpoints (:mod:`.checkpoint`) and
+sample figures, with optional multi-resolution batches. Everything random comes from one
+``torch.Generator`` seeded by ``TrainConfig.seed`` whose state is checkpointed, and the learning rate
+is a pure function of the step, so ``resume=True`` continues exactly: ``S`` steps at once and
+``S/2 + resume + S/2`` give bit-identical weights.
+
+The data are normalised per channel (mean, standard deviation; stored in the checkpoint) and the
+model and SDE live in normalised units; see :class:`~hilbert_diffusion.checkpoint.TrainedRun`.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from torch import Tensor, nn
+
+from .checkpoint import TrainedRun, list_checkpoints, read_checkpoint, write_checkpoint
+from .config import from_config, to_config
+from .losses import StratifiedTime, UniformTime, denoising_loss
+from .models.fno import EmpiricalSpectrum, ScoreFNOConfig, clean_state_dict
+from .sde import DiagonalSDE
+
+__all__ = ["TrainConfig", "Normalization", "ModelConfig", "train", "save_sample_figure"]
+
+
+class ModelConfig(Protocol):
+    """An architecture config (a frozen dataclass, e.g. ``ScoreFNOConfig``) that builds its model."""
+
+    def build(self, sde: DiagonalSDE, *, channels: int, data_spectrum: Sequence[Any]) -> nn.Module: ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    """Options of :func:`train`.
+
+    Learning rate at step ``s`` (0-based): ``lr · min(1, (s+1)/warmup_steps)``, times
+    ``r + (1-r)(1+cos(π p))/2`` with ``p = (s - warmup)/(steps - warmup)`` and ``r = min_lr_ratio``
+    when ``cosine_decay``. EMA: ``θ̄ ← θ̄ + (1 - d_s)(θ - θ̄)`` with ``d_s = min(ema_decay, (1+s)/(10+s))``.
+    ``edm_weighting`` uses the model's ``loss_weight`` (eq. P8 of :mod:`.models.fno`: one over the
+    Wiener filter's expected error at ``t``) in the loss, else ``w = 1``.
+    ``resolutions``: if non-empty, each batch is resampled (band-limited) to one of them, drawn
+    uniformly. ``checkpoint_every`` / ``sample_every``: in steps (0: only at the end / never
+    periodically; a figure is always drawn at the end when ``figure_samples > 0`` and there is an
+    output directory).
+    """
+
+    steps: int = 2000
+    batch_size: int = 32
+    lr: float = 2e-3
+    weight_decay: float = 0.0
+    warmup_steps: int = 100
+    cosine_decay: bool = True
+    min_lr_ratio: float = 0.05
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    seed: int = 0
+    time_sampler: UniformTime | StratifiedTime = StratifiedTime(1e-3)
+    edm_weighting: bool = True
+    normalize: bool = True
+    resolutions: tuple[int | tuple[int, ...], ...] = ()
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 2
+    sample_every: int = 0
+    sample_steps: int = 50
+    figure_samples: int = 4
+
+    def __post_init__(self) -> None:
+        positive = ("steps", "batch_size", "keep_checkpoints", "sample_steps")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(f"TrainConfig.{name} must be at least 1, got {getattr(self, name)}.")
+        for name in ("warmup_steps", "checkpoint_every", "sample_every", "figure_samples"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"TrainConfig.{name} must be ≥ 0, got {getattr(self, name)}.")
+        if not self.lr > 0 or self.weight_decay < 0 or not self.grad_clip > 0:
+            raise ValueError(f"TrainConfig needs lr > 0, weight_decay ≥ 0, grad_clip > 0; got {self}.")
+        if not 0 <= self.ema_decay < 1 or not 0 <= self.min_lr_ratio <= 1:
+            raise ValueError(f"ema_decay must be in [0, 1) and min_lr_ratio in [0, 1], got {self}.")
+        object.__setattr__(self, "resolutions", tuple(r if isinstance(r, int) else tuple(r) for r in self.resolutions))
+
+    def learning_rate(self, step: int) -> float:
+        """The learning rate used at (0-based) ``step``."""
+        lr = self.lr * min(1.0, (step + 1) / max(1, self.warmup_steps))
+        if self.cosine_decay and step >= self.warmup_steps:
+            span = max(1, self.steps - self.warmup_steps)
+            progress = min(1.0, (step - self.warmup_steps) / span)
+            lr *= self.min_lr_ratio + (1 - self.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+        return lr
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """Per-channel affine normalisation ``(x - mean) / std``; the identity when fitted with ``enabled=False``."""
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mean", tuple(float(m) for m in self.mean))
+        object.__setattr__(self, "std", tuple(float(s) for s in self.std))
+        if len(self.mean) != len(self.std) or not all(s > 0 and math.isfinite(s) for s in self.std):
+            raise ValueError(f"Normalization needs one positive finite std per channel, got {self}.")
+
+    @classmethod
+    def fit(cls, data: Tensor, *, enabled: bool = True) -> Normalization:
+        """Mean and standard deviation of each channel of ``data`` ``(num, channels, *grid)``."""
+        channels = data.shape[1]
+        if not enabled:
+            return cls((0.0,) * channels, (1.0,) * channels)
+        flat = data.transpose(0, 1).reshape(channels, -1).to(torch.float64)
+        std = flat.std(dim=1)
+        if (std <= 0).any():
+            raise ValueError(f"a channel of the data is constant (std {std.tolist()}); it cannot be normalised.")
+        return cls(tuple(flat.mean(dim=1).tolist()), tuple(std.tolist()))
+
+    def _shape(self, x: Tensor) -> tuple[int, ...]:
+        if x.dim() < 2 or x.shape[1] != len(self.mean):
+            raise ValueError(f"expected (batch, {len(self.mean)}, *grid), got {tuple(x.shape)}.")
+        return (1, len(self.mean), *([1] * (x.dim() - 2)))
+
+    def encode(self, x: Tensor) -> Tensor:
+        shape = self._shape(x)
+        mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).reshape(shape)
+        std = torch.tensor(self.std, dtype=x.dtype, device=x.device).reshape(shape)
+        return (x - mean) / std
+
+    def decode(self, x: Tensor) -> Tensor:
+        shape = self._shape(x)
+        mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).reshape(shape)
+        std = torch.tensor(self.std, dtype=x.dtype, device=x.device).reshape(shape)
+        return x * std + mean
+
+
+# --------------------------------------------------------------------------------------- figures
+def save_sample_figure(samples: Tensor, path: str | os.PathLike, *, title: str = "") -> Path:
+    """Save fields ``(num, channels, *grid)`` (1-D: curves; 2-D: images, one per sample and channel)
+    as a PNG, written atomically. Uses matplotlib's Agg canvas (no pyplot, no global backend)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    samples = samples.detach().cpu().float()
+    num, channels = samples.shape[:2]
+    ndim = samples.dim() - 2
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if ndim == 1:
+        fig = Figure(figsize=(6, 2.5 * channels))
+        for c in range(channels):
+            ax = fig.add_subplot(channels, 1, c + 1)
+            for i in range(num):
+                ax.plot(samples[i, c].numpy(), lw=1)
+            ax.set_ylabel(f"channel {c}")
+    elif ndim == 2:
+        fig = Figure(figsize=(2.2 * num, 2.2 * channels))
+        for c in range(channels):
+            vmax = float(samples[:, c].abs().max()) or 1.0
+            for i in range(num):
+                ax = fig.add_subplot(channels, num, c * num + i + 1)
+                ax.imshow(samples[i, c].numpy(), cmap="RdBu_r", vmin=-vmax, vmax=vmax, origin="lower")
+                ax.set_axis_off()
+    else:
+        raise ValueError(f"can draw 1-D or 2-D fields, got {ndim} grid axes.")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp")
+    FigureCanvasAgg(fig).print_png(str(tmp))
+    os.replace(tmp, path)
+    return path
+
+
+# --------------------------------------------------------------------------------------- training
+def _check_data(data: Any, sde: DiagonalSDE) -> Tensor:
+    basis = getattr(data, "basis", None)
+    if basis is not None and basis != sde.basis:
+        raise ValueError(f"the dataset lives on {basis} but the SDE on {sde.basis}; build the SDE on the dataset's basis.")
+    data = getattr(data, "data", data)  # a dataset object with a .data tensor, or the tensor itself
+    if not isinstance(data, Tensor):
+        raise ValueError(f"data must be a tensor (num, channels, *grid) or have a .data tensor, got {type(data).__name__}.")
+    if data.dim() != sde.basis.ndim + 2 or data.shape[0] < 1:
+        raise ValueError(
+            f"data must be shaped (num, channels, *grid) with {sde.basis.ndim} grid axes for "
+            f"{type(sde.basis).__name__}, got {tuple(data.shape)}."
+        )
+    sde.basis.grid_of(data)
+    if not torch.isfinite(data).all():
+        raise ValueError("data contain NaN or inf.")
+    return data.detach().cpu().float()
+
+
+def _run_config(sde, model: ModelConfig, channels, spectra, normalization, config: TrainConfig, data, spec) -> dict:
+    return {
+        "sde": to_config(sde),
+        "model": {
+            "config": to_config(model),
+            "channels": channels,
+            "data_spectrum": [to_config(s) for s in spectra],
+        },
+        "normalization": to_config(normalization),
+        "train": to_config(config),
+        "data": {"num": int(data.shape[0]), "grid": list(data.shape[2:]), "spec": spec},
+    }
+
+
+class _EMA:
+    """Exponential moving average of a model's state (parameters and persistent buffers)."""
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        self.decay = decay
+        self.model = copy.deepcopy(model).requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module, step: int) -> None:
+        decay = min(self.decay, (1 + step) / (10 + step))
+        # By name, persistent state only: lazily built caches (e.g. SFNO's transforms) may differ.
+        current = model.state_dict(keep_vars=True)
+        for name, avg in self.model.state_dict(keep_vars=True).items():
+            if not isinstance(avg, Tensor):
+                continue
+            if avg.is_floating_point() or avg.is_complex():
+                avg.data.lerp_(current[name].data, 1 - decay)
+            else:
+                avg.data.copy_(current[name].data)
+
+
+def train(
+    data: Tensor | Any,
+    *,
+    sde: DiagonalSDE,
+    model: ModelConfig = ScoreFNOConfig(),
+    config: TrainConfig = TrainConfig(),
+    out_dir: str | os.PathLike | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    callback: Callable[[int, float], None] | None = None,
+    max_seconds: float | None = None,
+) -> TrainedRun:
+    """Train a score operator on ``data`` ``(num, channels, *grid)`` for the forward process ``sde``.
+
+    Args:
+        data: training fields on one grid of ``sde.basis`` (or an object with a ``.data`` tensor).
+        sde: the forward process; its basis is the domain.
+        model: the architecture, e.g. ``ScoreFNOConfig(...)`` or ``SphericalScoreConfig(...)``.
+        config: optimisation, schedule, EMA, checkpoint and figure options.
+        out_dir: run directory for checkpoints (``checkpoint-<step>/``) and figures (``samples/``);
+            ``None`` trains in memory only.
+        resume: continue from the newest checkpoint in ``out_dir`` up to ``config.steps`` (the SDE,
+            architecture and data grid must match; normalisation and data spectrum are the stored ones).
+            With the same ``config`` the continuation is bit-exact; a larger ``steps`` extends the run
+            (the cosine schedule is then recomputed for the new total).
+        progress: show a tqdm bar with the loss and steps/s.
+        callback: ``callback(step, loss)`` after every optimisation step.
+        max_seconds: stop (with a checkpoint) once this much wall-clock time has passed, even before
+            ``config.steps``; the cosine schedule still refers to ``config.steps``.
+
+    Returns:
+        A :class:`~hilbert_diffusion.checkpoint.TrainedRun` holding the EMA model (eval mode).
+    """
+    from tqdm.auto import tqdm
+
+    spec = getattr(data, "spec", None)  # a FieldDataset's recipe, stored for reproducibility
+    spec = spec if isinstance(spec, dict) else None
+    data = _check_data(data, sde)
+    basis = sde.basis
+    channels = data.shape[1]
+    out_dir = Path(out_dir) if out_dir is not None else None
+    checkpoint = None
+    if resume:
+        if out_dir is None or not list_checkpoints(out_dir):
+            raise ValueError(f"resume=True but {out_dir} holds no checkpoint to resume; train without resume first.")
+        checkpoint = read_checkpoint(out_dir)
+        stored = checkpoint.config
+        if stored["sde"] != to_config(sde) or stored["model"]["config"] != to_config(model):
+            raise ValueError(
+                f"cannot resume {checkpoint.path}: its SDE or model config differs from the one given; "
+                f"pass the same sde and model (see its {checkpoint.path.name}/checkpoint.json)."
+            )
+        if stored["model"]["channels"] != channels or stored["data"]["grid"] != list(data.shape[2:]):
+            raise ValueError(
+                f"cannot resume {checkpoint.path}: it was trained on {stored['model']['channels']} channels on grid "
+                f"{stored['data']['grid']}, the data given are {tuple(data.shape[1:])}."
+            )
+        normalization = from_config(stored["normalization"])
+        spectra = [from_config(s) for s in stored["model"]["data_spectrum"]]
+    else:
+        if out_dir is not None and list_checkpoints(out_dir):
+            raise ValueError(f"{out_dir} already holds a run; pass resume=True to continue it or choose another out_dir.")
+        normalization = Normalization.fit(data, enabled=config.normalize)
+        spectra = list(EmpiricalSpectrum.estimate(normalization.encode(data), basis))
+    x = normalization.encode(data)
+    run_config = _run_config(sde, model, channels, spectra, normalization, config, data, spec)
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        net = model.build(sde, channels=channels, data_spectrum=spectra)
+    ema = _EMA(net, config.ema_decay)
+    optimizer = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    generator = torch.Generator().manual_seed(config.seed)
+    step = 0
+    if checkpoint is not None:
+        net.load_state_dict(checkpoint.prefixed("model"))
+        ema.model.load_state_dict(checkpoint.prefixed("ema"))
+        state = checkpoint.training_state()
+        optimizer.load_state_dict(state["optimizer"])
+        generator.set_state(state["generator"])
+        step = int(state["step"])
+
+    def save() -> Path | None:
+        if out_dir is None:
+            return None
+        tensors = {f"model.{k}": v for k, v in clean_state_dict(net).items()}
+        tensors.update({f"ema.{k}": v for k, v in clean_state_dict(ema.model).items()})
+        state = {"optimizer": optimizer.state_dict(), "generator": generator.get_state(), "step": step}
+        return write_checkpoint(out_dir, step=step, config=run_config, tensors=tensors, training_state=state,
+                                keep=config.keep_checkpoints)
+
+    def figure() -> None:
+        if out_dir is None or config.figure_samples < 1:
+            return
+        run = TrainedRun(model=ema.model.eval(), sde=sde, normalization=normalization, step=step, config=run_config)
+        figure_gen = torch.Generator().manual_seed(config.seed + 1)  # separate: figures never disturb training
+        samples = run.sample(config.figure_samples, tuple(data.shape[2:]), steps=config.sample_steps, generator=figure_gen)
+        save_sample_figure(samples, out_dir / "samples" / f"step_{step:08d}.png", title=f"step {step}")
+
+    weight = net.loss_weight if config.edm_weighting else None
+    bar = tqdm(total=config.steps, initial=step, unit="step", disable=not progress, dynamic_ncols=True)
+    running = None
+    net.train()
+    start = time.monotonic()
+    try:
+        while step < config.steps:
+            if max_seconds is not None and time.monotonic() - start > max_seconds:
+                break
+            for group in optimizer.param_groups:
+                group["lr"] = config.learning_rate(step)
+            if config.resolutions:
+                choice = int(torch.randint(len(config.resolutions), (1,), generator=generator))
+            index = torch.randint(x.shape[0], (config.batch_size,), generator=generator)
+            batch = x[index]
+            if config.resolutions:
+                batch = basis.resample(batch, config.resolutions[choice])
+            loss = denoising_loss(net, batch, sde, time_sampler=config.time_sampler, weight=weight, generator=generator).mean()
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"the loss became {loss.item()} at step {step}; lower lr or check the data.")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(net.parameters(), config.grad_clip)
+            optimizer.step()
+            ema.update(net, step)
+            step += 1
+            value = loss.item()
+            running = value if running is None else 0.98 * running + 0.02 * value
+            bar.update(1)
+            bar.set_postfix(loss=f"{running:.4g}", lr=f"{config.learning_rate(step - 1):.2e}", refresh=False)
+            if callback is not None:
+                callback(step, value)
+            if config.checkpoint_every and step % config.checkpoint_every == 0 and step < config.steps:
+                save()
+            if config.sample_every and step % config.sample_every == 0 and step < config.steps:
+                figure()
+    finally:
+        bar.close()
+    final = save()
+    figure()
+    ema.model.eval()
+    return TrainedRun(model=ema.model, sde=sde, normalization=normalization, step=step, path=final, config=run_config)

@@ -1,0 +1,239 @@
+"""Trainer and checkpoints: exact resume, atomic and verified checkpoints, load from the directory
+alone, normalisation, schedule, multi-resolution batches, the sphere, and that training learns."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pytest
+import torch
+from torch import nn
+
+from hilbert_diffusion import (
+    GaussianOracle,
+    GaussianRandomField,
+    Matern,
+    PeriodicBasis,
+    SphereBasis,
+    StochasticHeatSDE,
+    from_config,
+    to_config,
+)
+from hilbert_diffusion.checkpoint import CheckpointError, list_checkpoints, load, read_checkpoint
+from hilbert_diffusion.losses import StratifiedTime
+from hilbert_diffusion.models.fno import ScoreFNO, ScoreFNOConfig
+from hilbert_diffusion.models.sphere import SphericalScoreConfig
+from hilbert_diffusion.training import Normalization, TrainConfig, train
+
+TINY = ScoreFNOConfig(hidden_channels=8, n_layers=1, n_modes=4, embedding_dim=8)
+FAST = dict(batch_size=4, warmup_steps=2, figure_samples=0, sample_steps=4)
+
+
+def _setup(channels: int = 1, num: int = 64, n: int = 16):
+    basis = PeriodicBasis(1)
+    cov = Matern(alpha=1.5, tau=5.0)
+    sde = StochasticHeatSDE(basis=basis, covariance=Matern(alpha=1.0, tau=3.0))
+    data = 3.0 + 2.0 * GaussianRandomField(basis, cov).sample(num, n, channels=channels, generator=torch.Generator().manual_seed(0))
+    return basis, cov, sde, data
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_resume_is_bit_exact(tmp_path):
+    """6 steps at once == 3 steps, a crash at step 4 (losing at most one checkpoint interval), a resume
+    from the step-3 checkpoint and 3 more steps: identical raw weights, EMA weights and optimiser state.
+    Multi-resolution batches and the cosine schedule are on, so every random draw and the schedule
+    position must be restored."""
+    _, _, sde, data = _setup(channels=2)
+    config = TrainConfig(steps=6, checkpoint_every=3, resolutions=(16, 32), **FAST)
+    train(data, sde=sde, model=TINY, config=config, out_dir=tmp_path / "a", progress=False)
+
+    def crash(step, loss):
+        if step == 4:
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        train(data, sde=sde, model=TINY, config=config, out_dir=tmp_path / "b", progress=False, callback=crash)
+    assert [p.name for p in list_checkpoints(tmp_path / "b")] == ["checkpoint-00000003"]
+    resumed = train(data, sde=sde, model=TINY, config=config, out_dir=tmp_path / "b", resume=True, progress=False)
+    assert resumed.step == 6
+    a, b = read_checkpoint(tmp_path / "a"), read_checkpoint(tmp_path / "b")
+    assert a.step == b.step == 6
+    assert a.tensors.keys() == b.tensors.keys() and any(k.startswith("ema.") for k in a.tensors)
+    for name in a.tensors:
+        assert torch.equal(a.tensors[name], b.tensors[name]), name
+    opt_a, opt_b = a.training_state()["optimizer"]["state"], b.training_state()["optimizer"]["state"]
+    for key in opt_a:
+        for field in ("exp_avg", "exp_avg_sq"):
+            assert torch.equal(opt_a[key][field], opt_b[key][field])
+    assert torch.equal(a.training_state()["generator"], b.training_state()["generator"])
+    # a different seed does change the weights (the comparison above can fail)
+    train(data, sde=sde, model=TINY, config=TrainConfig(steps=6, seed=1, resolutions=(16, 32), **FAST),
+          out_dir=tmp_path / "c", progress=False)
+    c = read_checkpoint(tmp_path / "c")
+    assert not all(torch.equal(a.tensors[k], c.tensors[k]) for k in a.tensors)
+
+
+def test_load_rebuilds_the_run_from_the_directory_alone(tmp_path):
+    basis, _, sde, data = _setup()
+    config = TrainConfig(steps=4, checkpoint_every=0, **{**FAST, "figure_samples": 2})
+    run = train(data, sde=sde, model=TINY, config=config, out_dir=tmp_path, progress=False)
+    loaded = load(tmp_path)
+    assert loaded.step == 4 and to_config(loaded.sde) == to_config(sde)
+    assert loaded.normalization == run.normalization
+    x, t = torch.randn(3, 1, 32), torch.tensor([0.1, 0.5, 0.9])
+    assert torch.equal(loaded.model(x, t), run.model(x, t))  # EMA weights, and at another resolution
+    raw = load(tmp_path, ema=False)
+    assert not torch.equal(raw.model(x, t), loaded.model(x, t))
+    samples = loaded.sample(2, 48, steps=4, generator=torch.Generator().manual_seed(0))
+    assert samples.shape == (2, 1, 48) and torch.isfinite(samples).all()
+    from PIL import Image
+
+    with Image.open(tmp_path / "samples" / "step_00000004.png") as image:
+        assert image.size[0] > 100
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        load(tmp_path / "samples")
+
+
+def test_corrupt_checkpoints_are_refused_with_clear_messages(tmp_path):
+    _, _, sde, data = _setup()
+    train(data, sde=sde, model=TINY, config=TrainConfig(steps=2, **FAST), out_dir=tmp_path, progress=False)
+    folder = list_checkpoints(tmp_path)[-1]
+    (tmp_path / ".tmp-checkpoint-leftover").mkdir()  # what a killed writer leaves: ignored
+    assert load(tmp_path).step == 2
+    weights = folder / "weights.safetensors"
+    original = weights.read_bytes()
+    weights.write_bytes(original[: len(original) // 2])
+    with pytest.raises(CheckpointError, match="corrupt or truncated"):
+        load(tmp_path)
+    weights.write_bytes(original)
+    config_file = folder / "checkpoint.json"
+    document = json.loads(config_file.read_text())
+    edited = {**document, "step": 99}
+    config_file.write_text(json.dumps(edited))
+    with pytest.raises(CheckpointError, match="edited"):
+        load(tmp_path)
+    config_file.write_text(json.dumps(document)[:-20])
+    with pytest.raises(CheckpointError, match="not valid JSON"):
+        load(tmp_path)
+    future = {**document, "version": 99}
+    config_file.write_text(json.dumps(future))
+    with pytest.raises(CheckpointError, match="version"):
+        load(tmp_path)
+    config_file.write_text(json.dumps(document))
+    (folder / "training_state.pt").unlink()
+    with pytest.raises(CheckpointError, match="missing"):
+        load(tmp_path)
+
+
+def test_resume_and_out_dir_guards(tmp_path):
+    basis, _, sde, data = _setup()
+    with pytest.raises(ValueError, match="no checkpoint to resume"):
+        train(data, sde=sde, model=TINY, config=TrainConfig(steps=1, **FAST), out_dir=tmp_path, resume=True)
+    train(data, sde=sde, model=TINY, config=TrainConfig(steps=1, **FAST), out_dir=tmp_path, progress=False)
+    with pytest.raises(ValueError, match="already holds a run"):
+        train(data, sde=sde, model=TINY, config=TrainConfig(steps=1, **FAST), out_dir=tmp_path)
+    other = StochasticHeatSDE(basis=basis, covariance=Matern(alpha=1.0, tau=3.0), kappa=0.1)
+    with pytest.raises(ValueError, match="SDE or model config differs"):
+        train(data, sde=other, model=TINY, config=TrainConfig(steps=2, **FAST), out_dir=tmp_path, resume=True)
+    with pytest.raises(ValueError, match="grid axes"):
+        train(data[:, 0], sde=sde, model=TINY, config=TrainConfig(steps=1, **FAST))
+
+
+def test_normalization_and_schedule():
+    _, _, _, data = _setup(channels=2, num=256)
+    norm = Normalization.fit(data)
+    assert norm.mean[0] == pytest.approx(3.0, abs=0.3) and norm.std[0] == pytest.approx(2.0 * float(data[:, 0].std() / 2), rel=1e-3)
+    encoded = norm.encode(data)
+    torch.testing.assert_close(encoded.mean(dim=(0, 2)), torch.zeros(2), atol=1e-5, rtol=0)
+    torch.testing.assert_close(norm.decode(encoded), data, atol=1e-5, rtol=0)
+    assert Normalization.fit(data, enabled=False) == Normalization((0.0, 0.0), (1.0, 1.0))
+    with pytest.raises(ValueError, match="constant"):
+        Normalization.fit(torch.ones(4, 1, 8))
+    config = TrainConfig(steps=100, lr=1.0, warmup_steps=10, min_lr_ratio=0.1)
+    assert config.learning_rate(0) == pytest.approx(0.1)
+    assert config.learning_rate(9) == pytest.approx(1.0)
+    assert config.learning_rate(55) == pytest.approx(0.55, abs=0.02)
+    assert config.learning_rate(99) == pytest.approx(0.1, abs=1e-3)
+    with pytest.raises(ValueError, match="batch_size"):
+        TrainConfig(batch_size=0)
+    stored = TrainConfig(resolutions=(16, (8, 12)), time_sampler=StratifiedTime(0.01))
+    assert from_config(json.loads(json.dumps(to_config(stored)))) == stored
+    architecture = ScoreFNOConfig(n_modes=(4, 6), wiener_skip=False)
+    assert from_config(json.loads(json.dumps(to_config(architecture)))) == architecture
+
+
+@dataclass(frozen=True)
+class _Recording:
+    """A model config whose model records the grids it is called on (multi-resolution check)."""
+
+    seen: list
+
+    def build(self, sde, *, channels, data_spectrum):
+        seen = self.seen
+
+        class Recorder(ScoreFNO):
+            def forward(self, x, t):
+                seen.append(x.shape[-1])
+                return super().forward(x, t)
+
+        return Recorder(sde, channels=channels, data_spectrum=data_spectrum, config=TINY)
+
+
+def test_multiresolution_batches():
+    _, _, sde, data = _setup()
+    seen: list[int] = []
+    train(data, sde=sde, model=_Recording(seen), config=TrainConfig(steps=12, resolutions=(8, 16, 32), **FAST), progress=False)
+    assert set(seen) == {8, 16, 32}
+
+
+def test_training_learns_towards_the_oracle():
+    """100 steps of the plain (no-skip) model on 1-D Gaussian data cut its mean-square distance to the
+    exact denoiser, E‖D - D*‖² (the excess loss over the oracle's, by Pythagoras), to below 15% of the
+    untrained model's (measured 4-6% for two seeds; 26-30% after 60 steps), on fresh fields, t ∈ [0.02, 1]."""
+    basis, cov, sde, _ = _setup()
+    data = GaussianRandomField(basis, cov).sample(512, 32, generator=torch.Generator().manual_seed(1))
+    model = ScoreFNOConfig(hidden_channels=16, n_layers=2, n_modes=8, embedding_dim=16, wiener_skip=False)
+    config = TrainConfig(steps=100, lr=3e-3, normalize=False, edm_weighting=False, ema_decay=0.9, **{**FAST, "batch_size": 16})
+    run = train(data, sde=sde, model=model, config=config, progress=False)
+    untrained = model.build(sde, channels=1, data_spectrum=run.model.data_spectrum)
+    oracle = GaussianOracle(sde, cov)
+    gen = torch.Generator().manual_seed(2)
+    test = GaussianRandomField(basis, cov).sample(256, 32, generator=gen)
+    t = torch.linspace(0.02, 1.0, 256, dtype=torch.float64)
+    x_t, _ = sde.marginal_sample(test, t, generator=gen)
+    with torch.no_grad():
+        best = oracle(x_t, t)
+        trained = float(basis.norm(run.model(x_t, t) - best).pow(2).mean())
+        initial = float(basis.norm(untrained(x_t, t) - best).pow(2).mean())
+    assert trained < 0.15 * initial
+
+
+def test_sphere_model_trains_saves_and_loads(tmp_path):
+    basis = SphereBasis()
+    sde = StochasticHeatSDE(basis=basis, covariance=Matern(alpha=2.0, tau=3.0))
+    data = GaussianRandomField(basis, Matern(alpha=2.5, tau=4.0)).sample(16, 8, generator=torch.Generator().manual_seed(0))
+    model = SphericalScoreConfig(hidden_channels=8, n_layers=1, degrees=4, embedding_dim=8)
+    run = train(data, sde=sde, model=model, config=TrainConfig(steps=2, **FAST), out_dir=tmp_path, progress=False)
+    loaded = load(tmp_path)
+    x, t = torch.randn(2, 1, 16, 32), torch.tensor([0.3, 0.7])  # evaluated at a finer grid than trained
+    assert torch.equal(loaded.model(x, t), run.model(x, t))
+    assert not any("_SHT_cache" in k for k in read_checkpoint(tmp_path).tensors)
+
+
+def test_state_dict_has_no_callables():
+    """neuraloperator's state_dict carries '_metadata' (constructor kwargs with callables); the
+    checkpoint stores a clean tensor dict that loads back strictly."""
+    _, cov, sde, _ = _setup()
+    model = TINY.build(sde, channels=1, data_spectrum=cov)
+    assert "_metadata" in model.state_dict()
+    from hilbert_diffusion.models.fno import clean_state_dict
+
+    clean = clean_state_dict(model)
+    assert "_metadata" not in clean and all(isinstance(v, torch.Tensor) for v in clean.values())
+    fresh = TINY.build(sde, channels=1, data_spectrum=cov)
+    fresh.load_state_dict(clean, strict=True)
+    assert isinstance(fresh, nn.Module)
