@@ -6,16 +6,23 @@ Every array file follows one convention: ``(num, channels, *grid)`` float32 in `
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import os
 import sys
 import tempfile
 from collections.abc import Sequence
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .datasets.spec import BUILT_IN, dataset_from_spec
+from .bases import SpectralBasis
+from .config import from_config
+from .datasets.spec import BUILT_IN, dataset_from_spec, parse_options
+from .noise import Matern
+from .sde import LinearSchedule, StochasticHeatSDE
 
 __all__ = ["main", "save_array"]
 
@@ -47,6 +54,241 @@ def _cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def default_sde(basis: SpectralBasis, grid: Sequence[int], *, kappa_nyquist: float = 0.0,
+                alpha: float | None = None, tau_ratio: float = 0.5) -> StochasticHeatSDE:
+    """The command line's forward process for data on ``grid`` of ``basis``: the stochastic heat SPDE
+    with a linear β schedule (0.1 → 20), Matérn noise of smoothness ``α = d/2 + ½`` (trace class) and
+    ``τ = tau_ratio · sqrt(λ_1)`` (in units of the domain's lowest non-zero eigenvalue, so the noise's
+    correlation length follows the domain), and heat ``κ`` set so that ``κ λ_max = kappa_nyquist`` at
+    the training grid (the finest trained mode dissipates at ``1 + kappa_nyquist`` times the mean's rate).
+
+    The default is no heat (``κ = 0``, DDO's coloured-noise process): every mode then shares ``a(t)``, which
+    makes sequential Monte Carlo inpainting exact (``restoration.filtering_smc``) and keeps the explicit ODE
+    samplers stable at every resolution; ``kappa_nyquist > 0`` gives HDM's heat process."""
+    lam = basis.eigenvalues(tuple(grid))
+    lam1 = float(lam[lam > 0].min())
+    covariance = Matern(alpha=alpha if alpha is not None else basis.ndim / 2 + 0.5, tau=tau_ratio * math.sqrt(lam1))
+    kappa = kappa_nyquist / float(lam.max())
+    return StochasticHeatSDE(basis=basis, covariance=covariance, decay=LinearSchedule(0.1, 20.0), kappa=kappa)
+
+
+def _load_json(path: str | None) -> dict:
+    if path is None:
+        return {}
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"--config {path}: cannot read it as JSON ({err}).") from err
+
+
+def _dataclass_options(cls, options: dict, what: str):
+    known = {f.name for f in fields(cls) if f.init}
+    unknown = set(options) - known
+    if unknown:
+        raise ValueError(f"--config {what} has unknown keys {sorted(unknown)}; known: {sorted(known)}.")
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in options.items()})
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .models.fno import ScoreFNOConfig
+    from .models.sphere import SphericalScoreConfig
+    from .bases import SphereBasis
+    from .training import TrainConfig, train
+
+    config = _load_json(args.config)
+    dataset = dataset_from_spec(args.data, num=args.num, resolution=args.resolution, seed=args.seed)
+    if args.resolution is not None and not isinstance(dataset.basis, SphereBasis) and dataset.grid != dataset.basis.grid(args.resolution):
+        dataset = dataset.resample(args.resolution)
+    if "sde" in config:
+        sde = from_config(config["sde"])
+    else:
+        sde = default_sde(dataset.basis, dataset.grid, kappa_nyquist=args.kappa_nyquist)
+    if type(sde.basis) is not type(dataset.basis):
+        raise ValueError(f"the SDE's basis {sde.basis} does not fit the data's domain {dataset.basis}.")
+    model_cls = SphericalScoreConfig if isinstance(dataset.basis, SphereBasis) else ScoreFNOConfig
+    model_options = {"hidden_channels": args.width, "n_modes": args.modes} | config.get("model", {})
+    if model_cls is SphericalScoreConfig:
+        model_options.pop("n_modes", None)
+    model = _dataclass_options(model_cls, model_options, "model")
+    train_options = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
+                     "checkpoint_every": args.checkpoint_every, "sample_every": args.sample_every}
+    train_options = {k: v for k, v in train_options.items() if v is not None} | config.get("train", {})
+    if args.multires:
+        train_options["resolutions"] = tuple(int(r) for r in args.multires.split(","))
+    train_config = _dataclass_options(TrainConfig, train_options, "train")
+    print(f"training on {dataset.name} {tuple(dataset.data.shape)} with {sde}", file=sys.stderr)
+    run = train(dataset, sde=sde, model=model, config=train_config, out_dir=args.out, resume=args.resume,
+                progress=not args.quiet, max_seconds=60 * args.max_minutes if args.max_minutes else None)
+    print(f"trained {run.step} steps; checkpoint {run.path}")
+    return 0
+
+
+def _sampler_table():
+    from . import sampling
+
+    return {
+        "rk3": sampling.rk3_ode,
+        "heun": sampling.heun_ode,
+        "ancestral": sampling.exponential_ancestral,
+        "ddim": sampling.exponential_deterministic,
+        "euler-maruyama": sampling.euler_maruyama,
+        "pc": sampling.predictor_corrector,
+    }
+
+
+def _load_model(run: str, resolution: int | None):
+    """``(model, sde, decode, channels)`` for a run directory or ``oracle[:options]``."""
+    if run.split(":")[0] == "oracle":
+        from .datasets.spec import _BOXES
+        from .models.oracle import GaussianOracle
+
+        options = parse_options(run.partition(":")[2])
+        dim, domain = int(options.pop("dim", 2)), str(options.pop("domain", "periodic"))
+        data = Matern(alpha=float(options.pop("alpha", 2.5)), tau=float(options.pop("tau", 7.0)))
+        if options:
+            raise ValueError(f"oracle options {sorted(options)} are unknown; use dim, domain, alpha, tau.")
+        if domain not in _BOXES:
+            raise ValueError(f"oracle domain={domain!r} is not one of {sorted(_BOXES)}.")
+        basis = _BOXES[domain](dim)
+        sde = default_sde(basis, basis.grid(resolution or 32))
+        return GaussianOracle(sde, data), sde, (lambda x: x), 1
+    from .checkpoint import load
+
+    trained = load(run)
+    return trained.model, trained.sde, trained.normalization.decode, int(trained.config["model"]["channels"])
+
+
+def _cmd_sample(args: argparse.Namespace) -> int:
+    from .sampling import power_times, uniform_times
+    from .training import save_sample_figure
+
+    samplers = _sampler_table()
+    model, sde, decode, channels = _load_model(args.run_dir, args.resolution)
+    sampler = samplers[args.sampler]
+    steps = args.steps or (1000 if args.sampler == "euler-maruyama" else 16)
+    times = uniform_times(steps) if args.sampler == "euler-maruyama" else power_times(steps)
+    generator = torch.Generator().manual_seed(args.seed)
+    chunks = []
+    with torch.no_grad():
+        for start in range(0, args.num, args.batch_size):
+            num = min(args.batch_size, args.num - start)
+            x = sde.prior_sample(num, args.resolution, channels=channels, generator=generator)
+            chunks.append(decode(sampler(model, sde, x, times, generator=generator, progress=not args.quiet)))
+    samples = torch.cat(chunks).to(torch.float32)
+    if not torch.isfinite(samples).all():
+        raise ValueError(f"sampler {args.sampler} diverged at resolution {args.resolution}; use more --steps or "
+                         f"--sampler ancestral (exact in the linear part, stable on every grid).")
+    out = save_array(args.out, samples)
+    figure = save_sample_figure(samples[: min(8, len(samples))], Path(args.out).with_suffix(".png"),
+                                title=f"{args.run_dir} at {tuple(samples.shape[2:])}, {args.sampler} {steps} steps")
+    print(f"wrote {tuple(samples.shape)} float32 to {out} and a figure to {figure}")
+    return 0
+
+
+def _load_observation(path: str, name: str) -> torch.Tensor:
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{name} {path}: cannot read it as a .npy file ({err}).") from err
+    y = torch.as_tensor(np.asarray(array, dtype=np.float32))
+    if y.dim() < 3:
+        raise ValueError(f"{name} {path} has shape {tuple(y.shape)}; observations are (num, channels, *grid) — "
+                         f"add axes, e.g. array[None, None] for one single-channel field.")
+    if not torch.isfinite(y).all():
+        raise ValueError(f"{name} {path} contains NaN or inf; mark unknown points with --mask instead.")
+    return y
+
+
+def _restoration_methods():
+    from . import restoration
+
+    return {"auto": None, "smc": restoration.filtering_smc, "ddnm": restoration.ddnm,
+            "repaint": restoration.repaint, "dps": restoration.dps}
+
+
+def _restore(args: argparse.Namespace, make_operator) -> int:
+    """Shared body of inpaint / superres / deblur: ``make_operator(basis, y)`` → ``(operator, output grid)``."""
+    from .figures import save_restoration_figure
+    from .restoration import filtering_smc
+    from .sampling import power_times
+
+    model, sde, decode, channels = _load_model(args.run_dir, None)
+    encode = (lambda x: x) if args.run_dir.split(":")[0] == "oracle" else _encoder(args.run_dir)
+    y = _load_observation(args.observed, "--observed")
+    if y.shape[1] != channels:
+        raise ValueError(f"--observed has {y.shape[1]} channels but the model was trained on {channels}.")
+    sde.basis.check_field(y, "--observed")
+    operator, grid = make_operator(sde.basis, y)
+    method = _restoration_methods()[args.method]
+    if method is None:  # exact SMC where it applies, replacement where the operator is diagonal
+        heat = getattr(sde, "kappa", 0.0) > 0
+        method = _restoration_methods()["ddnm"] if operator.diagonal or heat else filtering_smc
+    steps = args.steps or 100
+    times = power_times(steps)
+    generator = torch.Generator().manual_seed(args.seed)
+    y_model = encode(y)
+    outputs = []
+    for index in range(y.shape[0]):
+        x = sde.prior_sample(args.num, grid, channels=channels, generator=generator)
+        with torch.no_grad() if method.__name__ != "dps" else torch.enable_grad():
+            out = method(model, sde, x, times, operator=operator, y=y_model[index : index + 1],
+                         generator=generator, progress=not args.quiet)
+        outputs.append(decode(out.detach()))
+    samples = torch.cat(outputs).to(torch.float32)
+    path = save_array(args.out, samples)
+    figure = save_restoration_figure(y[0], samples[: args.num], Path(args.out).with_suffix(".png"),
+                                     title=f"{args.command} with {method.__name__}, {steps} steps")
+    print(f"wrote {tuple(samples.shape)} float32 ({args.num} samples per observation, observation-major) to {path} "
+          f"and a figure to {figure}")
+    return 0
+
+
+def _encoder(run_dir: str):
+    from .checkpoint import load
+
+    return load(run_dir).normalization.encode
+
+
+def _cmd_inpaint(args: argparse.Namespace) -> int:
+    from .restoration import Mask
+
+    def operator(basis, y):
+        mask = np.load(args.mask, allow_pickle=False)
+        grid = tuple(y.shape[2:])
+        while mask.ndim > len(grid) and mask.shape[0] == 1:
+            mask = mask[0]
+        if tuple(mask.shape) != grid:
+            raise ValueError(f"--mask has shape {tuple(np.shape(mask))} but the observation grid is {grid}; "
+                             f"give one boolean per grid point (nonzero = observed).")
+        observed = torch.as_tensor(mask != 0)
+        if observed.all():
+            raise ValueError("--mask marks every point observed: there is nothing to inpaint.")
+        target = basis.grid(args.resolution) if args.resolution else grid
+        return Mask(basis=basis, observed=observed, noise_std=args.noise_std), target
+
+    return _restore(args, operator)
+
+
+def _cmd_superres(args: argparse.Namespace) -> int:
+    from .restoration import BlockAverage, SpectralDownsample
+
+    def operator(basis, y):
+        kind = SpectralDownsample if args.operator == "spectral" else BlockAverage
+        return kind(basis=basis, resolution=tuple(y.shape[2:]), noise_std=args.noise_std), basis.grid(args.resolution)
+
+    return _restore(args, operator)
+
+
+def _cmd_deblur(args: argparse.Namespace) -> int:
+    from .restoration import HeatBlur
+
+    def operator(basis, y):
+        grid = tuple(y.shape[2:])
+        return HeatBlur(basis=basis, time=args.blur_time, noise_std=args.noise_std), grid
+
+    return _restore(args, operator)
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -74,6 +316,68 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--dim", type=int, choices=(1, 2, 3), help="grid dimension of grf (default 2)")
     data.add_argument("--seed", type=int, default=0)
     data.set_defaults(handler=_cmd_data)
+
+    tr = commands.add_parser("train", help="train a score operator; checkpoints, figures and config go to --out")
+    tr.add_argument("--data", required=True, help="built-in NAME[:key=value,...] (" + ", ".join(BUILT_IN) + ") or a .npy/.npz file or an image folder")
+    tr.add_argument("--resolution", type=_positive_int, help="training grid (built-in data are generated there, files resampled)")
+    tr.add_argument("--out", required=True, help="run directory")
+    tr.add_argument("--steps", type=_positive_int, help="optimisation steps (default 2000)")
+    tr.add_argument("--config", help="JSON with optional 'sde' (a to_config document), 'model' and 'train' option objects")
+    tr.add_argument("--resume", action="store_true", help="continue the newest checkpoint in --out")
+    tr.add_argument("--num", type=_positive_int, help="number of training fields (built-in data)")
+    tr.add_argument("--batch-size", type=_positive_int)
+    tr.add_argument("--lr", type=float)
+    tr.add_argument("--width", type=_positive_int, default=32, help="FNO hidden channels")
+    tr.add_argument("--modes", type=_positive_int, default=12, help="FNO Fourier modes per axis")
+    tr.add_argument("--kappa-nyquist", type=float, default=0.0,
+                    help="heat: κ λ_max at the training grid (default 0: coloured-noise VP; e.g. 1 for HDM-like heat)")
+    tr.add_argument("--multires", help="train on batches resampled to these resolutions, e.g. 32,48")
+    tr.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (default 500)")
+    tr.add_argument("--sample-every", type=int, help="steps between sample figures (default: at the end)")
+    tr.add_argument("--max-minutes", type=float, help="stop (with a checkpoint) after this wall time")
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--quiet", action="store_true", help="no progress bar")
+    tr.set_defaults(handler=_cmd_train)
+
+    sa = commands.add_parser("sample", help="sample a trained run (or the Gaussian oracle) at any resolution")
+    sa.add_argument("run_dir", help="run directory from `train`, or oracle[:dim=2,domain=periodic,alpha=2.5,tau=7]")
+    sa.add_argument("--resolution", type=_positive_int, required=True)
+    sa.add_argument("--num", type=_positive_int, required=True)
+    sa.add_argument("--out", required=True, help="output .npy (num, channels, *grid); a PNG grid is written beside it")
+    sa.add_argument("--sampler", choices=tuple(_sampler_table()), default="rk3")
+    sa.add_argument("--steps", type=_positive_int, help="time steps (default 16; euler-maruyama 1000)")
+    sa.add_argument("--batch-size", type=_positive_int, default=64)
+    sa.add_argument("--seed", type=int, default=0)
+    sa.add_argument("--quiet", action="store_true")
+    sa.set_defaults(handler=_cmd_sample)
+
+    restorations = {
+        "inpaint": ("fill in unobserved points (zero-shot, no retraining)", _cmd_inpaint),
+        "superres": ("restore a low-resolution observation at a finer grid", _cmd_superres),
+        "deblur": ("invert a heat-kernel (Gaussian) blur", _cmd_deblur),
+    }
+    for name, (text, handler) in restorations.items():
+        r = commands.add_parser(name, help=text)
+        r.add_argument("run_dir", help="run directory from `train`, or oracle[:options] (see `sample`)")
+        r.add_argument("--observed", required=True, help="observations (num, channels, *grid) .npy")
+        r.add_argument("--out", required=True, help="output .npy: --num samples per observation, observation-major")
+        r.add_argument("--num", type=_positive_int, default=8, help="posterior samples per observation")
+        r.add_argument("--method", choices=tuple(_restoration_methods()), default="auto",
+                       help="auto: smc (asymptotically exact) for masks/blocks without heat, else ddnm")
+        r.add_argument("--steps", type=_positive_int, help="time steps (default 100)")
+        r.add_argument("--noise-std", type=float, default=0.0, help="observation noise σ_y in model units")
+        r.add_argument("--seed", type=int, default=0)
+        r.add_argument("--quiet", action="store_true")
+        r.set_defaults(handler=handler)
+        if name == "inpaint":
+            r.add_argument("--mask", required=True, help="boolean .npy shaped like the grid (nonzero = observed)")
+            r.add_argument("--resolution", type=_positive_int, help="output grid (default: the observation's)")
+        elif name == "superres":
+            r.add_argument("--resolution", type=_positive_int, required=True, help="output grid")
+            r.add_argument("--operator", choices=("spectral", "block"), default="spectral",
+                           help="how the low grid was made: spectral truncation or block averaging")
+        else:
+            r.add_argument("--blur-time", type=float, required=True, help="heat time τ: e^{-τλ} per mode")
     return parser
 
 
