@@ -5,8 +5,13 @@ basis of the domain; score operators learn ``E[x_0 | x_t]``; samplers run at any
 """
 
 from .bases import DirichletBasis, NeumannBasis, PeriodicBasis, SpectralBasis, SphereBasis
+from .checkpoint import CheckpointError, TrainedRun, load
 from .config import from_config, to_config
+from .datasets import FieldDataset
+from .losses import StratifiedTime, UniformTime, denoising_loss
 from .models import GaussianOracle
+from .models.fno import ScoreFNO, ScoreFNOConfig
+from .models.sphere import SphericalScoreConfig, SphericalScoreOperator
 from .noise import GaussianRandomField, Matern, PowerLaw, Spectrum, SquaredExponential, WhiteNoise
 from .sde import (
     ConstantSchedule,
@@ -18,6 +23,32 @@ from .sde import (
     Schedule,
     StochasticHeatSDE,
 )
+from .restoration import (
+    BlockAverage,
+    HeatBlur,
+    Mask,
+    ObservationOperator,
+    SpectralDownsample,
+    box_mask,
+    ddnm,
+    dps,
+    exact_gaussian_posterior,
+    filtering_smc,
+    random_mask,
+    repaint,
+)
+from .sampling import (
+    euler_maruyama,
+    exponential_ancestral,
+    exponential_deterministic,
+    heun_ode,
+    power_times,
+    predictor_corrector,
+    rk3_ode,
+    sample,
+    uniform_times,
+)
+from .training import TrainConfig, train
 
 __version__ = "0.1.0"
 
@@ -42,6 +73,40 @@ __all__ = [
     "DiagonalSDE",
     "StochasticHeatSDE",
     "GaussianOracle",
+    "ScoreFNO",
+    "ScoreFNOConfig",
+    "SphericalScoreOperator",
+    "SphericalScoreConfig",
+    "denoising_loss",
+    "UniformTime",
+    "StratifiedTime",
+    "TrainConfig",
+    "train",
+    "load",
+    "TrainedRun",
+    "CheckpointError",
+    "FieldDataset",
+    "uniform_times",
+    "power_times",
+    "euler_maruyama",
+    "exponential_ancestral",
+    "exponential_deterministic",
+    "heun_ode",
+    "rk3_ode",
+    "predictor_corrector",
+    "sample",
+    "ObservationOperator",
+    "Mask",
+    "box_mask",
+    "random_mask",
+    "SpectralDownsample",
+    "BlockAverage",
+    "HeatBlur",
+    "repaint",
+    "ddnm",
+    "dps",
+    "filtering_smc",
+    "exact_gaussian_posterior",
     "to_config",
     "from_config",
 ]
