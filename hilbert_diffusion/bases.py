@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -182,6 +182,25 @@ class SpectralBasis(ABC):
         w = self.weights(grid).to(device=device, dtype=dtype)
         z = torch.randn((*shape, *grid), generator=generator, dtype=dtype, device=device)
         return z / w.sqrt()
+
+    def sample_gaussian(
+        self,
+        num: int,
+        resolution: int | Sequence[int],
+        per_mode_std: Callable[[Grid], Tensor],
+        *,
+        channels: int = 1,
+        generator: torch.Generator | None = None,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str | None = None,
+    ) -> Tensor:
+        """``num`` draws of the centred Gaussian with per-mode standard deviation ``per_mode_std(grid)``
+        (``x = Σ_k σ_k ξ_k e_k``), shape ``(num, channels, *grid)``: the same measure at every resolution."""
+        if num < 1 or channels < 1:
+            raise ValueError(f"num and channels must be positive, got num={num}, channels={channels}.")
+        grid = self.grid(resolution)
+        white = self.white_noise((num, channels), grid, generator=generator, dtype=dtype, device=device)
+        return self.apply_diagonal(white, per_mode_std(grid))
 
     def resample(self, x: Tensor, resolution: int | Sequence[int]) -> Tensor:
         """Band-limited resampling to another grid: truncation or zero-padding in the basis.

@@ -154,11 +154,8 @@ class GaussianRandomField:
         device: torch.device | str | None = None,
     ) -> Tensor:
         """``num`` independent fields, shape ``(num, channels, *grid)``."""
-        if num < 1 or channels < 1:
-            raise ValueError(f"num and channels must be positive, got num={num}, channels={channels}.")
-        grid = self.basis.grid(resolution)
-        white = self.basis.white_noise((num, channels), grid, generator=generator, dtype=dtype, device=device)
-        return self.color(white)
+        return self.basis.sample_gaussian(num, resolution, self.sqrt_multiplier, channels=channels,
+                                          generator=generator, dtype=dtype, device=device)
 
     def color(self, white: Tensor) -> Tensor:
         """``Q^(1/2) ξ`` for grid white noise ``ξ`` (see :meth:`SpectralBasis.white_noise`)."""

@@ -296,11 +296,8 @@ class DiagonalSDE:
         device: torch.device | str | None = None,
     ) -> Tensor:
         """``num`` draws of the prior at any resolution, shape ``(num, channels, *grid)``."""
-        if num < 1 or channels < 1:
-            raise ValueError(f"num and channels must be positive, got num={num}, channels={channels}.")
-        grid = self.basis.grid(resolution)
-        white = self.basis.white_noise((num, channels), grid, generator=generator, dtype=dtype, device=device)
-        return self.basis.apply_diagonal(white, self.prior_variance(grid).sqrt())
+        return self.basis.sample_gaussian(num, resolution, lambda grid: self.prior_variance(grid).sqrt(),
+                                          channels=channels, generator=generator, dtype=dtype, device=device)
 
     # -- scores and the reverse process ------------------------------------------------------
     def score_coefficients(self, x: Tensor, t: float | Tensor, denoised: Tensor) -> Tensor:
