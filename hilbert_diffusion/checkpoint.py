@@ -42,6 +42,7 @@ __all__ = [
     "write_checkpoint",
     "read_checkpoint",
     "list_checkpoints",
+    "checkpoint_path",
     "build_model",
     "load",
     "FORMAT",
@@ -90,6 +91,11 @@ def list_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
+def checkpoint_path(run_dir: str | os.PathLike, step: int) -> Path:
+    """The folder ``run_dir/checkpoint-<step>/`` that :func:`write_checkpoint` writes for ``step``."""
+    return Path(run_dir) / f"checkpoint-{step:08d}"
+
+
 def write_checkpoint(
     run_dir: str | os.PathLike,
     *,
@@ -110,7 +116,7 @@ def write_checkpoint(
         raise ValueError(f"keep must be at least 1, got {keep}.")
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    final = run_dir / f"checkpoint-{step:08d}"
+    final = checkpoint_path(run_dir, step)
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-checkpoint-", dir=run_dir))
     try:
         save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp / WEIGHTS_FILE,

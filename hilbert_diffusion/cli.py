@@ -93,6 +93,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from .models.fno import ScoreFNOConfig
     from .models.sphere import SphericalScoreConfig
     from .bases import SphereBasis
+    from .distributed import distributed_context
     from .training import TrainConfig, train
 
     config = _load_json(args.config)
@@ -119,7 +120,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     print(f"training on {dataset.name} {tuple(dataset.data.shape)} with {sde}", file=sys.stderr)
     run = train(dataset, sde=sde, model=model, config=train_config, out_dir=args.out, resume=args.resume,
                 progress=not args.quiet, max_seconds=60 * args.max_minutes if args.max_minutes else None)
-    print(f"trained {run.step} steps; checkpoint {run.path}")
+    if distributed_context().is_main:
+        print(f"trained {run.step} steps; checkpoint {run.path}")
     return 0
 
 
@@ -159,25 +161,28 @@ def _load_model(run: str, resolution: int | None):
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
+    from .distributed import distributed_context, sharded_sample
     from .sampling import power_times, uniform_times
     from .training import save_sample_figure
 
+    context = distributed_context()  # under torchrun: batches of --batch-size spread over the ranks
     samplers = _sampler_table()
     model, sde, decode, channels = _load_model(args.run_dir, args.resolution)
     sampler = samplers[args.sampler]
     steps = args.steps or (1000 if args.sampler == "euler-maruyama" else 16)
     times = uniform_times(steps) if args.sampler == "euler-maruyama" else power_times(steps)
-    generator = torch.Generator().manual_seed(args.seed)
-    chunks = []
-    with torch.no_grad():
-        for start in range(0, args.num, args.batch_size):
-            num = min(args.batch_size, args.num - start)
-            x = sde.prior_sample(num, args.resolution, channels=channels, generator=generator)
-            chunks.append(decode(sampler(model, sde, x, times, generator=generator, progress=not args.quiet)))
-    samples = torch.cat(chunks).to(torch.float32)
+
+    @torch.no_grad()
+    def draw(num: int, generator: torch.Generator) -> torch.Tensor:
+        x = sde.prior_sample(num, args.resolution, channels=channels, generator=generator)
+        return decode(sampler(model, sde, x, times, generator=generator, progress=not args.quiet and context.is_main))
+
+    samples = sharded_sample(draw, args.num, seed=args.seed, chunk_size=args.batch_size, context=context).to(torch.float32)
     if not torch.isfinite(samples).all():
         raise ValueError(f"sampler {args.sampler} diverged at resolution {args.resolution}; use more --steps or "
                          f"--sampler ancestral (exact in the linear part, stable on every grid).")
+    if not context.is_main:
+        return 0
     out = save_array(args.out, samples)
     figure = save_sample_figure(samples[: min(8, len(samples))], Path(args.out).with_suffix(".png"),
                                 title=f"{args.run_dir} at {tuple(samples.shape[2:])}, {args.sampler} {steps} steps")
@@ -208,6 +213,7 @@ def _restoration_methods():
 
 def _restore(args: argparse.Namespace, make_operator) -> int:
     """Shared body of inpaint / superres / deblur: ``make_operator(basis, y)`` → ``(operator, output grid)``."""
+    from .distributed import chunk_generator, distributed_context, map_chunks
     from .figures import save_restoration_figure
     from .restoration import filtering_smc
     from .sampling import power_times
@@ -225,16 +231,20 @@ def _restore(args: argparse.Namespace, make_operator) -> int:
         method = _restoration_methods()["ddnm"] if operator.diagonal or heat else filtering_smc
     steps = args.steps or 100
     times = power_times(steps)
-    generator = torch.Generator().manual_seed(args.seed)
     y_model = encode(y)
-    outputs = []
-    for index in range(y.shape[0]):
+    context = distributed_context()  # under torchrun: observations spread over the ranks
+
+    def restore_one(index: int) -> torch.Tensor:
+        generator = chunk_generator(args.seed, index)  # per observation: the same on any number of processes
         x = sde.prior_sample(args.num, grid, channels=channels, generator=generator)
         with torch.no_grad() if method.__name__ != "dps" else torch.enable_grad():
             out = method(model, sde, x, times, operator=operator, y=y_model[index : index + 1],
-                         generator=generator, progress=not args.quiet)
-        outputs.append(decode(out.detach()))
-    samples = torch.cat(outputs).to(torch.float32)
+                         generator=generator, progress=not args.quiet and context.is_main)
+        return decode(out.detach())
+
+    samples = map_chunks(restore_one, y.shape[0], context=context).to(torch.float32)
+    if not context.is_main:
+        return 0
     path = save_array(args.out, samples)
     figure = save_restoration_figure(y[0], samples[: args.num], Path(args.out).with_suffix(".png"),
                                      title=f"{args.command} with {method.__name__}, {steps} steps")
@@ -389,3 +399,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as err:  # bad input: say what is wrong and how to fix it, without a stack trace
         print(f"hilbert-diffusion {args.command}: error: {err}", file=sys.stderr)
         return 2
+    finally:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()

@@ -10,6 +10,15 @@ is a pure function of the step, so ``resume=True`` continues exactly: ``S`` step
 
 The data are normalised per channel (mean, standard deviation; stored in the checkpoint) and the
 model and SDE live in normalised units; see :class:`~hilbert_diffusion.checkpoint.TrainedRun`.
+
+Under ``torchrun --nproc_per_node=N`` (see :mod:`.distributed`) the same call trains with
+DistributedDataParallel: ``TrainConfig.batch_size`` is the *global* batch; every rank draws the
+global batch's indices, times and noise from the one generator (so its state, checkpointed, is the
+same on every rank and a run resumes on any number of processes), evaluates the model on its slice
+of the batch with the loss scaled so that DDP's gradient average is the gradient of the global batch
+mean, and steps identical weights and EMA. Rank 0 alone draws the progress bar and writes
+checkpoints and figures (``out_dir`` must be shared by the ranks for ``resume``). The weights equal
+one process' up to the order of floating-point summation in the all-reduce.
 """
 
 from __future__ import annotations
@@ -26,8 +35,15 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor, nn
 
-from .checkpoint import TrainedRun, list_checkpoints, read_checkpoint, write_checkpoint
+from .checkpoint import (
+    TrainedRun,
+    checkpoint_path,
+    list_checkpoints,
+    read_checkpoint,
+    write_checkpoint,
+)
 from .config import from_config, to_config
+from .distributed import DistributedContext, chunk_seed, distributed_context
 from .losses import StratifiedTime, UniformTime, denoising_loss
 from .models.fno import EmpiricalSpectrum, ScoreFNOConfig, clean_state_dict
 from .sde import DiagonalSDE
@@ -266,10 +282,19 @@ def train(
             ``config.steps``; the cosine schedule still refers to ``config.steps``.
 
     Returns:
-        A :class:`~hilbert_diffusion.checkpoint.TrainedRun` holding the EMA model (eval mode).
+        A :class:`~hilbert_diffusion.checkpoint.TrainedRun` holding the EMA model (eval mode, on the CPU).
+
+    Under ``torchrun`` every rank calls ``train`` with the same arguments; ``config.batch_size`` is the
+    global batch (at least the number of processes), see the module docstring.
     """
     from tqdm.auto import tqdm
 
+    context = distributed_context()
+    if config.batch_size < context.world_size:
+        raise ValueError(
+            f"TrainConfig.batch_size={config.batch_size} is the global batch and must be at least the number of "
+            f"processes ({context.world_size}); raise batch_size or launch fewer processes."
+        )
     spec = getattr(data, "spec", None)  # a FieldDataset's recipe, stored for reproducibility
     spec = spec if isinstance(spec, dict) else None
     data = _check_data(data, sde)
@@ -305,6 +330,7 @@ def train(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         net = model.build(sde, channels=channels, data_spectrum=spectra)
+    net.to(context.device)
     ema = _EMA(net, config.ema_decay)
     optimizer = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     generator = torch.Generator().manual_seed(config.seed)
@@ -320,6 +346,8 @@ def train(
     def save() -> Path | None:
         if out_dir is None:
             return None
+        if not context.is_main:
+            return checkpoint_path(out_dir, step)
         tensors = {f"model.{k}": v for k, v in clean_state_dict(net).items()}
         tensors.update({f"ema.{k}": v for k, v in clean_state_dict(ema.model).items()})
         state = {"optimizer": optimizer.state_dict(), "generator": generator.get_state(), "step": step}
@@ -327,52 +355,97 @@ def train(
                                 keep=config.keep_checkpoints)
 
     def figure() -> None:
-        if out_dir is None or config.figure_samples < 1:
+        if out_dir is None or config.figure_samples < 1 or not context.is_main:
             return
-        run = TrainedRun(model=ema.model.eval(), sde=sde, normalization=normalization, step=step, config=run_config)
+        averaged = copy.deepcopy(ema.model).cpu().eval()
+        run = TrainedRun(model=averaged, sde=sde, normalization=normalization, step=step, config=run_config)
         figure_gen = torch.Generator().manual_seed(config.seed + 1)  # separate: figures never disturb training
         samples = run.sample(config.figure_samples, tuple(data.shape[2:]), steps=config.sample_steps, generator=figure_gen)
         save_sample_figure(samples, out_dir / "samples" / f"step_{step:08d}.png", title=f"step {step}")
 
     weight = net.loss_weight if config.edm_weighting else None
-    bar = tqdm(total=config.steps, initial=step, unit="step", disable=not progress, dynamic_ncols=True)
+    local_model = _data_parallel(net, context)
+    bar = tqdm(total=config.steps, initial=step, unit="step", disable=not progress or not context.is_main,
+               dynamic_ncols=True)
     running = None
     net.train()
     start = time.monotonic()
-    try:
-        while step < config.steps:
-            if max_seconds is not None and time.monotonic() - start > max_seconds:
-                break
-            for group in optimizer.param_groups:
-                group["lr"] = config.learning_rate(step)
-            if config.resolutions:
-                choice = int(torch.randint(len(config.resolutions), (1,), generator=generator))
-            index = torch.randint(x.shape[0], (config.batch_size,), generator=generator)
-            batch = x[index]
-            if config.resolutions:
-                batch = basis.resample(batch, config.resolutions[choice])
-            loss = denoising_loss(net, batch, sde, time_sampler=config.time_sampler, weight=weight, generator=generator).mean()
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"the loss became {loss.item()} at step {step}; lower lr or check the data.")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(net.parameters(), config.grad_clip)
-            optimizer.step()
-            ema.update(net, step)
-            step += 1
-            value = loss.item()
-            running = value if running is None else 0.98 * running + 0.02 * value
-            bar.update(1)
-            bar.set_postfix(loss=f"{running:.4g}", lr=f"{config.learning_rate(step - 1):.2e}", refresh=False)
-            if callback is not None:
-                callback(step, value)
-            if config.checkpoint_every and step % config.checkpoint_every == 0 and step < config.steps:
-                save()
-            if config.sample_every and step % config.sample_every == 0 and step < config.steps:
-                figure()
-    finally:
-        bar.close()
+    rng_devices = [context.device] if context.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=rng_devices):
+        _seed_rank_local(chunk_seed(config.seed, context.rank), context.device)
+        try:
+            while step < config.steps:
+                if max_seconds is not None and context.all_agree(time.monotonic() - start > max_seconds):
+                    break
+                for group in optimizer.param_groups:
+                    group["lr"] = config.learning_rate(step)
+                if config.resolutions:
+                    choice = int(torch.randint(len(config.resolutions), (1,), generator=generator))
+                index = torch.randint(x.shape[0], (config.batch_size,), generator=generator)
+                batch = x[index]
+                if config.resolutions:
+                    batch = basis.resample(batch, config.resolutions[choice])
+                # The global batch's times and noise (one generator), the model on this rank's rows only.
+                shard = context.shard(config.batch_size)
+                per_sample = denoising_loss(_Sliced(local_model, batch, shard, context.device), batch, sde,
+                                            time_sampler=config.time_sampler, weight=weight, generator=generator)
+                # DDP averages gradients over the W ranks: W/B × (this rank's sum) averages to the global batch mean.
+                loss = per_sample[shard].sum() * (context.world_size / config.batch_size)
+                value = float(context.sum(per_sample[shard].detach().sum())) / config.batch_size  # the global mean
+                if not math.isfinite(value):
+                    raise FloatingPointError(f"the loss became {value} at step {step}; lower lr or check the data.")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                nn.utils.clip_grad_norm_(net.parameters(), config.grad_clip)
+                optimizer.step()
+                ema.update(net, step)
+                step += 1
+                running = value if running is None else 0.98 * running + 0.02 * value
+                bar.update(1)
+                bar.set_postfix(loss=f"{running:.4g}", lr=f"{config.learning_rate(step - 1):.2e}", refresh=False)
+                if callback is not None:
+                    callback(step, value)
+                if config.checkpoint_every and step % config.checkpoint_every == 0 and step < config.steps:
+                    save()
+                if config.sample_every and step % config.sample_every == 0 and step < config.steps:
+                    figure()
+        finally:
+            bar.close()
     final = save()
     figure()
-    ema.model.eval()
-    return TrainedRun(model=ema.model, sde=sde, normalization=normalization, step=step, path=final, config=run_config)
+    context.barrier()  # every rank returns once rank 0's final checkpoint exists
+    return TrainedRun(model=ema.model.cpu().eval(), sde=sde, normalization=normalization, step=step, path=final, config=run_config)
+
+
+def _seed_rank_local(seed: int, device: torch.device) -> None:
+    """Seed the global RNGs this rank's model may use (dropout and the like; the training draws use the
+    run's own generator), inside the trainer's ``fork_rng`` so the caller's state is untouched."""
+    torch.default_generator.manual_seed(seed)
+    if device.type == "cuda":
+        torch.cuda.manual_seed(seed)
+
+
+def _data_parallel(net: nn.Module, context: DistributedContext) -> nn.Module:
+    """``net`` wrapped in DistributedDataParallel when running on several processes, else ``net``.
+    Buffers are not re-broadcast: they are built identically on every rank (seeded construction)."""
+    if not context.distributed:
+        return net
+    from torch.nn.parallel import DistributedDataParallel
+
+    device_ids = [context.device] if context.device.type == "cuda" else None
+    return DistributedDataParallel(net, device_ids=device_ids, broadcast_buffers=False)
+
+
+class _Sliced:
+    """The denoiser evaluated on rows ``shard`` of the batch only (on ``device``); the other rows
+    return the clean data ``x0`` itself, so their loss is exactly zero and carries no gradient."""
+
+    def __init__(self, model: nn.Module, x0: Tensor, shard: slice, device: torch.device) -> None:
+        self.model, self.x0, self.shard, self.device = model, x0, shard, device
+
+    def __call__(self, x_t: Tensor, t: Tensor) -> Tensor:
+        rows = self.shard
+        out = self.model(x_t[rows].to(self.device), t[rows].to(self.device)).to(x_t.device)
+        if rows.start == 0 and rows.stop == x_t.shape[0]:
+            return out
+        return torch.cat([self.x0[: rows.start], out, self.x0[rows.stop :]])
