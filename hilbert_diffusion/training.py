@@ -69,7 +69,9 @@ class TrainConfig:
     ``resolutions``: if non-empty, each batch is resampled (band-limited) to one of them, drawn
     uniformly. ``checkpoint_every`` / ``sample_every``: in steps (0: only at the end / never
     periodically; a figure is always drawn at the end when ``figure_samples > 0`` and there is an
-    output directory).
+    output directory). A step whose loss or gradient is not finite is skipped (no update) and reported;
+    after ``nonfinite_patience`` such steps in a row the last good state (the newest checkpoint, or the
+    start) is restored in memory, and if that does not help either, training stops with an error.
     """
 
     steps: int = 2000
@@ -91,9 +93,10 @@ class TrainConfig:
     sample_every: int = 0
     sample_steps: int = 50
     figure_samples: int = 4
+    nonfinite_patience: int = 3
 
     def __post_init__(self) -> None:
-        positive = ("steps", "batch_size", "keep_checkpoints", "sample_steps")
+        positive = ("steps", "batch_size", "keep_checkpoints", "sample_steps", "nonfinite_patience")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"TrainConfig.{name} must be at least 1, got {getattr(self, name)}.")
@@ -368,6 +371,10 @@ def train(
     bar = tqdm(total=config.steps, initial=step, unit="step", disable=not progress or not context.is_main,
                dynamic_ncols=True)
     running = None
+    guard = _NonFiniteGuard(net, ema.model, optimizer, patience=config.nonfinite_patience,
+                            report=bar.write if context.is_main else (lambda message: None))
+    guard.remember(step)
+    failures = 0
     net.train()
     start = time.monotonic()
     rng_devices = [context.device] if context.device.type == "cuda" else []
@@ -392,11 +399,18 @@ def train(
                 # DDP averages gradients over the W ranks: W/B × (this rank's sum) averages to the global batch mean.
                 loss = per_sample[shard].sum() * (context.world_size / config.batch_size)
                 value = float(context.sum(per_sample[shard].detach().sum())) / config.batch_size  # the global mean
-                if not math.isfinite(value):
-                    raise FloatingPointError(f"the loss became {value} at step {step}; lower lr or check the data.")
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                nn.utils.clip_grad_norm_(net.parameters(), config.grad_clip)
+                if math.isfinite(value):
+                    loss.backward()
+                    grad_norm = float(nn.utils.clip_grad_norm_(net.parameters(), config.grad_clip))
+                if not (math.isfinite(value) and math.isfinite(grad_norm)):  # gradients are all-reduced: ranks agree
+                    failures += 1
+                    guard.report(f"non-finite loss or gradient ({value:.4g}) at step {step}: "
+                                 f"skipped the update ({failures} in a row)")
+                    if failures % config.nonfinite_patience == 0:
+                        step = guard.restore()
+                    continue
+                failures = 0
                 optimizer.step()
                 ema.update(net, step)
                 step += 1
@@ -407,6 +421,7 @@ def train(
                     callback(step, value)
                 if config.checkpoint_every and step % config.checkpoint_every == 0 and step < config.steps:
                     save()
+                    guard.remember(step)
                 if config.sample_every and step % config.sample_every == 0 and step < config.steps:
                     figure()
         finally:
@@ -415,6 +430,36 @@ def train(
     figure()
     context.barrier()  # every rank returns once rank 0's final checkpoint exists
     return TrainedRun(model=ema.model.cpu().eval(), sde=sde, normalization=normalization, step=step, path=final, config=run_config)
+
+
+class _NonFiniteGuard:
+    """The last good training state, kept in memory, and the bookkeeping of non-finite steps."""
+
+    def __init__(self, net: nn.Module, ema: nn.Module, optimizer: torch.optim.Optimizer, *, patience: int,
+                 report: Callable[[str], None]) -> None:
+        self.modules, self.optimizer, self.patience, self.report = (net, ema), optimizer, patience, report
+        self.state: tuple | None = None
+        self.restores = 0
+
+    def remember(self, step: int) -> None:
+        tensors = ({k: v.clone() for k, v in clean_state_dict(m).items()} for m in self.modules)
+        self.state = (step, *tensors, copy.deepcopy(self.optimizer.state_dict()))
+        self.restores = 0
+
+    def restore(self) -> int:
+        """Load the last good state; raise if restoring did not help ``patience`` steps ago already."""
+        self.restores += 1
+        if self.restores > 1:
+            raise FloatingPointError(
+                f"training stays non-finite after restoring the state of step {self.state[0]}; "
+                f"lower the learning rate (TrainConfig.lr) or grad_clip, or check the data for outliers."
+            )
+        step, *modules, optimizer = self.state
+        for module, state in zip(self.modules, modules):
+            module.load_state_dict(state)
+        self.optimizer.load_state_dict(optimizer)
+        self.report(f"restored the last good state (step {step}) after {self.patience} non-finite steps in a row")
+        return step
 
 
 def _seed_rank_local(seed: int, device: torch.device) -> None:
