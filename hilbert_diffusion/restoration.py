@@ -52,7 +52,7 @@ from typing import ClassVar
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .bases import Grid, SpectralBasis
 from .models.oracle import GaussianOracle

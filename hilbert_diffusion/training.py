@@ -290,7 +290,7 @@ def train(
     Under ``torchrun`` every rank calls ``train`` with the same arguments; ``config.batch_size`` is the
     global batch (at least the number of processes), see the module docstring.
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     context = distributed_context()
     if config.batch_size < context.world_size:

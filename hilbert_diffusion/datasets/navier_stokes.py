@@ -237,7 +237,7 @@ def navier_stokes(
     solver = VorticitySolver(resolution=solver_resolution, viscosity=viscosity, time_step=time_step)
 
     def generate() -> Tensor:
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
 
         forcing = fno_forcing(solver_resolution, amplitude=forcing_amplitude, dtype=torch.float32)
         steps = math.ceil(horizon / time_step - 1e-9)

@@ -112,7 +112,7 @@ def shallow_water(
 
     def generate() -> Tensor:
         from torch_harmonics.examples import ShallowWaterSolver
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
 
         lmax = math.ceil(solver_grid[0] / 3)
         solver = ShallowWaterSolver(
