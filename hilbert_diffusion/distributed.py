@@ -28,6 +28,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from .seeding import stream_generator, stream_seed
+
 __all__ = [
     "DistributedContext",
     "chunk_generator",
@@ -122,17 +124,8 @@ def distributed_context() -> DistributedContext:
                               device=device, backend=backend)
 
 
-def chunk_seed(seed: int, index: int) -> int:
-    """A 63-bit seed for chunk ``index`` of a run seeded ``seed``: NumPy's ``SeedSequence`` hash of the
-    pair, so the streams of ``(seed, i)`` and ``(seed + 1, i - 1)`` are unrelated."""
-    if seed < 0 or index < 0:
-        raise ValueError(f"seed and chunk index must be ≥ 0, got seed={seed}, index={index}.")
-    return int(np.random.SeedSequence([seed, index]).generate_state(1, np.uint64)[0]) >> 1
-
-
-def chunk_generator(seed: int, index: int) -> torch.Generator:
-    """A CPU ``torch.Generator`` seeded with :func:`chunk_seed` ``(seed, index)``."""
-    return torch.Generator().manual_seed(chunk_seed(seed, index))
+chunk_seed = stream_seed  # the seed of chunk ``index`` of a sampling run seeded ``seed``
+chunk_generator = stream_generator
 
 
 def map_chunks(

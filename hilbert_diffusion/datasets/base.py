@@ -20,6 +20,7 @@ from torch import Tensor
 
 from ..bases import Grid, SpectralBasis
 from ..config import from_config, to_config
+from ..seeding import stream_generator, stream_seed
 
 __all__ = ["FieldDataset", "dataset_spec", "from_spec", "grid_coordinates", "field_generator", "field_seed"]
 
@@ -152,14 +153,6 @@ def grid_coordinates(basis: SpectralBasis, grid: Grid) -> Tensor:
     return torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1)
 
 
-def field_seed(seed: int, index: int) -> int:
-    """The seed of field ``index`` of a data set with ``seed``: every field has its own stream, so
-    results do not depend on batching and a larger data set extends a smaller one."""
-    if not (0 <= index < 2**32 and 0 <= seed < 2**31):
-        raise ValueError(f"need 0 ≤ seed < 2**31 and 0 ≤ index < 2**32, got seed={seed}, index={index}.")
-    return seed * 2**32 + index
+field_seed = stream_seed  # every field of a data set has its own stream: batching does not matter
+field_generator = stream_generator
 
-
-def field_generator(seed: int, index: int) -> torch.Generator:
-    """A generator seeded with :func:`field_seed` ``(seed, index)``."""
-    return torch.Generator().manual_seed(field_seed(seed, index))

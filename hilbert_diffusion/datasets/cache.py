@@ -24,6 +24,7 @@ from torch import Tensor
 __all__ = ["CACHE_ENV", "default_cache_dir", "cached_tensor", "is_cached", "spec_key"]
 
 CACHE_ENV = "HILBERT_DIFFUSION_CACHE"
+_FORMAT = 2  # bump when generation changes for the same spec (2: per-field seeds hashed; 1 collided across seeds)
 
 
 def default_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
@@ -39,7 +40,7 @@ def default_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
 
 def spec_key(spec: dict) -> str:
     """A short stable hash of a JSON-able spec (key order does not matter)."""
-    text = json.dumps(spec, sort_keys=True, separators=(",", ":"))
+    text = json.dumps({"format": _FORMAT, "spec": spec}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
