@@ -1,0 +1,590 @@
+"""HDM's 1-D Quadratic benchmark: MMD test power of generated against held-out real curves.
+
+Data (DESIGN §2, :func:`~hilbert_diffusion.datasets.quadratic`): ``y(x) = (a x² + ε) / 50`` on ``[-10, 10]``,
+``a = ±1`` with probability ½, ``ε ~ N(0, 1)`` per curve; 1000 training curves on 100 cell-centred points
+(the Neumann basis of the interval). Model: :class:`~hilbert_diffusion.models.fno.ScoreFNO` trained by
+:func:`~hilbert_diffusion.training.train` on one CPU thread for a fixed number of steps (the wall and CPU
+seconds are measured and stored); forward process: the stochastic heat SPDE of the command line
+(Matérn noise ``α = 1``, ``τ = ½ sqrt(λ_1)``, linear β from 0.1 to 20) with HDM's heat, ``κ λ_max = ¼`` at
+the training grid.
+
+Metric (:func:`~hilbert_diffusion.metrics.mmd_test_power`, HDM's ``evaluate/power.py``): percent of
+kernel two-sample tests (Gaussian kernel on RMS distances, median bandwidth, unbiased MMD², 1000
+permutations, α = 0.05) that tell generated from real curves. ``10 vs 10``: HDM's protocol, 100 tests per
+1000 curves; ``100 vs 100``: the strict version, 10 tests per 1000 curves. A generator whose law equals
+the data's scores about ``100 α = 5`` (the ``data vs data`` row measures it). Two kinds of repetition:
+
+* ``fresh`` (the headline): each of the 30 repetitions draws **new generated curves** (new prior noise
+  and sampler noise) **and new real curves** (a new seed, never the training seed) and new permutations,
+  so the interval covers the variability of both samples;
+* ``HDM``: HDM's ``calculate_ci`` — one generated and one real set, only the permutations re-drawn
+  30 times (its interval is therefore much narrower; reported for comparison with its 4.2).
+
+Every row also reports the shape of its curves: each curve is fitted by least squares with
+``A x² / 50 + B`` (real curves: ``|A| = 1``, ``50 B ~ N(0, 1)`` and no residual), giving the fraction with
+``A > 0`` (0.5), the RMS of ``|A| - 1``, the standard deviation of ``50 B`` (1) and the RMS residual (0) —
+finer than the test, which sees little beyond the sign of ``a``.
+
+References measured in the same run: the exact denoiser of this data law (:class:`QuadraticDenoiser`: the
+posterior over ``a`` and ``ε`` is closed form) driven by the same sampler, which isolates the sampler's
+own error; and real against real curves. Also: the trained model sampled on 50, 200 and 400 points
+(against real curves on as many points), the 100-point samples evaluated as cosine series at sorted
+random points (the sampler itself cannot run on irregular points: it works in the spectral basis of a
+cell-centred grid), and the field's default samplers on the same model — Euler–Maruyama with 1000 steps
+(HDM) and 250 (DDO), and the library's default RK3 — with their wall time per 1000 curves.
+
+    OMP_NUM_THREADS=1 python benchmarks/quadratic.py [--quick] [--save DIR | --load DIR]
+
+prints a table and writes ``benchmarks/results/quadratic.json`` and ``quadratic.png`` (``--quick``: a
+small model and few curves, under a minute, ``quadratic_quick.json/.png``). ``--save DIR`` keeps the
+trained run (checkpoint) in ``DIR``; ``--load DIR`` evaluates a saved run instead of training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from hilbert_diffusion.bases import NeumannBasis
+from hilbert_diffusion.checkpoint import TrainedRun, load
+from hilbert_diffusion.config import to_config
+from hilbert_diffusion.datasets import grid_coordinates, quadratic, quadratic_curves, sorted_uniform_points
+from hilbert_diffusion.datasets.quadratic import QUADRATIC_DOMAIN
+from hilbert_diffusion.metrics import mean_confidence_interval, mmd_test_power
+from hilbert_diffusion.models.fno import ScoreFNOConfig
+from hilbert_diffusion.noise import Matern
+from hilbert_diffusion.sampling import euler_maruyama, exponential_ancestral, power_times, rk3_ode, uniform_times
+from hilbert_diffusion.sde import LinearSchedule, StochasticHeatSDE
+from hilbert_diffusion.training import TrainConfig, train
+
+RESULTS = Path(__file__).resolve().parent / "results"
+TARGET = 5.0  # issue 6: power at 10 vs 10 at most 5 (indistinguishable from data at α = 0.05)
+NFE_BUDGET = 100
+SCALE = 50.0  # the data's 1/50
+TIMING_FILE = "quadratic_training.json"  # written into a --save directory
+# Seeds: training data 0 (TrainConfig.seed 0); repetition r uses real curves ``REAL_SEED + r``, sampler
+# noise ``SAMPLE_SEED + r`` and permutations ``PERMUTATION_SEED + r``.
+REAL_SEED, SAMPLE_SEED, PERMUTATION_SEED = 1000, 2000, 3000
+
+
+# --------------------------------------------------------------------------------------- the plan
+@dataclass(frozen=True)
+class Sampling:
+    """A sampler with its time grid; ``label`` names both."""
+
+    label: str
+    sampler: Callable
+    times: Tensor
+
+
+@dataclass(frozen=True, kw_only=True)
+class Plan:
+    """Everything the benchmark does, for the full and the quick mode."""
+
+    num_points: int = 100
+    num_train: int = 1000
+    kappa_nyquist: float = 0.25
+    model: ScoreFNOConfig
+    train: TrainConfig
+    main: Sampling
+    baselines: tuple[Sampling, ...]
+    repetitions: int  # fresh repetitions of the headline rows
+    curves: int  # generated (and real) curves per repetition
+    resolutions: tuple[int, ...]
+    resolution_repetitions: int
+    baseline_curves: int
+    hdm_repetitions: int
+
+
+def plans() -> dict[str, Plan]:
+    """The full and the quick plan (a function, not import-time state: the time grids are tensors)."""
+    baselines = (
+        Sampling("Euler–Maruyama, 1000 uniform steps (HDM)", euler_maruyama, uniform_times(1000)),
+        Sampling("Euler–Maruyama, 250 uniform steps (DDO)", euler_maruyama, uniform_times(250)),
+        Sampling("RK3 ODE, power_times(16) (library default)", rk3_ode, power_times(16)),
+    )
+    full = Plan(
+        model=ScoreFNOConfig(hidden_channels=32, n_modes=16, n_layers=4, positional_embedding=True),
+        train=TrainConfig(steps=4500, batch_size=128, lr=2e-3, checkpoint_every=0, figure_samples=0),
+        main=Sampling("exponential ancestral, power_times(32)", exponential_ancestral, power_times(32)),
+        baselines=baselines,
+        repetitions=30,
+        curves=1000,
+        resolutions=(50, 200, 400),
+        resolution_repetitions=5,
+        baseline_curves=1000,
+        hdm_repetitions=30,
+    )
+    quick = Plan(
+        model=ScoreFNOConfig(hidden_channels=16, n_modes=8, n_layers=2, embedding_dim=32, positional_embedding=True),
+        train=TrainConfig(steps=300, batch_size=32, lr=3e-3, warmup_steps=30, checkpoint_every=0, figure_samples=0),
+        main=Sampling("exponential ancestral, power_times(12)", exponential_ancestral, power_times(12)),
+        baselines=(
+            Sampling("Euler–Maruyama, 250 uniform steps (DDO)", euler_maruyama, uniform_times(250)),
+            Sampling("RK3 ODE, power_times(8)", rk3_ode, power_times(8)),
+        ),
+        repetitions=3,
+        curves=200,
+        resolutions=(50, 200),
+        resolution_repetitions=1,
+        baseline_curves=100,
+        hdm_repetitions=3,
+    )
+    return {"full": full, "quick": quick}
+
+
+def make_sde(basis: NeumannBasis, grid: tuple[int, ...], *, kappa_nyquist: float) -> StochasticHeatSDE:
+    """The command line's process (``cli.default_sde``) written out: Matérn ``α = d/2 + ½``,
+    ``τ = ½ sqrt(λ_1)``, linear β ∈ [0.1, 20], ``κ = kappa_nyquist / λ_max`` at ``grid``."""
+    lam = basis.eigenvalues(grid)
+    lam1 = float(lam[lam > 0].min())
+    covariance = Matern(alpha=basis.ndim / 2 + 0.5, tau=0.5 * math.sqrt(lam1))
+    return StochasticHeatSDE(
+        basis=basis, covariance=covariance, decay=LinearSchedule(0.1, 20.0), kappa=kappa_nyquist / float(lam.max())
+    )
+
+
+# --------------------------------------------------------------------------------------- exact denoiser
+def _points(basis: NeumannBasis, grid: tuple[int, ...]) -> Tensor:
+    """The ``x`` of each grid point in ``[-10, 10]``, float64 ``(n,)``."""
+    return grid_coordinates(basis, grid)[..., 0].to(torch.float64) + QUADRATIC_DOMAIN[0]
+
+
+class QuadraticDenoiser:
+    """The exact denoiser ``E[x_0 | x_t]`` of the Quadratic law in normalised units, at any grid.
+
+    With ``x_0 = (a P + ε/50 - μ) / s`` (``P = x²/50`` on the grid, ``(μ, s)`` the trainer's normalisation),
+    write ``x_0 = a p + β c`` with ``p = P/s``, ``c = 1/s`` (constant) and ``β = ε/50 - μ ~ N(-μ, σ²)``,
+    ``σ = 1/50``. Per mode ``y_k = α_k x_{0,k} + sqrt(v_k) ξ_k`` (``α = sde.mean_factor``, ``v = sde.variance``),
+    so for each sign ``a`` the scalar ``β`` has a Gaussian posterior (precision
+    ``π = 1/σ² + Σ α_k² c_k² / v_k``) and integrating it out gives the evidence::
+
+        log p(y | a) = -½ Σ_k r_k² / v_k + ½ b_a² / π + const,   r = y - α (a p - μ c),   b_a = Σ_k α_k c_k r_k / v_k
+        E[x_0 | y]   = Σ_a w_a (a p + E[β | a, y] c),          w_a ∝ p(y | a),   E[β | a, y] = -μ + b_a / π
+
+    (the constant is the same for both signs). The model contract: ``(x, t) -> E[x_0 | x_t]``.
+    """
+
+    def __init__(self, sde: StochasticHeatSDE, *, mean: float, std: float) -> None:
+        if not std > 0:
+            raise ValueError(f"std must be positive (the normalisation's standard deviation), got {std}.")
+        self.sde, self.mean, self.std = sde, float(mean), float(std)
+        self._cache: dict[tuple[int, ...], tuple[Tensor, Tensor]] = {}
+
+    def _profiles(self, grid: tuple[int, ...]) -> tuple[Tensor, Tensor]:
+        """Coefficients of ``p = x²/(50 s)`` and ``c = 1/s`` on ``grid``, each ``(1, 1, n)`` float64."""
+        if grid not in self._cache:
+            basis = self.sde.basis
+            points = _points(basis, grid)
+            p = basis.forward((points**2 / SCALE / self.std).reshape(1, 1, -1))
+            c = basis.forward(torch.full((1, 1, len(points)), 1 / self.std, dtype=torch.float64))
+            self._cache[grid] = (p, c)
+        return self._cache[grid]
+
+    def __call__(self, x: Tensor, t: Tensor) -> Tensor:
+        basis = self.sde.basis
+        grid = basis.grid_of(x)
+        p, c = self._profiles(grid)
+        t = torch.as_tensor(t, dtype=torch.float64).expand(x.shape[0])
+        if bool((t == t[0]).all()):  # one time for the batch (as in every sampler): per-mode values once
+            t = t[:1]
+        alpha, v = self.sde.mean_factor(t, grid), self.sde.variance(t, grid)  # (batch or 1, 1, n)
+        y = basis.forward(x.to(torch.float64))
+        precision = SCALE**2 + ((alpha * c) ** 2 / v).flatten(1).sum(-1)
+        log_evidence, beta = [], []
+        for sign in (1.0, -1.0):
+            r = y - alpha * (sign * p - self.mean * c)
+            b = (alpha * c * r / v).flatten(1).sum(-1)
+            log_evidence.append(-0.5 * (r**2 / v).flatten(1).sum(-1) + 0.5 * b**2 / precision)
+            beta.append(-self.mean + b / precision)
+        weights = torch.softmax(torch.stack(log_evidence), dim=0)
+        shape = (-1, *[1] * (x.dim() - 1))
+        denoised = sum(
+            weights[i].reshape(shape) * (sign * p + beta[i].reshape(shape) * c) for i, sign in enumerate((1.0, -1.0))
+        )
+        return basis.inverse(denoised, grid).to(x.dtype)
+
+
+# --------------------------------------------------------------------------------------- measurements
+class _Counter:
+    """Counts model calls (one call evaluates a whole batch)."""
+
+    def __init__(self, model) -> None:
+        self.model, self.calls = model, 0
+
+    def __call__(self, x: Tensor, t: Tensor) -> Tensor:
+        self.calls += 1
+        return self.model(x, t)
+
+
+def generate(
+    run: TrainedRun, model, sampling: Sampling, *, num: int, resolution: int, generator: torch.Generator, chunk: int = 250
+) -> tuple[Tensor, int, float]:
+    """``num`` curves in data units ``(num, 1, resolution)`` from the prior of ``run.sde`` through
+    ``sampling`` with denoiser ``model`` (in chunks of ``chunk``); returns ``(curves, NFE per curve, seconds)``."""
+    counter = _Counter(model)
+    parts = []
+    start = time.perf_counter()
+    with torch.no_grad():
+        for first in range(0, num, chunk):
+            x = run.sde.prior_sample(min(chunk, num - first), resolution, generator=generator)
+            parts.append(sampling.sampler(counter, run.sde, x, sampling.times, generator=generator))
+    seconds = time.perf_counter() - start
+    return run.normalization.decode(torch.cat(parts)), counter.calls // len(parts), seconds
+
+
+def shape_statistics(curves: Tensor, points: Tensor) -> dict[str, float]:
+    """Least-squares fit ``A x²/50 + B`` of each curve ``(num, 1, n)`` at ``points`` ``(n,)`` or ``(num, n)``:
+    fraction with ``A > 0``, RMS of ``|A| - 1``, standard deviation of ``50 B`` and RMS residual (data units)."""
+    y = curves[:, 0].to(torch.float64)
+    points = points.to(torch.float64).expand(y.shape[0], -1)
+    design = torch.stack([points**2 / SCALE, torch.ones_like(points)], dim=-1)  # (num, n, 2)
+    fit = torch.linalg.lstsq(design, y[..., None]).solution[..., 0]  # (num, 2)
+    residual = y - (design @ fit[..., None])[..., 0]
+    a, b = fit.unbind(-1)
+    return {
+        "fraction_a_positive": float((a > 0).double().mean()),
+        "rms_abs_a_minus_1": float((a.abs() - 1).pow(2).mean().sqrt()),
+        "std_50b": float((SCALE * b).std()),
+        "rms_residual": float(residual.pow(2).mean().sqrt()),
+    }
+
+
+def cosine_interpolant(curves: Tensor, u: Tensor) -> Tensor:
+    """The cosine series through cell-centred samples ``(num, 1, n)``, evaluated at fractional positions
+    ``u`` in ``[0, 1]`` ``(m,)``: ``f(u) = Σ_k ĉ_k w_k cos(π k u)`` with ``ĉ`` the orthonormal DCT-II of the
+    samples and ``w_k = sqrt(2/n)`` (``sqrt(1/n)`` for ``k = 0``); exact at the nodes ``(j + ½)/n``. ``(num, 1, m)``."""
+    n = curves.shape[-1]
+    k = torch.arange(n, dtype=torch.float64)
+    w = torch.full((n,), math.sqrt(2 / n), dtype=torch.float64)
+    w[0] = math.sqrt(1 / n)
+    nodes = (torch.arange(n, dtype=torch.float64) + 0.5) / n
+    analysis = w[:, None] * torch.cos(math.pi * k[:, None] * nodes[None, :])  # (n, n), orthogonal
+    synthesis = w[:, None] * torch.cos(math.pi * k[:, None] * u.to(torch.float64)[None, :])  # (n, m)
+    return (curves.to(torch.float64) @ analysis.T @ synthesis).to(curves.dtype)
+
+
+def _interval(values: list[float]) -> dict:
+    mean, half = mean_confidence_interval(values) if len(values) > 1 else (values[0], float("nan"))
+    return {"mean": mean, "ci95": half, "values": values}
+
+
+def _powers(generated: Tensor, real: Tensor, generator: torch.Generator) -> dict[int, float]:
+    """Power at 10 vs 10 and (if there are at least 100 curves) 100 vs 100."""
+    sizes = [s for s in (10, 100) if min(len(generated), len(real)) >= s]
+    return {s: mmd_test_power(generated, real, sample_size=s, generator=generator).power for s in sizes}
+
+
+def fresh_repetitions(
+    draw: Callable[[int, int, torch.Generator], Tensor], *, resolution: int, repetitions: int, curves: int
+) -> dict:
+    """Each repetition: ``draw(curves, resolution, generator)`` new generated curves, new real curves at
+    ``resolution`` (seed ``REAL_SEED + r``), new permutations. Power mean ± 95 % interval over repetitions."""
+    powers: dict[int, list[float]] = {}
+    first = None
+    for r in range(repetitions):
+        generated = draw(curves, resolution, torch.Generator().manual_seed(SAMPLE_SEED + r))
+        real = quadratic(curves, resolution, seed=REAL_SEED + r).data
+        for size, power in _powers(generated, real, torch.Generator().manual_seed(PERMUTATION_SEED + r)).items():
+            powers.setdefault(size, []).append(power)
+        first = generated if first is None else first
+    return {"powers": {f"{s}v{s}": _interval(v) for s, v in powers.items()}, "first": first}
+
+
+def hdm_repetitions(generated: Tensor, real: Tensor, *, repetitions: int) -> dict:
+    """HDM's ``calculate_ci``: the same generated and real sets, only the permutations re-drawn."""
+    powers: dict[int, list[float]] = {}
+    for r in range(repetitions):
+        for size, power in _powers(generated, real, torch.Generator().manual_seed(PERMUTATION_SEED + r)).items():
+            powers.setdefault(size, []).append(power)
+    return {f"{s}v{s}": _interval(v) for s, v in powers.items()}
+
+
+# --------------------------------------------------------------------------------------- training
+def train_model(plan: Plan, *, save: Path | None) -> tuple[TrainedRun, dict]:
+    """Train on ``plan.num_train`` curves (seed 0); returns the run and its timing record."""
+    data = quadratic(plan.num_train, plan.num_points, seed=0)
+    sde = make_sde(data.basis, (plan.num_points,), kappa_nyquist=plan.kappa_nyquist)
+    wall, cpu = time.perf_counter(), time.process_time()
+    run = train(data, sde=sde, model=plan.model, config=plan.train, out_dir=save, progress=False)
+    record = {
+        "steps": run.step,
+        "wall_seconds": time.perf_counter() - wall,
+        "cpu_seconds": time.process_time() - cpu,
+        "threads": torch.get_num_threads(),
+        "load_average_after": os.getloadavg(),
+    }
+    if save is not None:
+        (save / TIMING_FILE).write_text(json.dumps(record, indent=1))
+    return run, record
+
+
+# --------------------------------------------------------------------------------------- the benchmark
+def evaluate(run: TrainedRun, plan: Plan) -> tuple[dict, dict]:
+    """All rows of the benchmark; returns ``(document rows, curves for the figure)``."""
+    basis = run.sde.basis
+    oracle = QuadraticDenoiser(run.sde, mean=run.normalization.mean[0], std=run.normalization.std[0])
+    n = plan.num_points
+    rows: dict[str, dict] = {}
+    figure: dict[str, Tensor] = {}
+
+    def drawer(model, sampling: Sampling, record: dict) -> Callable[[int, int, torch.Generator], Tensor]:
+        def draw(num: int, resolution: int, generator: torch.Generator) -> Tensor:
+            curves, nfe, seconds = generate(run, model, sampling, num=num, resolution=resolution, generator=generator)
+            record["nfe"] = nfe
+            record["seconds"] = record.get("seconds", 0.0) + seconds
+            record["curves"] = record.get("curves", 0) + num
+            record.setdefault("all", []).append(curves)
+            return curves
+
+        return draw
+
+    def finish(name: str, label: str, resolution: int, outcome: dict, record: dict, **extra) -> None:
+        curves = torch.cat(record.pop("all"))
+        rows[name] = {
+            "label": label,
+            "resolution": resolution,
+            "nfe": record.get("nfe"),
+            "seconds_per_1000_curves": 1000 * record["seconds"] / record["curves"] if record.get("curves") else None,
+            **extra,
+            "power": outcome["powers"] if "powers" in outcome else outcome,
+            "shape": shape_statistics(curves, _points(basis, (resolution,))),
+        }
+        figure[name] = curves[:20]
+        print(_row(name, rows[name]), flush=True)
+
+    print(_header(), flush=True)
+    fresh = {"repetitions": plan.repetitions, "curves_per_repetition": plan.curves, "kind": "fresh"}
+    # real against real: what an exact generator scores
+    record: dict = {}
+
+    def real_draw(num: int, resolution: int, generator: torch.Generator) -> Tensor:
+        seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
+        curves = quadratic(num, resolution, seed=seed).data
+        record.setdefault("all", []).append(curves)
+        return curves
+
+    outcome = fresh_repetitions(real_draw, resolution=n, repetitions=plan.repetitions, curves=plan.curves)
+    finish("data_vs_data", "real vs real curves (what a perfect generator scores)", n, outcome, record, **fresh)
+
+    # the trained model with the chosen sampler, and the exact denoiser with the same sampler
+    main_sets = {}
+    for name, model, label in (
+        ("model", run.model, f"trained model, {plan.main.label}"),
+        ("exact_denoiser", oracle, f"exact denoiser, {plan.main.label}"),
+    ):
+        record = {}
+        outcome = fresh_repetitions(drawer(model, plan.main, record), resolution=n, repetitions=plan.repetitions,
+                                    curves=plan.curves)
+        main_sets[name] = torch.cat(record["all"])
+        finish(name, label, n, outcome, record, **fresh)
+
+    # irregular points: the 100-point samples as cosine series at sorted uniform random points
+    low, high = QUADRATIC_DOMAIN
+    record = {"all": []}
+    powers: dict[int, list[float]] = {}
+    generated = main_sets["model"]
+    for r in range(plan.repetitions):
+        points = sorted_uniform_points(1, n, generator=torch.Generator().manual_seed(REAL_SEED + r))[0]
+        block = cosine_interpolant(generated[r * plan.curves : (r + 1) * plan.curves], (points - low) / (high - low))
+        real = quadratic_curves(points.expand(plan.curves, -1), generator=torch.Generator().manual_seed(REAL_SEED + r))
+        for size, power in _powers(block, real, torch.Generator().manual_seed(PERMUTATION_SEED + r)).items():
+            powers.setdefault(size, []).append(power)
+        record["all"].append(block)
+        if r == 0:
+            irregular_points = points
+    irregular = {f"{s}v{s}": _interval(v) for s, v in powers.items()}
+    curves = torch.cat(record["all"])
+    rows["irregular_points"] = {
+        "label": "trained model, 100-point samples evaluated as cosine series at sorted uniform random points",
+        "resolution": n,
+        "nfe": rows["model"]["nfe"],
+        "seconds_per_1000_curves": None,
+        **fresh,
+        "power": irregular,
+        "shape": shape_statistics(curves[: plan.curves], irregular_points),
+        "note": "one shared set of sorted random points per repetition; the sampler itself runs on the "
+        "cell-centred grid of the Neumann basis (a spectral sampler cannot run on irregular points)",
+    }
+    print(_row("irregular_points", rows["irregular_points"]), flush=True)
+
+    # other resolutions: same model, same sampler, real curves at as many points
+    for resolution in plan.resolutions:
+        record = {}
+        outcome = fresh_repetitions(drawer(run.model, plan.main, record), resolution=resolution,
+                                    repetitions=plan.resolution_repetitions, curves=plan.curves)
+        finish(f"model_{resolution}", f"trained model at {resolution} points, {plan.main.label}", resolution, outcome,
+               record, kind="fresh", repetitions=plan.resolution_repetitions, curves_per_repetition=plan.curves)
+
+    # the field's default samplers on the same model, against one real set (HDM's protocol)
+    real = quadratic(plan.baseline_curves, n, seed=REAL_SEED).data
+    hdm = {"kind": "hdm", "repetitions": plan.hdm_repetitions, "curves_per_repetition": plan.baseline_curves}
+    for index, sampling in enumerate((plan.main, *plan.baselines)):
+        for prefix, model in (("model", run.model), ("exact_denoiser", oracle)):
+            record = {}
+            generated = drawer(model, sampling, record)(plan.baseline_curves, n,
+                                                        torch.Generator().manual_seed(SAMPLE_SEED + 100 + index))
+            outcome = hdm_repetitions(generated, real, repetitions=plan.hdm_repetitions)
+            finish(f"{prefix}_hdm_{index}", f"{prefix.replace('_', ' ')}, {sampling.label}", n, outcome, record, **hdm)
+    return rows, figure
+
+
+def _header() -> str:
+    return (f"{'row':22s} {'pts':>4s} {'NFE':>5s} {'s/1000':>7s} {'power 10v10':>14s} {'power 100v100':>15s} "
+            f"{'a>0':>5s} {'|A|-1':>7s} {'sd 50B':>6s} {'resid':>7s}")
+
+
+def _row(name: str, row: dict) -> str:
+    def power(key: str) -> str:
+        entry = row["power"].get(key)
+        if entry is None:
+            return "-"
+        return f"{entry['mean']:5.1f} ± {entry['ci95']:4.1f}" if math.isfinite(entry["ci95"]) else f"{entry['mean']:5.1f}"
+
+    shape = row["shape"]
+    seconds = row["seconds_per_1000_curves"]
+    return (
+        f"{name:22s} {row['resolution']:4d} {row['nfe'] if row['nfe'] is not None else '-':>5} "
+        f"{seconds if seconds is None else round(seconds, 1)!s:>7s} {power('10v10'):>14s} {power('100v100'):>15s} "
+        f"{shape['fraction_a_positive']:5.2f} {shape['rms_abs_a_minus_1']:7.4f} {shape['std_50b']:6.2f} "
+        f"{shape['rms_residual']:7.4f}"
+    )
+
+
+def plot(rows: dict, figure: dict, path: Path) -> None:
+    """Real against generated curves, other resolutions, residuals of the samplers, and the powers."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    basis = NeumannBasis(1, lengths=QUADRATIC_DOMAIN[1] - QUADRATIC_DOMAIN[0])
+    fig = Figure(figsize=(13, 8.5))
+    axes = fig.subplots(2, 2)
+    n = rows["model"]["resolution"]
+    x = _points(basis, (n,))
+    ax = axes[0][0]
+    for i, curve in enumerate(figure["data_vs_data"][:20]):
+        ax.plot(x, curve[0], color="0.6", lw=1.2, label="real" if i == 0 else None)
+    for i, curve in enumerate(figure["model"][:20]):
+        ax.plot(x, curve[0], color="C3", lw=0.8, label="generated" if i == 0 else None)
+    ax.set_title(f"{n} points: 20 real and 20 generated curves")
+    ax.legend(fontsize=8)
+    ax = axes[0][1]
+    for j, name in enumerate(k for k in rows if k.startswith("model_") and k[6:].isdigit()):
+        res = rows[name]["resolution"]
+        for i, curve in enumerate(figure[name][:6]):
+            ax.plot(_points(basis, (res,)), curve[0], color=f"C{j}", lw=0.8, label=f"{res} points" if i == 0 else None)
+    ax.set_title("the same model sampled on other grids")
+    ax.legend(fontsize=8)
+    ax = axes[1][0]
+    for j, name in enumerate(k for k in rows if k.startswith("model_hdm_")):
+        curves = figure[name][:8, 0].to(torch.float64)
+        design = torch.stack([x**2 / SCALE, torch.ones_like(x)], dim=-1)
+        fit = torch.linalg.lstsq(design.expand(len(curves), -1, -1), curves[..., None]).solution
+        residual = curves - (design @ fit)[..., 0]
+        for i, r in enumerate(residual):
+            ax.plot(x, r, color=f"C{j}", lw=0.7, label=rows[name]["label"].split(", ", 1)[1] if i == 0 else None)
+    ax.set_title("residual from the best-fitting A x²/50 + B (real curves: 0)")
+    ax.legend(fontsize=7)
+    ax = axes[1][1]
+    names = [k for k in rows if not k.startswith("exact_denoiser_hdm")]
+    for offset, key in ((-0.2, "10v10"), (0.2, "100v100")):
+        values = [(i, rows[k]["power"][key]) for i, k in enumerate(names) if key in rows[k]["power"]]
+        half = [v["ci95"] if math.isfinite(v["ci95"]) else 0.0 for _, v in values]
+        means = [v["mean"] for _, v in values]
+        ax.errorbar([i + offset for i, _ in values], means, yerr=[[min(h, m) for h, m in zip(half, means)], half],
+                    fmt="o", capsize=3, label=key.replace("v", " vs "))  # powers are ≥ 0: clip the bars there
+    ax.axhline(TARGET, color="k", ls="--", lw=0.8, label="5 % (level of the test)")
+    ax.set_xticks(range(len(names)), names, rotation=40, ha="right", fontsize=7)
+    ax.set_ylabel("test power (%)")
+    ax.set_yscale("symlog", linthresh=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp")
+    FigureCanvasAgg(fig).print_png(str(tmp))
+    os.replace(tmp, path)
+
+
+def headline(document: dict) -> dict[str, object]:
+    """The numbers the runner's summary quotes."""
+    model = document["rows"]["model"]
+    power = model["power"]["10v10"]
+    return {
+        "power_10v10": f"{power['mean']:.1f} ± {power['ci95']:.1f}",
+        "power_100v100": f"{model['power']['100v100']['mean']:.1f} ± {model['power']['100v100']['ci95']:.1f}"
+        if "100v100" in model["power"] else None,
+        "nfe": model["nfe"],
+        "train_cpu_seconds": round(document["training"]["cpu_seconds"], 1) if "cpu_seconds" in document["training"] else None,
+        "target_met": document["target_met"],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small model, few curves (under a minute)")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--save", type=Path, help="keep the trained run (checkpoint) in this new directory")
+    group.add_argument("--load", type=Path, help="evaluate the run saved in this directory instead of training")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    plan = plans()["quick" if args.quick else "full"]
+    started = time.perf_counter()
+    load_before = os.getloadavg()
+    if args.load is not None:
+        run = load(args.load)
+        timing_path = Path(args.load) / TIMING_FILE
+        training = json.loads(timing_path.read_text()) if timing_path.exists() else {}
+        training["loaded_from"] = str(args.load)
+    else:
+        run, training = train_model(plan, save=args.save)
+    print(f"training: {training.get('steps', run.step)} steps, {training.get('cpu_seconds', float('nan')):.0f} s CPU, "
+          f"{training.get('wall_seconds', float('nan')):.0f} s wall", flush=True)
+    rows, figure = evaluate(run, plan)
+    print("\n".join(f"  {name}: {row['label']} ({row['kind']}, {row['repetitions']} × {row['curves_per_repetition']} curves)"
+                     for name, row in rows.items()))
+    power = rows["model"]["power"]["10v10"]
+    document = {
+        "description": __doc__.split("\n\n")[0],
+        "mode": "quick" if args.quick else "full",
+        "target": f"power at 10 vs 10 ≤ {TARGET} with ≤ {NFE_BUDGET} NFE and ≤ 10 min of CPU training",
+        "target_met": bool(power["mean"] <= TARGET and rows["model"]["nfe"] <= NFE_BUDGET),
+        "data": {"train": f"quadratic({plan.num_train}, {plan.num_points}, seed=0)",
+                 "real": f"quadratic(curves, points, seed={REAL_SEED} + repetition)"},
+        "repetitions": "fresh: new generated curves (prior and sampler noise), new real curves and new permutations "
+                       "per repetition; hdm: one generated and one real set, new permutations only (HDM's calculate_ci)",
+        "interval": "mean ± Student-t 95 % half-width over repetitions (metrics.mean_confidence_interval)",
+        "shape": "least-squares fit A x²/50 + B per curve: fraction A > 0, RMS(|A| - 1), std(50 B), RMS residual "
+                 "(real curves: 0.5, 0, 1, 0)",
+        "sde": to_config(run.sde),
+        "model": to_config(plan.model),
+        "train_config": to_config(plan.train),
+        "training": training,
+        "main_sampler": plan.main.label,
+        "rows": rows,
+        "machine": {"threads": torch.get_num_threads(), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
+                    "platform": platform.platform(), "torch": torch.__version__,
+                    "load_average_before": load_before, "load_average_after": os.getloadavg()},
+    }
+    document["seconds"] = time.perf_counter() - started
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stem = "quadratic_quick" if args.quick else "quadratic"
+    tmp = RESULTS / f".{stem}.json.tmp"
+    tmp.write_text(json.dumps(document, indent=1, ensure_ascii=False))
+    os.replace(tmp, RESULTS / f"{stem}.json")
+    plot(rows, figure, RESULTS / f"{stem}.png")
+    print(f"power {power['mean']:.1f} ± {power['ci95']:.1f} at 10 vs 10 with {rows['model']['nfe']} NFE → target "
+          f"{'met' if document['target_met'] else 'NOT met'}; wrote {RESULTS / stem}.json/.png in {document['seconds']:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

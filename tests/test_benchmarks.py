@@ -1,0 +1,124 @@
+"""The benchmarks cannot rot: every module is registered with the runner, every ``--quick`` mode runs
+through it and writes its result; and the Quadratic benchmark's own tools are exact where the answer
+is known (the closed-form denoiser against brute-force quadrature of the posterior, the cosine-series
+interpolant, the shape statistics of real curves).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # the benchmarks are a folder of scripts at the repository root, not installed
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks import quadratic as qb  # noqa: E402
+from benchmarks import run as runner  # noqa: E402
+from hilbert_diffusion.bases import NeumannBasis  # noqa: E402
+from hilbert_diffusion.datasets import quadratic  # noqa: E402
+
+
+def test_every_benchmark_module_is_registered() -> None:
+    scripts = {p.stem for p in (ROOT / "benchmarks").glob("*.py")} - {"__init__", "__main__", "run"}
+    assert set(runner.names()) == scripts
+    assert len(runner.names()) == len(set(runner.names()))
+
+
+def test_every_quick_mode_runs_through_the_runner(tmp_path: Path) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--results", str(tmp_path)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    summary = json.loads((tmp_path / "summary_quick.json").read_text())
+    entries = {e["name"]: e for e in summary["benchmarks"]}
+    assert list(entries) == runner.names()
+    for name, entry in entries.items():
+        assert entry["status"] == "ok", (name, entry["error"])
+        assert (tmp_path / f"{name}_quick.json").exists()
+
+    document = json.loads((tmp_path / "quadratic_quick.json").read_text())
+    rows = document["rows"]
+    assert entries["quadratic"]["headline"]["nfe"] == rows["model"]["nfe"] <= qb.NFE_BUDGET
+    for row in rows.values():
+        for power in row["power"].values():
+            assert all(0 <= p <= 100 for p in power["values"])
+    # the exact denoiser through the quick sampler draws curves of the data's shape: a = ±1, no residual
+    exact = rows["exact_denoiser"]["shape"]
+    assert exact["rms_residual"] < 1e-3 and exact["rms_abs_a_minus_1"] < 1e-2
+    assert 0.35 < exact["fraction_a_positive"] < 0.65
+    assert {"model_50", "model_200", "irregular_points", "model_hdm_1"} <= set(rows)
+    assert (tmp_path / "quadratic_quick.png").stat().st_size > 0
+
+
+def _brute_force_posterior_mean(y, alpha, v, p, c, *, mean: float) -> torch.Tensor:
+    """E[x_0 | y] by quadrature over β on a fine grid, for each sign a (independent of the closed form)."""
+    sigma = 1 / qb.SCALE
+    beta = torch.linspace(-mean - 10 * sigma, -mean + 10 * sigma, 20001, dtype=torch.float64)
+    log_prior = -0.5 * ((beta + mean) / sigma) ** 2
+    logs, means = [], []
+    for sign in (1.0, -1.0):
+        x0 = sign * p[..., None] + beta * c[..., None]  # (1, n, B)
+        log_lik = -0.5 * ((y[..., None] - alpha[..., None] * x0) ** 2 / v[..., None]).sum(dim=(-3, -2))  # (batch, B)
+        log_w = log_lik + log_prior
+        logs.append(torch.logsumexp(log_w, dim=-1))
+        w = torch.softmax(log_w, dim=-1)
+        means.append(sign * p + (w @ beta)[:, None, None] * c)
+    weights = torch.softmax(torch.stack(logs), dim=0)
+    return weights[0][:, None, None] * means[0] + weights[1][:, None, None] * means[1]
+
+
+def test_quadratic_denoiser_is_the_exact_posterior_mean() -> None:
+    basis = NeumannBasis(1, lengths=20.0)
+    grid = (16,)
+    sde = qb.make_sde(basis, grid, kappa_nyquist=0.25)
+    mean, std = 0.05, 0.8
+    denoiser = qb.QuadraticDenoiser(sde, mean=mean, std=std)
+    x0 = (quadratic(6, 16, seed=3).data.to(torch.float64) - mean) / std
+    generator = torch.Generator().manual_seed(0)
+    p, c = denoiser._profiles(grid)
+    for t in (0.02, 0.2, 0.5, 0.7, 0.95):
+        xt, _ = sde.marginal_sample(x0, t, generator=generator)
+        times = torch.full((6,), t, dtype=torch.float64)
+        exact = basis.forward(denoiser(xt, times))
+        y = basis.forward(xt)
+        alpha, v = sde.mean_factor(times, grid), sde.variance(times, grid)
+        reference = _brute_force_posterior_mean(y, alpha, v, p, c, mean=mean)
+        assert torch.allclose(exact, reference, rtol=1e-6, atol=1e-8), t
+    # per-sample times give the same answer as a shared time
+    times = torch.tensor([0.1, 0.1, 0.6, 0.6, 0.9, 0.9], dtype=torch.float64)
+    xt, _ = sde.marginal_sample(x0, times, generator=generator)
+    for i in range(0, 6, 2):
+        shared = denoiser(xt[i : i + 2], times[i : i + 2])
+        single = torch.cat([denoiser(xt[j : j + 1], times[j : j + 1]) for j in (i, i + 1)])
+        assert torch.allclose(shared, single, rtol=1e-12, atol=1e-12)
+    # at t → 0 the posterior is certain: the denoiser returns the clean curve
+    xt, _ = sde.marginal_sample(x0, 1e-6, generator=generator)
+    assert torch.allclose(denoiser(xt, torch.full((6,), 1e-6, dtype=torch.float64)), x0, atol=1e-3)
+
+
+def test_cosine_interpolant_is_exact_at_nodes_and_for_band_limited_series() -> None:
+    n = 12
+    nodes = (torch.arange(n, dtype=torch.float64) + 0.5) / n
+    curves = torch.randn(3, 1, n, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(qb.cosine_interpolant(curves, nodes), curves, atol=1e-12)
+    series = lambda u: 0.3 + torch.cos(3 * math.pi * u) - 0.5 * torch.cos(7 * math.pi * u)  # noqa: E731
+    u = torch.rand(50, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    values = qb.cosine_interpolant(series(nodes).reshape(1, 1, n), u)
+    assert torch.allclose(values[0, 0], series(u), atol=1e-12)
+
+
+def test_shape_statistics_of_real_curves() -> None:
+    data = quadratic(400, 50, seed=7)
+    stats = qb.shape_statistics(data.data, qb._points(data.basis, (50,)))
+    assert stats["rms_residual"] < 1e-5 and stats["rms_abs_a_minus_1"] < 1e-4
+    assert abs(stats["fraction_a_positive"] - 0.5) < 0.1  # 400 fair coins: 4 standard deviations
+    assert abs(stats["std_50b"] - 1) < 0.15  # ε ~ N(0, 1): sd of the sample sd ≈ 1/sqrt(800)
