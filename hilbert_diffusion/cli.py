@@ -163,7 +163,7 @@ def _load_model(run: str, resolution: int | None):
 def _cmd_sample(args: argparse.Namespace) -> int:
     from .distributed import distributed_context, sharded_sample
     from .sampling import power_times, uniform_times
-    from .training import save_sample_figure
+    from .figures import save_sample_figure
 
     context = distributed_context()  # under torchrun: batches of --batch-size spread over the ranks
     samplers = _sampler_table()

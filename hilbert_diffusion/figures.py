@@ -8,7 +8,7 @@ from pathlib import Path
 
 from torch import Tensor
 
-__all__ = ["save_restoration_figure"]
+__all__ = ["save_sample_figure", "save_restoration_figure"]
 
 
 def _draw(ax, field: Tensor, *, vmin: float, vmax: float, cmap: str = "RdBu_r") -> None:
@@ -29,6 +29,34 @@ def _write(fig, path: Path) -> Path:
     FigureCanvasAgg(fig).print_png(str(tmp))
     os.replace(tmp, path)
     return path
+
+
+def save_sample_figure(samples: Tensor, path: str | os.PathLike, *, title: str = "") -> Path:
+    """Fields ``(num, channels, *grid)`` as a PNG: 1-D as overlaid curves per channel, 2-D as images (one per
+    sample and channel, a symmetric colour scale per channel)."""
+    from matplotlib.figure import Figure
+
+    samples = samples.detach().cpu().float()
+    num, channels = samples.shape[:2]
+    ndim = samples.dim() - 2
+    if ndim not in (1, 2):
+        raise ValueError(f"can draw 1-D or 2-D fields, got {ndim} grid axes.")
+    columns = 1 if ndim == 1 else num
+    fig = Figure(figsize=(6, 2.5 * channels) if ndim == 1 else (2.2 * num, 2.2 * channels))
+    for c in range(channels):
+        vmax = float(samples[:, c].abs().max()) or 1.0
+        if ndim == 1:
+            ax = fig.add_subplot(channels, 1, c + 1)
+            for i in range(num):
+                ax.plot(samples[i, c].numpy(), lw=1)
+            ax.set_ylabel(f"channel {c}")
+            continue
+        for i in range(num):
+            _draw(fig.add_subplot(channels, columns, c * columns + i + 1), samples[i, c], vmin=-vmax, vmax=vmax)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return _write(fig, Path(path))
 
 
 def save_restoration_figure(observation: Tensor, samples: Tensor, path: str | os.PathLike, *, title: str = "") -> Path:

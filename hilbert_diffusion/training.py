@@ -44,11 +44,12 @@ from .checkpoint import (
 )
 from .config import from_config, to_config
 from .distributed import DistributedContext, chunk_seed, distributed_context
+from .figures import save_sample_figure
 from .losses import StratifiedTime, UniformTime, denoising_loss
 from .models.fno import EmpiricalSpectrum, ScoreFNOConfig, clean_state_dict
 from .sde import DiagonalSDE
 
-__all__ = ["TrainConfig", "Normalization", "ModelConfig", "train", "save_sample_figure"]
+__all__ = ["TrainConfig", "Normalization", "ModelConfig", "train"]
 
 
 class ModelConfig(Protocol):
@@ -163,43 +164,6 @@ class Normalization:
 
 
 # --------------------------------------------------------------------------------------- figures
-def save_sample_figure(samples: Tensor, path: str | os.PathLike, *, title: str = "") -> Path:
-    """Save fields ``(num, channels, *grid)`` (1-D: curves; 2-D: images, one per sample and channel)
-    as a PNG, written atomically. Uses matplotlib's Agg canvas (no pyplot, no global backend)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    samples = samples.detach().cpu().float()
-    num, channels = samples.shape[:2]
-    ndim = samples.dim() - 2
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if ndim == 1:
-        fig = Figure(figsize=(6, 2.5 * channels))
-        for c in range(channels):
-            ax = fig.add_subplot(channels, 1, c + 1)
-            for i in range(num):
-                ax.plot(samples[i, c].numpy(), lw=1)
-            ax.set_ylabel(f"channel {c}")
-    elif ndim == 2:
-        fig = Figure(figsize=(2.2 * num, 2.2 * channels))
-        for c in range(channels):
-            vmax = float(samples[:, c].abs().max()) or 1.0
-            for i in range(num):
-                ax = fig.add_subplot(channels, num, c * num + i + 1)
-                ax.imshow(samples[i, c].numpy(), cmap="RdBu_r", vmin=-vmax, vmax=vmax, origin="lower")
-                ax.set_axis_off()
-    else:
-        raise ValueError(f"can draw 1-D or 2-D fields, got {ndim} grid axes.")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp")
-    FigureCanvasAgg(fig).print_png(str(tmp))
-    os.replace(tmp, path)
-    return path
-
-
 # --------------------------------------------------------------------------------------- training
 def _check_data(data: Any, sde: DiagonalSDE) -> Tensor:
     basis = getattr(data, "basis", None)
