@@ -224,7 +224,8 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
 def build_model(config: dict[str, Any], sde: DiagonalSDE) -> nn.Module:
     """The (untrained) model a checkpoint's ``config["model"]`` describes, on ``sde``."""
     spec = config["model"]
-    architecture = from_config(spec["config"])
+    # configs written before per-mode output scaling existed describe models with EDM's scalar c_out
+    architecture = from_config({"per_mode_output": False, **spec["config"]})
     spectra = [from_config(s) for s in spec["data_spectrum"]]
     return architecture.build(sde, channels=int(spec["channels"]), data_spectrum=spectra)
 
@@ -253,18 +254,18 @@ class TrainedRun:
         num: int,
         resolution: int | tuple[int, ...],
         *,
-        steps: int = 100,
+        steps: int = 48,
         generator: torch.Generator | None = None,
         progress: bool = False,
     ) -> Tensor:
-        """``num`` samples in original units, shape ``(num, channels, *grid)``, at any resolution:
-        the exponential-integrator ancestral sampler from the prior, then ``normalization.decode``."""
-        from .sampling import exponential_ancestral, uniform_times
+        """``num`` samples in original units, shape ``(num, channels, *grid)``, at any resolution: the library's
+        default sampler (:func:`~hilbert_diffusion.sampling.sample`, ``steps`` model evaluations) from the prior
+        drawn at that grid, then ``normalization.decode``."""
+        from .sampling import sample
 
         channels = int(self.config.get("model", {}).get("channels", getattr(self.model, "channels", 1)))
-        x = self.sde.prior_sample(num, resolution, channels=channels, generator=generator)
-        with torch.no_grad():
-            x = exponential_ancestral(self.model, self.sde, x, uniform_times(steps), generator=generator, progress=progress)
+        x = sample(self.model, self.sde, num=num, resolution=resolution, channels=channels, steps=steps,
+                   generator=generator, progress=progress)
         return self.normalization.decode(x)
 
 
