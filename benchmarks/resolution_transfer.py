@@ -10,11 +10,11 @@ trained once at 32² (≤ 4 minutes on one core) with the command line's forward
   at 128² (seed 0, cached); the first 192 downsampled to 32² are the training set, the last 32 at 128² the
   held-out reference at every grid (band-limited resampling; the solver's 2/3 rule keeps ``|k_i| ≤ 42``,
   so the reference has no energy beyond that box and the beyond-Nyquist band is cut at ``k ≤ 42``).
-  One set split by index, not two seeds: ``datasets.base.field_seed`` puts the seed in the high 32 bits,
-  which torch's CPU generator ignores, so seed 1 currently reproduces seed 0's fields.
+  One set split by index, so training and held-out fields come from one solver run.
 
-Samples are drawn with the default sampler (:func:`~hilbert_diffusion.sampling.sample`: RK3 on the
-probability-flow ODE, ``power_times(16)``, 47 model evaluations), prior drawn exactly at each grid.
+Samples are drawn with the default sampler (:func:`~hilbert_diffusion.sampling.sample`: the exponential 3M
+multistep method on the probability-flow ODE, ``default_times(48)``, 48 model evaluations), prior drawn
+exactly at each grid.
 Per resolution ``N`` (radial spectra by :func:`~hilbert_diffusion.metrics.radial_spectrum`):
 
 * ``err``: :func:`~hilbert_diffusion.metrics.spectrum_error` of the samples against the reference on the
@@ -61,7 +61,7 @@ from hilbert_diffusion.cli import default_sde
 from hilbert_diffusion.datasets import gaussian_random_fields, navier_stokes
 from hilbert_diffusion.metrics import radial_spectrum, spectrum_error
 from hilbert_diffusion.models.fno import ScoreFNOConfig
-from hilbert_diffusion.sampling import euler_maruyama, power_times, rk3_ode, uniform_times
+from hilbert_diffusion.sampling import default_times, euler_maruyama, exponential_multistep, uniform_times
 from hilbert_diffusion.training import TrainConfig, train
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -175,11 +175,11 @@ def evaluate(name: str, run: TrainedRun, reference: Callable[[int], tuple[Tensor
     n0 = setting.train_resolution
     nyq = n0 // 2  # shells 0 < k ≤ nyq - 1 are complete on the training grid
     kmax = nyq - 1
-    times = power_times(16)
+    times = default_times()
     rows, spectra = [], {}
     base_samples = None
     for resolution, num in zip(setting.resolutions, setting.samples):
-        x, seconds = draw(run, rk3_ode, times, num, resolution, seed=100)
+        x, seconds = draw(run, exponential_multistep, times, num, resolution, seed=100)
         if resolution == n0:
             base_samples = x
         ref = reference(resolution)
@@ -209,12 +209,12 @@ def evaluate(name: str, run: TrainedRun, reference: Callable[[int], tuple[Tensor
     for resolution in setting.baseline_resolutions:
         ref = reference(resolution)
         for label, sampler, grid in (
-            ("rk3_ode + power_times(16) [default]", rk3_ode, times),
+            ("exponential_multistep + default_times(48) [default]", exponential_multistep, times),
             (f"euler_maruyama, {hdm} uniform steps [HDM: 1000]", euler_maruyama, uniform_times(hdm)),
             (f"euler_maruyama, {ddo} uniform steps [DDO: 250]", euler_maruyama, uniform_times(ddo)),
         ):
             x, seconds = draw(run, sampler, grid, setting.baseline_samples, resolution, seed=200)
-            nfe = 3 * (len(grid) - 1) - 1 if sampler is rk3_ode else len(grid) - 1
+            nfe = len(grid) - 1  # one evaluation per step
             baselines.append({
                 "resolution": resolution, "sampler": label, "nfe": nfe, "samples": setting.baseline_samples,
                 "seconds": round(seconds, 2),
@@ -368,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
         "train_resolution": setting.train_resolution,
         "sde": "hilbert_diffusion.cli.default_sde(PeriodicBasis(2), train grid): kappa = 0, Matern noise",
         "model": {k: v for k, v in vars(setting.model).items()},
-        "default_sampler": "rk3_ode on power_times(16), 47 NFE",
+        "default_sampler": "exponential_multistep (order 3) on default_times(48), 48 NFE",
         "results": results,
         "wall_seconds": round(time.monotonic() - wall, 1),
         "machine": {"threads": torch.get_num_threads(), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),

@@ -4,8 +4,9 @@ The model is :class:`~hilbert_diffusion.GaussianOracle` (exact denoiser of Gauss
 ``C`` diagonal in the basis), so every error below is the sampler's own. For the samplers that are
 affine in their state and noise (Euler–Maruyama, exponential ancestral / deterministic, Heun, RK3) the
 law of the output is Gaussian and diagonal, and :func:`~hilbert_diffusion.sampling.gaussian_sampler_law`
-propagates its per-mode mean and variance *exactly* through the sampler's own steps — the numbers have
-no Monte Carlo error. The predictor–corrector's step size depends on the state, so it is measured by
+propagates its per-mode mean and variance *exactly* through the sampler's own steps (the multistep
+sampler, deterministic with memory across steps, over its whole grid at once) — the numbers have no Monte
+Carlo error. The predictor–corrector's step size depends on the state, so it is measured by
 Monte Carlo, in the ``default`` setting only (2048 samples at 32², 256 at 128²; the ``MC floor`` row is
 the same statistic for as many exact data draws — at 128² it dominates, so read that row with care).
 
@@ -26,7 +27,8 @@ Settings (periodic unit square, ``LinearSchedule`` β ∈ [0.1, 20]): the traini
 ``StochasticHeatSDE(Q = Matern(1.5, τ=3), κ = 2e-4)`` with data ``Matern(2, τ=3)`` plus a smooth mean
 (``default``), the same without heat (``ddo``, κ = 0), and data rougher than the noise (``rough``,
 ``Matern(1.25, τ=8)``). Resolutions 32² and 128². Target (issue 4): the best sampler at ≤ 50 NFE
-matches Euler–Maruyama with 1000 uniform steps.
+matches Euler–Maruyama with 1000 uniform steps. The default sampler (exponential 3M on
+``default_times(48)``) is swept over the grid's ``ρ`` and ``t_end`` at 32² for ``default`` and ``rough``.
 
     python benchmarks/sampler_convergence.py [--quick]
 
@@ -43,6 +45,7 @@ import platform
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -52,7 +55,9 @@ from hilbert_diffusion.metrics import empirical_mode_variances, gaussian_w2, rad
 from hilbert_diffusion.sampling import (
     euler_maruyama,
     exponential_ancestral,
+    default_times,
     exponential_deterministic,
+    exponential_multistep,
     gaussian_sampler_law,
     heun_ode,
     power_times,
@@ -83,23 +88,33 @@ SETTINGS = (
 class Run:
     """A sampler with its time grid as a function of the step count, and the step counts to try."""
 
+    name: str
     label: str
     sampler: Callable
     grid: Callable[[int], torch.Tensor]
     steps: tuple[int, ...]
     exact: bool = True
+    stepwise: bool = True  # False: a deterministic sampler with memory, its law propagated over the whole grid
 
 
 def runs(quick: bool) -> list[Run]:
     few = (4, 8, 16) if quick else (4, 8, 16, 33, 67)
     many = (10, 25, 50, 100, 200)
+    multistep = (12, 24, 48) if quick else (12, 24, 36, 48, 96)
     return [
-        Run("euler_maruyama (uniform)", euler_maruyama, uniform_times, (100, 1000) if quick else (50, 100, 200, 500, 1000)),
-        Run("exponential_ancestral", exponential_ancestral, power_times, (10, 50) if quick else many),
-        Run("exponential_deterministic", exponential_deterministic, power_times, (10, 50) if quick else many),
-        Run("heun_ode", heun_ode, power_times, (6, 12, 25) if quick else (6, 12, 25, 50, 100)),
-        Run("rk3_ode", rk3_ode, power_times, few),
-        Run("predictor_corrector", predictor_corrector, power_times, (6, 25) if quick else (6, 12, 25), exact=False),
+        Run("euler_maruyama", "euler_maruyama (uniform)", euler_maruyama, uniform_times,
+            (100, 1000) if quick else (50, 100, 200, 500, 1000)),
+        Run("exponential_ancestral", "exponential_ancestral", exponential_ancestral, power_times, (10, 50) if quick else many),
+        Run("exponential_deterministic", "exponential_deterministic", exponential_deterministic, power_times,
+            (10, 50) if quick else many),
+        Run("exponential_multistep_2", "exponential_multistep order 2", partial(exponential_multistep, order=2),
+            default_times, multistep, stepwise=False),
+        Run("exponential_multistep", "exponential_multistep [default]", exponential_multistep, default_times, multistep,
+            stepwise=False),
+        Run("heun_ode", "heun_ode", heun_ode, power_times, (6, 12, 25) if quick else (6, 12, 25, 50, 100)),
+        Run("rk3_ode", "rk3_ode", rk3_ode, power_times, few),
+        Run("predictor_corrector", "predictor_corrector", predictor_corrector, power_times,
+            (6, 25) if quick else (6, 12, 25), exact=False),
     ]
 
 
@@ -171,7 +186,8 @@ def measure(run: Run, sde, oracle, target: Target, steps: int, *, mc_samples: in
             initial = {}
             if origin == "exact":
                 initial = dict(initial_mean=target.initial_mean, initial_variance=target.initial_variance)
-            mean, var = gaussian_sampler_law(run.sampler, counter, sde, times, resolution=resolution, **initial)
+            mean, var = gaussian_sampler_law(run.sampler, counter, sde, times, resolution=resolution,
+                                             stepwise=run.stepwise, **initial)
         else:
             generator = torch.Generator().manual_seed(seed)
             if origin == "exact":
@@ -194,13 +210,14 @@ def mc_floor(oracle: GaussianOracle, target: Target, num: int, seed: int) -> dic
 
 
 def grid_sweep(sde, oracle, target: Target, *, steps: int) -> list[dict]:
-    """W2 of rk3_ode with ``steps`` steps over the power grid's ``rho`` and ``t_end`` (justifies the defaults)."""
+    """W2 of the default sampler with ``steps`` steps over the power grid's ``rho`` and ``t_end`` (justifies
+    :func:`default_times`)."""
     rows = []
-    for rho in (1.5, 2.0, 2.5, 3.0):
-        for t_end in (5e-3, 3e-3, 2e-3, 1e-3):
+    for rho in (2.0, 2.5, 3.0, 4.0):
+        for t_end in (1e-3, 5e-4, 2e-4):
             mean, var = gaussian_sampler_law(
-                rk3_ode, oracle, sde, power_times(steps, rho=rho, t_end=t_end), resolution=target.grid,
-                initial_mean=target.initial_mean, initial_variance=target.initial_variance,
+                exponential_multistep, oracle, sde, power_times(steps, rho=rho, t_end=t_end), resolution=target.grid,
+                initial_mean=target.initial_mean, initial_variance=target.initial_variance, stepwise=False,
             )
             rows.append({"rho": rho, "t_end": t_end, **target.errors(mean, var)})
     return rows
@@ -267,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
         "settings": {},
     }
     start = time.perf_counter()
-    print(f"{'setting':8s} {'res':>4s} {'sampler':27s} {'steps':>5s} {'NFE':>5s} {'W2':>9s} {'spec err':>9s} {'W2 prior':>9s}")
+    print(f"{'setting':8s} {'res':>4s} {'sampler':32s} {'steps':>5s} {'NFE':>5s} {'W2':>9s} {'spec err':>9s} {'W2 prior':>9s}")
     for setting in settings:
         sde, oracle = make_problem(setting)
         block = {"kappa": setting.kappa, "data": repr(setting.data), "noise": repr(sde.covariance), "resolutions": {}}
@@ -279,17 +296,17 @@ def main(argv: list[str] | None = None) -> int:
                 if not run.exact and not mc_samples:
                     continue
                 rows = [measure(run, sde, oracle, target, n, mc_samples=mc_samples, seed=1) for n in run.steps]
-                entry["samplers"][run.sampler.__name__] = rows
+                entry["samplers"][run.name] = rows
                 for r in rows:
                     print(
-                        f"{setting.name:8s} {res:4d} {run.label:27s} {r['steps']:5d} {r['nfe']:5d} {r['w2']:9.2e} "
+                        f"{setting.name:8s} {res:4d} {run.label:32s} {r['steps']:5d} {r['nfe']:5d} {r['w2']:9.2e} "
                         f"{r['spectrum']:9.2e} {_fmt(r['w2_from_prior'])}"
                     )
             if mc_samples:
                 entry["mc_floor"] = {"samples": mc_samples, **mc_floor(oracle, target, mc_samples, seed=2)}
                 floor = entry["mc_floor"]
-                print(f"{setting.name:8s} {res:4d} {'(MC floor, exact draws)':39s} {floor['w2']:9.2e} {floor['spectrum']:9.2e}")
-            print(f"{setting.name:8s} {res:4d} {'(prior floor: exact flow from the prior)':59s} {target.prior_floor['w2']:9.2e}")
+                print(f"{setting.name:8s} {res:4d} {'(MC floor, exact draws)':44s} {floor['w2']:9.2e} {floor['spectrum']:9.2e}")
+            print(f"{setting.name:8s} {res:4d} {'(prior floor: exact flow from the prior)':64s} {target.prior_floor['w2']:9.2e}")
             em = entry["samplers"]["euler_maruyama"]
             em1000 = next(r for r in em if r["steps"] == 1000)
             entry["em1000_w2"], entry["em1000_w2_from_prior"] = em1000["w2"], em1000["w2_from_prior"]
@@ -311,19 +328,21 @@ def main(argv: list[str] | None = None) -> int:
                     f"vs EM-1000 {em1000[key]:.2e} → {'met' if met else 'NOT met'}"
                 )
             block["resolutions"][res] = entry
-        if setting.name == "default" and not args.quick:
-            block["rk3_grid_sweep_16_steps"] = grid_sweep(sde, oracle, Target(oracle, 32), steps=16)
+        if not args.quick and setting.name != "ddo":
+            block["default_sampler_grid_sweep_48_steps_32"] = sweep = grid_sweep(sde, oracle, Target(oracle, 32), steps=48)
+            print(f"{setting.name:8s}   32 default sampler, 48 steps, W2 over (rho, t_end): "
+                  + ", ".join(f"({r['rho']}, {r['t_end']:g}) {r['w2']:.1e}" for r in sweep))
         document["settings"][setting.name] = block
     if not args.quick:  # the explicit baseline's stability limit on a finer grid with stronger heat
         sde, oracle = make_problem(Setting("heat", 1e-3, Matern(alpha=2.0, tau=3.0)))
         target = Target(oracle, 128)
         document["stability_kappa_1e-3_128"] = {
-            run.sampler.__name__: measure(run, sde, oracle, target, n, mc_samples=0, seed=0)
-            for run, n in ((runs(False)[0], 1000), (runs(False)[4], 16))
+            run.name: measure(run, sde, oracle, target, n, mc_samples=0, seed=0)
+            for run, n in ((runs(False)[0], 1000), (runs(False)[4], 48), (runs(False)[6], 16))
         }
         for name, r in document["stability_kappa_1e-3_128"].items():
             print(
-                f"{'κ=1e-3':8s} {128:4d} {name:27s} {r['steps']:5d} {r['nfe']:5d} {r['w2']:9.2e} {r['spectrum']:9.2e} "
+                f"{'κ=1e-3':8s} {128:4d} {name:32s} {r['steps']:5d} {r['nfe']:5d} {r['w2']:9.2e} {r['spectrum']:9.2e} "
                 f"{_fmt(r['w2_from_prior'])}"
             )
     document["seconds"] = time.perf_counter() - start
