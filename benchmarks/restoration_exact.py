@@ -104,10 +104,10 @@ def methods(quick: bool, ndim: int) -> list[Method]:
 
 def tasks(ndim: int, quick: bool) -> list[Task]:
     half = [0.25] * ndim, [0.75] * ndim
-    fraction = lambda basis, grid, **kw: random_mask(  # noqa: E731
+    fraction = lambda basis, grid, **kw: random_mask(
         basis, grid, observed_fraction=0.2, generator=torch.Generator().manual_seed(1), **kw
     )
-    low = lambda grid, f: tuple(n // f for n in grid)  # noqa: E731
+    low = lambda grid, f: tuple(n // f for n in grid)
     all_tasks = [
         Task("box", lambda b, g: box_mask(b, g, low=half[0], high=half[1]), True),
         Task("random 80%", fraction, True),
@@ -281,10 +281,10 @@ def figure(path: Path) -> None:
     plt.close(fig)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="1-D, three tasks, 50 steps, fewer samples")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.set_num_threads(1)
     steps, truths = (50, 4) if args.quick else (100, 6)
     rows = []
@@ -308,7 +308,8 @@ def main() -> None:
     (RESULTS / f"{stem}.json").write_text(json.dumps({"config": config, "rows": rows}, indent=1, ensure_ascii=False))
     figure(RESULTS / f"{stem}.png")
     print(f"wrote {RESULTS / f'{stem}.json'} and {stem}.png")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -368,12 +368,12 @@ def draw_figure(figure: dict, path: Path) -> None:
     FigureCanvasAgg(fig).print_png(str(path))
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="CI size: 16² fields, tiny model, a few seconds of training")
     parser.add_argument("--run-dir", default=None, help="reuse the trained run in this directory (or train into it)")
     parser.add_argument("--cache-dir", default=None, help="data cache (default: the package's cache directory)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.set_num_threads(1)
     setting = QUICK if args.quick else FULL
     started = time.perf_counter()
@@ -410,7 +410,8 @@ def main() -> None:
     (RESULTS / f"{stem}.json").write_text(json.dumps(document, indent=1, ensure_ascii=False))
     draw_figure(figure, RESULTS / f"{stem}.png")
     print(f"total {config['total_seconds']:.0f} s; wrote {RESULTS / f'{stem}.json'} and {stem}.png")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -21,7 +21,6 @@ exit status is 0 only if every benchmark run is ``ok``. Threads: each benchmark 
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import os
 import platform
@@ -83,19 +82,6 @@ def _results_folder(module: ModuleType, folder: Path):
         module.RESULTS = previous
 
 
-def _call_main(module: ModuleType, argv: list[str]):
-    """``module.main(argv)``. A ``main()`` without parameters parses ``sys.argv`` itself: it is given
-    ``argv`` there for the call (and ``sys.argv`` is restored afterwards)."""
-    if inspect.signature(module.main).parameters:
-        return module.main(argv)
-    saved = sys.argv
-    sys.argv = [f"{name_of(module)}.py", *argv]
-    try:
-        return module.main()
-    finally:
-        sys.argv = saved
-
-
 def run_one(module: ModuleType, *, quick: bool, results: Path) -> dict:
     """Run one benchmark; returns its summary entry."""
     name = name_of(module)
@@ -106,10 +92,10 @@ def run_one(module: ModuleType, *, quick: bool, results: Path) -> dict:
     print(f"\n===== {name}{' --quick' if quick else ''} =====", flush=True)
     try:
         with _results_folder(module, results):
-            code = _call_main(module, ["--quick"] if quick else [])
+            code = module.main(["--quick"] if quick else [])
         if code not in (0, None):
             entry.update(status="failed", error=f"main returned {code!r}")
-    except BaseException as err:  # noqa: BLE001 — argparse's SystemExit included; KeyboardInterrupt stops the run
+    except BaseException as err:  # argparse's SystemExit included; KeyboardInterrupt stops the run
         if isinstance(err, KeyboardInterrupt):
             raise
         entry.update(status="failed", error="".join(traceback.format_exception(err))[-2000:])
@@ -120,7 +106,7 @@ def run_one(module: ModuleType, *, quick: bool, results: Path) -> dict:
         elif hasattr(module, "headline"):
             try:
                 entry["headline"] = module.headline(json.loads(result.read_text()))
-            except Exception as err:  # noqa: BLE001 — a broken headline must not hide the run's success
+            except Exception as err:  # a broken headline must not hide the run's success
                 entry["headline"] = {"error": f"{type(err).__name__}: {err}"}
     return entry
 

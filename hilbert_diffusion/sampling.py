@@ -367,7 +367,7 @@ def _langevin_step(run: _Run, x: Tensor, denoised: Tensor, t: float, s: float, *
     v = run.v(t)
     drift = v * run.sde.score_coefficients(x, t, denoised)
     noise = v.sqrt() * run.noise(x)
-    norm = lambda c: run.basis.coefficient_energy(c, grid).flatten(1).sum(-1).sqrt().mean()  # noqa: E731
+    norm = lambda c: run.basis.coefficient_energy(c, grid).flatten(1).sum(-1).sqrt().mean()
     eps = 2 * (snr * norm(noise) / norm(drift).clamp_min(torch.finfo(v.dtype).tiny)) ** 2  # Song et al. (2021), Alg. 5
     mult = run.modes(run.basis.multiplicity(grid))
     refreshed = (mult * run.bridge(t, s)[1]).sum() / (mult * run.v(s)).sum()

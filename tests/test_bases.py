@@ -142,8 +142,8 @@ def test_resampling_a_band_limited_field_is_exact_interpolation():
     assert torch.allclose(basis.resample(f(16), 48), f(48), atol=1e-12)
     assert torch.allclose(basis.resample(f(48), 16), f(16), atol=1e-12)
     neumann = NeumannBasis(1)
-    xc = lambda n: (torch.arange(n, dtype=torch.float64) + 0.5) / n  # noqa: E731
-    g = lambda n: torch.cos(math.pi * 3 * xc(n)) + 0.5  # noqa: E731
+    xc = lambda n: (torch.arange(n, dtype=torch.float64) + 0.5) / n
+    g = lambda n: torch.cos(math.pi * 3 * xc(n)) + 0.5
     assert torch.allclose(neumann.resample(g(16), 40), g(40), atol=1e-12)
 
 

@@ -19,10 +19,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # the benchmarks are a folder of scripts at the repository root, not installed
     sys.path.insert(0, str(ROOT))
 
-from benchmarks import quadratic as qb  # noqa: E402
-from benchmarks import run as runner  # noqa: E402
-from hilbert_diffusion.bases import NeumannBasis  # noqa: E402
-from hilbert_diffusion.datasets import quadratic  # noqa: E402
+from benchmarks import quadratic as qb
+from benchmarks import run as runner
+from hilbert_diffusion.bases import NeumannBasis
+from hilbert_diffusion.datasets import quadratic
 
 
 def test_every_benchmark_module_is_registered() -> None:
@@ -110,7 +110,7 @@ def test_cosine_interpolant_is_exact_at_nodes_and_for_band_limited_series() -> N
     nodes = (torch.arange(n, dtype=torch.float64) + 0.5) / n
     curves = torch.randn(3, 1, n, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     assert torch.allclose(qb.cosine_interpolant(curves, nodes), curves, atol=1e-12)
-    series = lambda u: 0.3 + torch.cos(3 * math.pi * u) - 0.5 * torch.cos(7 * math.pi * u)  # noqa: E731
+    series = lambda u: 0.3 + torch.cos(3 * math.pi * u) - 0.5 * torch.cos(7 * math.pi * u)
     u = torch.rand(50, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     values = qb.cosine_interpolant(series(nodes).reshape(1, 1, n), u)
     assert torch.allclose(values[0, 0], series(u), atol=1e-12)

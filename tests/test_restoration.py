@@ -91,7 +91,7 @@ def test_masks_observe_the_same_function_at_two_grids():
         assert torch.allclose(mask.forward(x_fine), mask.forward(x), atol=1e-12)
         box_coarse = box_mask(basis, coarse, low=[0.25] * basis.ndim, high=[0.75] * basis.ndim)
         box_fine = box_mask(basis, fine, low=[0.25] * basis.ndim, high=[0.75] * basis.ndim)
-        hidden_fraction = lambda m: 1 - m.observed.double().mean().item()  # noqa: E731
+        hidden_fraction = lambda m: 1 - m.observed.double().mean().item()
         assert hidden_fraction(box_coarse) == pytest.approx(hidden_fraction(box_fine)) == pytest.approx(0.5**basis.ndim)
 
 

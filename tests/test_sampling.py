@@ -7,7 +7,6 @@ Both make the order tests free of Monte Carlo noise.
 """
 
 import math
-from functools import partial
 
 import pytest
 import torch
@@ -358,7 +357,7 @@ def test_modes_whose_mean_factor_underflows_are_sampled_exactly(sampler, eta):
     exact = _exact_flow_to(oracle, x, float(times[-1]))
     out = exponential_multistep(oracle, sde, x, times)
     assert torch.isfinite(out).all()
-    error = lambda y: float(oracle.basis.norm(y - exact).max() / oracle.basis.norm(exact).max())  # noqa: E731
+    error = lambda y: float(oracle.basis.norm(y - exact).max() / oracle.basis.norm(exact).max())
     assert error(out) < 0.2 * error(exponential_deterministic(oracle, sde, x, times))
 
 

@@ -9,7 +9,6 @@ from hilbert_diffusion import (
     DirichletBasis,
     GaussianOracle,
     GaussianRandomField,
-    LinearSchedule,
     Matern,
     NeumannBasis,
     PeriodicBasis,
