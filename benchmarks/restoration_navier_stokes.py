@@ -1,7 +1,9 @@
 """Zero-shot restoration of real fields: Navier–Stokes vorticity with an unconditionally trained score operator.
 
-Data: :func:`~hilbert_diffusion.datasets.navier_stokes` vorticity snapshots (the FNO set-up, ``ν = 1e-3``,
-``T = 20``) at 32², 160 training fields (seed 0) and 8 held-out fields (seed 1, so no field is shared).
+Data: :func:`~hilbert_diffusion.datasets.navier_stokes` vorticity snapshots (the FNO set-up with ``ν = 1e-4``,
+``T = 20``, solved at 128² with ``Δt = 0.005``) at 32², 160 training fields (seed 0) and 8 held-out fields
+(seed 1, so no field is shared). At the package's default ``ν = 1e-3`` the fields keep 1e-6 of their energy
+beyond ``k = 8``: ×2 zero-padding then reaches 83 dB and super-resolution measures float32 round-off.
 Model: a :class:`~hilbert_diffusion.models.fno.ScoreFNO` trained once, unconditionally, at 32² on the
 normalised fields for at most 6 minutes on one core, with the command line's forward process
 (:func:`hilbert_diffusion.cli.default_sde`: κ = 0, Matérn noise). Every restoration below reuses that one model.
@@ -99,7 +101,7 @@ class Setting:
 
 
 FULL = Setting(
-    resolution=32, train_fields=160, test_fields=8, data={},
+    resolution=32, train_fields=160, test_fields=8, data={"viscosity": 1e-4, "time_step": 0.005},
     model=ScoreFNOConfig(hidden_channels=32, n_layers=4, n_modes=16, embedding_dim=64),
     train=TrainConfig(steps=1500, batch_size=16, lr=2e-3, warmup_steps=50, checkpoint_every=0, figure_samples=0),
     train_seconds=360.0, steps=30, samples=8, particles=4,

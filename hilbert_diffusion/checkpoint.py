@@ -224,8 +224,7 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
 def build_model(config: dict[str, Any], sde: DiagonalSDE) -> nn.Module:
     """The (untrained) model a checkpoint's ``config["model"]`` describes, on ``sde``."""
     spec = config["model"]
-    # configs written before per-mode output scaling existed describe models with EDM's scalar c_out
-    architecture = from_config({"per_mode_output": False, **spec["config"]})
+    architecture = from_config(spec["config"])
     spectra = [from_config(s) for s in spec["data_spectrum"]]
     return architecture.build(sde, channels=int(spec["channels"]), data_spectrum=spectra)
 

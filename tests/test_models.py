@@ -61,8 +61,7 @@ def test_resolution_invariance(ndim, grid, modes, wiener_skip):
     Not exact: the pointwise nonlinearities (GELU) create harmonics above the N-grid's band, which
     alias on the N-grid and are resolved (then truncated) on the 2N-grid. The discrepancy is about
     1e-4 relative at these sizes (measured 1e-5..9e-4) and shrinks as the grid is refined, which is
-    also checked: from 2N to 4N it is at least 5x smaller or at float32 round-off (per-mode output scaling
-    damps the aliased harmonics, so in 1-D the discrepancy is round-off already). Tolerance 3e-3.
+    also checked: from 2N to 4N it is at least 10x smaller. Tolerance 3e-3.
     """
     basis, cov, sde = _flat_setup(ndim)
     torch.manual_seed(0)
@@ -78,8 +77,8 @@ def test_resolution_invariance(ndim, grid, modes, wiener_skip):
     coarse_error = _relative(basis.resample(d2, grid), d)
     fine_error = _relative(basis.resample(d4, fine), d2)
     assert coarse_error < 3e-3
-    assert fine_error < max(coarse_error / 5, 1e-6)  # 1e-6: float32 round-off, where 1-D lands at once
-    assert float(d.norm()) > 0.03 * float(x.norm())  # the output is not trivially small
+    assert fine_error < coarse_error / 10
+    assert float(d.norm()) > 0.1 * float(x.norm())  # the output is not trivially small
 
 
 def test_sphere_resolution_invariance():
@@ -162,23 +161,13 @@ def test_preconditioning_scales():
     unit volume (L2 / |Ω|), the loss weight is 1/e for both variants, the plain c_out² is the data's
     mean square Σ m_k c_k / |Ω|, and c_in² · E‖x_t‖²/|Ω| = 1 (Monte Carlo)."""
     basis, cov, sde = _flat_setup(2)
-    scalar = dict(n_modes=6, per_mode_output=False, **TINY)
-    model = ScoreFNO(sde, channels=1, data_spectrum=cov, config=ScoreFNOConfig(**scalar))
-    plain = ScoreFNO(sde, channels=1, data_spectrum=cov, config=ScoreFNOConfig(wiener_skip=False, **scalar))
+    model = ScoreFNO(sde, channels=1, data_spectrum=cov, config=ScoreFNOConfig(n_modes=6, **TINY))
+    plain = ScoreFNO(sde, channels=1, data_spectrum=cov, config=ScoreFNOConfig(n_modes=6, wiener_skip=False, **TINY))
     t = torch.tensor([0.1, 0.5, 0.9], dtype=torch.float64)
     grid = (32, 32)
     _, c_in, c_out, error = model.preconditioning(t, grid, batch=3)
     closed = gaussian_denoising_loss(sde, cov, t, grid)
     torch.testing.assert_close(c_out[:, 0] ** 2, closed, rtol=1e-10, atol=0)
-    # per mode: C_out² is the Wiener error p_k = c v / σ² (its domain mean is the scalar's square), or c_k
-    per_mode = ScoreFNO(sde, channels=1, data_spectrum=cov, config=ScoreFNOConfig(n_modes=6, **TINY))
-    _, _, diagonal, _ = per_mode.preconditioning(t, grid, batch=3)
-    a, v, c = sde.mean_factor(t, grid), sde.variance(t, grid), cov(basis.eigenvalues(grid))
-    torch.testing.assert_close(diagonal[:, 0] ** 2, (c * v / (a**2 * c + v))[:, 0], rtol=1e-12, atol=0)
-    mean_square = (basis.multiplicity(grid) * diagonal[:, 0] ** 2).flatten(1).sum(-1) / float(basis.weights(grid).sum())
-    torch.testing.assert_close(mean_square, closed, rtol=1e-10, atol=0)
-    plain_per_mode = ScoreFNO(sde, channels=1, data_spectrum=cov, config=ScoreFNOConfig(n_modes=6, wiener_skip=False, **TINY))
-    torch.testing.assert_close(plain_per_mode.preconditioning(t, grid, batch=3)[2][:, 0] ** 2, c.expand(3, *c.shape), rtol=1e-12, atol=0)
     torch.testing.assert_close(error[:, 0], closed, rtol=1e-10, atol=0)
     for m in (model, plain):
         torch.testing.assert_close(m.loss_weight(t, grid)[:, 0], 1 / closed, rtol=1e-10, atol=0)

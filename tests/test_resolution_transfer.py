@@ -66,7 +66,7 @@ def test_exact_denoiser_transfers_across_resolutions() -> None:
     result = rt.evaluate("grf", run, rt.exact_grf_spectrum, floor_fields, setting, k_cap=math.inf)
     rows = {row["resolution"]: row for row in result["rows"]}
     for row in rows.values():
-        # the sampler's bias at power_times(16) plus Monte-Carlo noise: a few times the draws' own level
+        # the default sampler's bias plus Monte-Carlo noise: a few times the draws' own level
         assert row["spectrum_error"] < 3 * row["noise_floor"] + 0.05, row
     for resolution in (16, 32):
         band = rows[resolution]["beyond_nyquist"]

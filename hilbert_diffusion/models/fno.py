@@ -2,7 +2,7 @@
 
 The network is the denoiser of the model contract, ``D(x_t, t) ≈ E[x_0 | x_t]``, written as::
 
-    D(x_t, t) = S_t x_t + C_out(t) F(c_in(t) · x_t, t)                                      (P1)
+    D(x_t, t) = S_t x_t + c_out(t) · F(c_in(t) · x_t, t)                                    (P1)
 
 with ``F`` a neuraloperator FNO (or SFNO on the sphere) whose features are modulated by an embedding
 of ``t`` (:mod:`.embedding`). The coefficients come from the SDE's ``a_k(t), v_k(t)`` and an estimate
@@ -12,20 +12,14 @@ of ``t`` (:mod:`.embedding`). The coefficients come from the SDE's ``a_k(t), v_k
     g_k  = a_k c_k / σ²_k                 the Wiener gain: E[x_0|x_t] for Gaussian data (O2)   (P3)
     p_k  = c_k v_k / σ²_k                 the Wiener filter's error variance                  (P4)
     c_in  = (Σ_k m_k σ²_k / |Ω|)^(-1/2)   input scaled to unit mean square                    (P5)
-    S_t = diag(g_k), C_out = diag(p_k^(1/2))                   ``wiener_skip=True``            (P6)
-    S_t = 0,         C_out = diag(c_k^(1/2))                   ``wiener_skip=False``           (P7)
+    S_t = diag(g_k), c_out = (Σ_k m_k p_k / |Ω|)^(1/2)         ``wiener_skip=True``            (P6)
+    S_t = 0,         c_out = (Σ_k m_k c_k / |Ω|)^(1/2)         ``wiener_skip=False``           (P7)
     λ(t) = 1 / (Σ_k m_k p_k / |Ω|)        loss weight (:meth:`~PreconditionedScoreOperator.loss_weight`) (P8)
 
-With ``per_mode_output=False`` ``C_out`` is the scalar ``c_out = (Σ_k m_k p_k / |Ω|)^(1/2)`` (or ``c_k`` in place
-of ``p_k``), EDM's ``c_out`` as one number for all modes (the models of checkpoints written before the option).
-
 Why: this is EDM's preconditioning (Karras et al. 2022, eq. 7) made per mode. With the Wiener skip
-the target of ``F``, ``C_out^{-1} (x_0 - S_t x_t)``, has unit variance in every mode at every ``t`` for
-Gaussian data (its residual is at most that for any data: ``p_k`` is the linear estimator's error), so the
-network only learns the non-Gaussian residual, its loss has the same scale at all noise levels, and what it
-adds to a mode is bounded by what that mode can be wrong by: near zero where the data have almost no energy,
-at fine modes of smooth data and beyond the training grid (where ``c_k`` is the fitted spectrum's tail).
-The skip and ``C_out`` are bounded diagonal operators, exact at every resolution. A zero ``F``
+the target of ``F``, ``(x_0 - S_t x_t) / c_out``, has unit mean square at every ``t`` for Gaussian
+data, so the network only learns the non-Gaussian residual and its loss has the same scale at all
+noise levels; the skip is a bounded diagonal operator, exact at every resolution. A zero ``F``
 (the initialisation: the last projection layer is zero) is already the Wiener filter of the
 estimated spectrum (the best linear denoiser for data with uncorrelated modes).
 The plain version (P7) predicts ``x_0`` directly from scaled input; it is kept as the honest
@@ -180,7 +174,6 @@ class _OperatorConfig:
     projection_channel_ratio: float = 2.0
     embedding_dim: int = 128
     wiener_skip: bool = True
-    per_mode_output: bool = True
 
     def __post_init__(self) -> None:
         for name in ("hidden_channels", "n_layers", "embedding_dim"):
@@ -254,9 +247,8 @@ class PreconditionedScoreOperator(nn.Module, ABC):
         self, t: float | Tensor, grid: Grid, *, batch: int
     ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """``(g, c_in, c_out, e)`` of (P3)–(P7), float64: ``g`` is ``(batch, channels, *coefficients)``
-        (zeros without the Wiener skip); ``c_out`` too with ``per_mode_output`` (the diagonal of ``C_out``),
-        else ``(batch, channels)``; ``c_in`` and the Wiener filter's mean-square error ``e = Σ_k m_k p_k / |Ω|``
-        are ``(batch, channels)``."""
+        (zeros without the Wiener skip); ``c_in``, ``c_out`` and the Wiener filter's mean-square error
+        ``e = Σ_k m_k p_k / |Ω|`` are ``(batch, channels)``."""
         t = _time_vector(t, batch)
         a = self.sde.mean_factor(t, grid)  # (batch, 1, *coef)
         v = self.sde.variance(t, grid)
@@ -270,15 +262,13 @@ class PreconditionedScoreOperator(nn.Module, ABC):
             return (m * per_mode).flatten(2).sum(-1) / volume
 
         c_in = domain_mean(sigma2).clamp_min(tiny).rsqrt()  # (P5)
-        error = c * v / sigma2  # (P4)
-        wiener_error = domain_mean(error)
+        wiener_error = domain_mean(c * v / sigma2)  # (P4)
         if self.config.wiener_skip:
             gain = a * c / sigma2  # (P3)
-            residual = error  # (P6)
+            c_out = wiener_error.sqrt()  # (P6)
         else:
             gain = torch.zeros_like(sigma2)
-            residual = c.expand_as(sigma2)  # (P7)
-        c_out = residual.sqrt() if self.config.per_mode_output else domain_mean(residual).sqrt()
+            c_out = domain_mean(c.expand_as(sigma2)).sqrt()  # (P7)
         return gain, c_in, c_out, wiener_error
 
     def loss_weight(self, t: Tensor, grid: Grid) -> Tensor:
@@ -314,16 +304,11 @@ class PreconditionedScoreOperator(nn.Module, ABC):
         shape = (batch, self.channels, *([1] * self.basis.ndim))
         h = x.to(dtype) * c_in.to(device, dtype).reshape(shape)
         emb = self.time_embedding(_time_vector(t, batch).to(device, dtype))
-        out = self._backbone(h, emb)
-        if not self.config.per_mode_output:
-            out = out * c_out.to(device, dtype).reshape(shape)
-            if self.config.wiener_skip:  # + S_t x_t
-                out = out + self.basis.inverse(gain.to(device, dtype) * self.basis.forward(x.to(dtype)), grid)
-            return out.to(x.dtype)
-        coefficients = c_out.to(device, dtype) * self.basis.forward(out)  # C_out F
+        out = self._backbone(h, emb) * c_out.to(device, dtype).reshape(shape)
         if self.config.wiener_skip:
-            coefficients = coefficients + gain.to(device, dtype) * self.basis.forward(x.to(dtype))  # + S_t x_t
-        return self.basis.inverse(coefficients, grid).to(x.dtype)
+            xs = x.to(dtype)
+            out = out + self.basis.inverse(gain.to(device, dtype) * self.basis.forward(xs), grid)  # S_t x_t
+        return out.to(x.dtype)
 
     @abstractmethod
     def _backbone(self, h: Tensor, embedding: Tensor) -> Tensor:
