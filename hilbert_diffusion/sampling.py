@@ -326,7 +326,7 @@ def _multistep_step(
         # a mode that has forgotten the data (a_s = 0, λ = -inf) keeps the exact first-order step
         c = c + torch.where(torch.isfinite(h) & (a_s > 0), correction, 0.0).nan_to_num(0.0)
     history.insert(0, (lam_t, dc))
-    del history[max(order - 1, 0) :]
+    del history[order - 1 :]
     return run.field(c)
 
 
