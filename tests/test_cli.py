@@ -30,6 +30,19 @@ def test_train_writes_checkpoints_figures_and_resumes(run_dir):
                  "--steps", "6", "--batch-size", "8", "--width", "8", "--modes", "8", "--quiet"]) == 2  # exists: say so
 
 
+def _model_config(run):
+    return json.loads(sorted(run.glob("checkpoint-*"))[-1].joinpath("checkpoint.json").read_text())["model"]["config"]
+
+
+def test_walled_domains_get_a_positional_embedding(run_dir, tmp_path):
+    """Translation invariance holds on the torus only: on a box with walls the FNO is told where it is."""
+    assert _model_config(run_dir)["positional_embedding"] is False
+    walled = tmp_path / "neumann"
+    assert main(["train", "--data", "grf:dim=1,alpha=1.5,domain=neumann", "--num", "16", "--resolution", "16",
+                 "--out", str(walled), "--steps", "1", "--batch-size", "4", "--width", "4", "--modes", "4", "--quiet"]) == 0
+    assert _model_config(walled)["positional_embedding"] is True
+
+
 @pytest.mark.parametrize("resolution", [32, 96])
 def test_sample_at_any_resolution(run_dir, tmp_path, resolution):
     out = tmp_path / f"s{resolution}.npy"
