@@ -12,7 +12,10 @@ inverted and flattened curves), 4500 AdamW steps of batch 128 (about 7 CPU minut
 steps left 3× larger shape errors). Width 64 would double the cost of every evaluation below.
 
 Sampler: the library default, the exponential 3M multistep method on the probability-flow ODE with
-``default_times(48)`` (48 model evaluations); RK3 with ``power_times(16)`` (47) is shown beside it. The exponential ancestral sampler at 32 evaluations has a smaller residual with the
+``default_times(48)`` (48 model evaluations); RK3 with ``power_times(16)`` (47) is shown beside it. The issue
+allows 100 evaluations, so the exponential ancestral sampler with 100 steps (``power_times(100, ρ=3, t_end=1e-4)``)
+also gets the full fresh-repetition treatment (rows ``*_budget``): its noise corrects some of the model's error
+and scores lower, at the price of an under-dispersed ``ε`` (``std 50B`` ≈ 0.86). The exponential ancestral sampler at 32 evaluations has a smaller residual with the
 trained model (its noise corrects model errors) but under-disperses ``ε`` (``std 50B`` ≈ 0.8 even with
 the exact denoiser, ≈ 0.94 at 100 steps): the ODE samplers reproduce the law better; both are shown.
 
@@ -115,6 +118,7 @@ class Plan:
     model: ScoreFNOConfig
     train: TrainConfig
     main: Sampling
+    budget: Sampling  # a stochastic sampler at the issue's 100-evaluation budget, also with fresh repetitions
     baselines: tuple[Sampling, ...]
     repetitions: int  # fresh repetitions of the headline rows
     curves: int  # generated (and real) curves per repetition
@@ -132,6 +136,8 @@ def plans() -> dict[str, Plan]:
         model=ScoreFNOConfig(hidden_channels=32, n_modes=16, n_layers=4, positional_embedding=True),
         train=TrainConfig(steps=4500, batch_size=128, lr=2e-3, checkpoint_every=500, figure_samples=0),
         main=Sampling("exponential 3M, default_times(48) (the library default)", exponential_multistep, default_times(48)),
+        budget=Sampling("exponential ancestral, power_times(100, ρ=3, t_end=1e-4)", exponential_ancestral,
+                        power_times(100, rho=3.0, t_end=1e-4)),
         baselines=(
             Sampling("RK3 ODE, power_times(16)", rk3_ode, power_times(16)),
             Sampling("Euler–Maruyama, 1000 uniform steps (HDM)", euler_maruyama, uniform_times(1000)),
@@ -149,6 +155,7 @@ def plans() -> dict[str, Plan]:
         model=ScoreFNOConfig(hidden_channels=16, n_modes=8, n_layers=2, embedding_dim=32, positional_embedding=True),
         train=TrainConfig(steps=300, batch_size=32, lr=3e-3, warmup_steps=30, checkpoint_every=0, figure_samples=0),
         main=Sampling("exponential 3M, default_times(12)", exponential_multistep, default_times(12)),
+        budget=Sampling("exponential ancestral, power_times(12)", exponential_ancestral, power_times(12)),
         baselines=(
             Sampling("Euler–Maruyama, 250 uniform steps (DDO)", euler_maruyama, uniform_times(250)),
             Sampling("exponential ancestral, power_times(12)", exponential_ancestral, power_times(12)),
@@ -399,14 +406,17 @@ def evaluate(run: TrainedRun, plan: Plan) -> tuple[dict, dict]:
 
     # the trained model with the chosen sampler, and the exact denoiser with the same sampler
     main_sets = {}
-    for name, model, label in (
-        ("model", run.model, f"trained model, {plan.main.label}"),
-        ("exact_denoiser", oracle, f"exact denoiser, {plan.main.label}"),
+    for name, model, sampling in (
+        ("model", run.model, plan.main),
+        ("exact_denoiser", oracle, plan.main),
+        ("model_budget", run.model, plan.budget),
+        ("exact_denoiser_budget", oracle, plan.budget),
     ):
         record = {}
-        outcome = fresh_repetitions(drawer(model, plan.main, record), resolution=n, repetitions=plan.repetitions,
+        outcome = fresh_repetitions(drawer(model, sampling, record), resolution=n, repetitions=plan.repetitions,
                                     curves=plan.curves)
         main_sets[name] = torch.cat(record["all"])
+        label = f"{'trained model' if model is run.model else 'exact denoiser'}, {sampling.label}"
         finish(name, label, n, outcome, record, **fresh)
 
     # irregular points: the 100-point samples as cosine series at sorted uniform random points
@@ -581,7 +591,8 @@ def main(argv: list[str] | None = None) -> int:
         "description": __doc__.split("\n\n")[0],
         "mode": "quick" if args.quick else "full",
         "target": f"power at 10 vs 10 ≤ {TARGET} with ≤ {NFE_BUDGET} NFE and ≤ 10 min of CPU training",
-        "target_met": bool(power["mean"] <= TARGET and rows["model"]["nfe"] <= NFE_BUDGET),
+        "target_met": {name: bool(rows[name]["power"]["10v10"]["mean"] <= TARGET and rows[name]["nfe"] <= NFE_BUDGET)
+                       for name in ("model", "model_budget")},
         "data": {"train": f"quadratic({plan.num_train}, {plan.num_points}, seed=0)",
                  "real": f"quadratic(curves, points, seed={REAL_SEED} + repetition)"},
         "repetitions": "fresh: new generated curves (prior and sampler noise), new real curves and new permutations "
@@ -607,7 +618,8 @@ def main(argv: list[str] | None = None) -> int:
     os.replace(tmp, RESULTS / f"{stem}.json")
     plot(rows, figure, RESULTS / f"{stem}.png")
     print(f"power {power['mean']:.1f} ± {power['ci95']:.1f} at 10 vs 10 with {rows['model']['nfe']} NFE → target "
-          f"{'met' if document['target_met'] else 'NOT met'}; wrote {RESULTS / stem}.json/.png in {document['seconds']:.0f} s")
+          f"{'met' if document['target_met']['model'] else 'NOT met'} (budget sampler: "
+          f"{'met' if document['target_met']['model_budget'] else 'NOT met'}); wrote {RESULTS / stem}.json/.png in {document['seconds']:.0f} s")
     return 0
 
 
