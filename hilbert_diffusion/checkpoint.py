@@ -253,18 +253,19 @@ class TrainedRun:
         num: int,
         resolution: int | tuple[int, ...],
         *,
-        steps: int = 48,
+        steps: int | None = None,
         generator: torch.Generator | None = None,
         progress: bool = False,
     ) -> Tensor:
         """``num`` samples in original units, shape ``(num, channels, *grid)``, at any resolution: the library's
-        default sampler (:func:`~hilbert_diffusion.sampling.sample`, ``steps`` model evaluations) from the prior
+        default sampler (:func:`~hilbert_diffusion.sampling.sample`; ``steps`` overrides its step count) from the prior
         drawn at that grid, then ``normalization.decode``."""
         from .sampling import sample
 
         channels = int(self.config.get("model", {}).get("channels", getattr(self.model, "channels", 1)))
-        x = sample(self.model, self.sde, num=num, resolution=resolution, channels=channels, steps=steps,
-                   generator=generator, progress=progress)
+        options = {} if steps is None else {"steps": steps}
+        x = sample(self.model, self.sde, num=num, resolution=resolution, channels=channels, generator=generator,
+                   progress=progress, **options)
         return self.normalization.decode(x)
 
 

@@ -132,7 +132,7 @@ def _sampler_table():
     from . import sampling
 
     return {
-        "multistep": (sampling.exponential_multistep, 48, sampling.default_times),
+        "multistep": (sampling.exponential_multistep, sampling.DEFAULT_STEPS, sampling.default_times),
         "rk3": (sampling.rk3_ode, 16, sampling.power_times),
         "heun": (sampling.heun_ode, 25, sampling.power_times),
         "ancestral": (sampling.exponential_ancestral, 100, sampling.power_times),

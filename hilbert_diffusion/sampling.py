@@ -71,6 +71,7 @@ __all__ = [
     "uniform_times",
     "validate_times",
     "power_times",
+    "DEFAULT_STEPS",
     "default_times",
     "euler_maruyama",
     "exponential_ancestral",
@@ -132,7 +133,11 @@ def power_times(steps: int, *, rho: float = 2.0, t_start: float = 1.0, t_end: fl
     return torch.cat([times, torch.zeros(1, dtype=torch.float64)])
 
 
-def default_times(steps: int = 48) -> Tensor:
+DEFAULT_STEPS = 48
+"""Steps (= model evaluations) of the default sampler, :func:`exponential_multistep` on :func:`default_times`."""
+
+
+def default_times(steps: int = DEFAULT_STEPS) -> Tensor:
     """The default grid of :func:`sample`: ``power_times(steps, rho=2.5, t_end=5e-4)``, ``steps`` model evaluations
     with :func:`exponential_multistep`.
 
@@ -187,10 +192,6 @@ class _Run:
 
     def v(self, t: float) -> Tensor:
         return self.modes(self.sde.variance(t, self.grid))
-
-    def log_snr(self, t: float) -> Tensor:
-        """``λ_k(t) = log a_k(t) - ½ log v_k(t)`` (``-inf`` where ``a_k`` underflows to 0)."""
-        return self.modes(self.sde.mean_factor(t, self.grid).log() - 0.5 * self.sde.variance(t, self.grid).log())
 
     def bridge(self, t: float, s: float) -> tuple[Tensor, Tensor]:
         """``(c_t, var)`` of the bridge ``q(x_s | x_t, x_0)`` (``sde.bridge``), finite in every mode.
@@ -304,14 +305,14 @@ def _multistep_step(
     ``x_s = sqrt(v_s/v_t) x_t + φ1 D + φ2 D' - φ3 D''``, ``φ1 = a_s (1 - e^{-h})``, ``φ2 = a_s - φ1/h``, ``φ3 = φ2/h - a_s/2``,
     with ``D'``, ``D''`` the divided differences scaled by ``h`` and ``h²``.
     """
-    lam_t, dc = run.log_snr(t), run.basis.forward(denoised)
     a_s, a_t, v_s, v_t = run.a(s), run.a(t), run.v(s), run.v(t)
+    lam_t, dc = a_t.log() - 0.5 * v_t.log(), run.basis.forward(denoised)  # λ = -inf where a_k underflows to 0
     ratio = (v_s / v_t).sqrt()
     phi1 = a_s - ratio * a_t
     c = ratio * run.basis.forward(x) + phi1 * dc  # order 1: DDIM
     earlier = history[: order - 1]
     if s > 0 and earlier:
-        h = run.log_snr(s) - lam_t
+        h = a_s.log() - 0.5 * v_s.log() - lam_t
         phi2 = a_s - phi1 / h
         lam_1, d_1 = earlier[0]
         r0 = (lam_t - lam_1) / h
@@ -567,7 +568,7 @@ def sample(
     resolution: int | Sequence[int],
     channels: int = 1,
     sampler: Sampler = exponential_multistep,
-    steps: int = 48,
+    steps: int = DEFAULT_STEPS,
     times: Tensor | None = None,
     generator: torch.Generator | None = None,
     progress: bool = False,
