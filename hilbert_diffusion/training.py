@@ -47,6 +47,7 @@ from .distributed import DistributedContext, chunk_seed, distributed_context
 from .figures import save_sample_figure
 from .losses import StratifiedTime, UniformTime, denoising_loss
 from .models.fno import EmpiricalSpectrum, ScoreFNOConfig, clean_state_dict
+from .normalization import Normalization
 from .sde import DiagonalSDE
 
 __all__ = ["TrainConfig", "Normalization", "ModelConfig", "train"]
@@ -118,49 +119,6 @@ class TrainConfig:
             progress = min(1.0, (step - self.warmup_steps) / span)
             lr *= self.min_lr_ratio + (1 - self.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
         return lr
-
-
-@dataclass(frozen=True)
-class Normalization:
-    """Per-channel affine normalisation ``(x - mean) / std``; the identity when fitted with ``enabled=False``."""
-
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "mean", tuple(float(m) for m in self.mean))
-        object.__setattr__(self, "std", tuple(float(s) for s in self.std))
-        if len(self.mean) != len(self.std) or not all(s > 0 and math.isfinite(s) for s in self.std):
-            raise ValueError(f"Normalization needs one positive finite std per channel, got {self}.")
-
-    @classmethod
-    def fit(cls, data: Tensor, *, enabled: bool = True) -> Normalization:
-        """Mean and standard deviation of each channel of ``data`` ``(num, channels, *grid)``."""
-        channels = data.shape[1]
-        if not enabled:
-            return cls((0.0,) * channels, (1.0,) * channels)
-        flat = data.transpose(0, 1).reshape(channels, -1).to(torch.float64)
-        std = flat.std(dim=1)
-        if (std <= 0).any():
-            raise ValueError(f"a channel of the data is constant (std {std.tolist()}); it cannot be normalised.")
-        return cls(tuple(flat.mean(dim=1).tolist()), tuple(std.tolist()))
-
-    def _shape(self, x: Tensor) -> tuple[int, ...]:
-        if x.dim() < 2 or x.shape[1] != len(self.mean):
-            raise ValueError(f"expected (batch, {len(self.mean)}, *grid), got {tuple(x.shape)}.")
-        return (1, len(self.mean), *([1] * (x.dim() - 2)))
-
-    def encode(self, x: Tensor) -> Tensor:
-        shape = self._shape(x)
-        mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).reshape(shape)
-        std = torch.tensor(self.std, dtype=x.dtype, device=x.device).reshape(shape)
-        return (x - mean) / std
-
-    def decode(self, x: Tensor) -> Tensor:
-        shape = self._shape(x)
-        mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).reshape(shape)
-        std = torch.tensor(self.std, dtype=x.dtype, device=x.device).reshape(shape)
-        return x * std + mean
 
 
 # --------------------------------------------------------------------------------------- figures
@@ -289,7 +247,7 @@ def train(
     else:
         if out_dir is not None and list_checkpoints(out_dir):
             raise ValueError(f"{out_dir} already holds a run; pass resume=True to continue it or choose another out_dir.")
-        normalization = Normalization.fit(data, enabled=config.normalize)
+        normalization = Normalization.fit(data, basis=basis, enabled=config.normalize)
         spectra = list(EmpiricalSpectrum.estimate(normalization.encode(data), basis))
     x = normalization.encode(data)
     run_config = _run_config(sde, model, channels, spectra, normalization, config, data, spec)
