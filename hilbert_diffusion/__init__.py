@@ -22,6 +22,7 @@ from .sde import (
     ScaledSchedule,
     Schedule,
     StochasticHeatSDE,
+    default_sde,
 )
 from .restoration import (
     BlockAverage,
@@ -74,6 +75,7 @@ __all__ = [
     "ScaledSchedule",
     "DiagonalSDE",
     "StochasticHeatSDE",
+    "default_sde",
     "GaussianOracle",
     "ScoreFNO",
     "ScoreFNOConfig",

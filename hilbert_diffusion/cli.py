@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import tempfile
@@ -18,11 +17,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .bases import PeriodicBasis, SpectralBasis
+from .bases import PeriodicBasis
 from .config import from_config
 from .datasets.spec import BUILT_IN, dataset_from_spec, parse_options
 from .noise import Matern
-from .sde import LinearSchedule, StochasticHeatSDE
+from .sde import default_sde
 
 __all__ = ["main", "save_array"]
 
@@ -52,24 +51,6 @@ def _cmd_data(args: argparse.Namespace) -> int:
     out = save_array(args.out, dataset.data.to(torch.float32))
     print(f"wrote {dataset.name}: {tuple(dataset.data.shape)} float32 to {out}")
     return 0
-
-
-def default_sde(basis: SpectralBasis, grid: Sequence[int], *, kappa_nyquist: float = 0.0,
-                alpha: float | None = None, tau_ratio: float = 0.5) -> StochasticHeatSDE:
-    """The command line's forward process for data on ``grid`` of ``basis``: the stochastic heat SPDE
-    with a linear β schedule (0.1 → 20), Matérn noise of smoothness ``α = d/2 + ½`` (trace class) and
-    ``τ = tau_ratio · sqrt(λ_1)`` (in units of the domain's lowest non-zero eigenvalue, so the noise's
-    correlation length follows the domain), and heat ``κ`` set so that ``κ λ_max = kappa_nyquist`` at
-    the training grid (the finest trained mode dissipates at ``1 + kappa_nyquist`` times the mean's rate).
-
-    The default is no heat (``κ = 0``, DDO's coloured-noise process): every mode then shares ``a(t)``, which
-    makes sequential Monte Carlo inpainting exact (``restoration.filtering_smc``) and keeps the explicit ODE
-    samplers stable at every resolution; ``kappa_nyquist > 0`` gives HDM's heat process."""
-    lam = basis.eigenvalues(tuple(grid))
-    lam1 = float(lam[lam > 0].min())
-    covariance = Matern(alpha=alpha if alpha is not None else basis.ndim / 2 + 0.5, tau=tau_ratio * math.sqrt(lam1))
-    kappa = kappa_nyquist / float(lam.max())
-    return StochasticHeatSDE(basis=basis, covariance=covariance, decay=LinearSchedule(0.1, 20.0), kappa=kappa)
 
 
 def _load_json(path: str | None) -> dict:
