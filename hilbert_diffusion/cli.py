@@ -46,10 +46,18 @@ def save_array(path: str | os.PathLike, array: np.ndarray | torch.Tensor) -> Pat
 
 
 def _cmd_data(args: argparse.Namespace) -> int:
+    from .figures import save_sample_figure
+
     extra = {"dim": args.dim} if args.dim is not None else {}
     dataset = dataset_from_spec(args.spec, num=args.num, resolution=args.resolution, seed=args.seed, **extra)
-    out = save_array(args.out, dataset.data.to(torch.float32))
-    print(f"wrote {dataset.name}: {tuple(dataset.data.shape)} float32 to {out}")
+    data = dataset.data.to(torch.float32)
+    out = save_array(args.out, data)
+    shown, note = data[: min(4, len(data))], ""
+    if shown.dim() == 5:  # 3-D: the mid-plane of the last axis
+        shown, note = shown[..., shown.shape[-1] // 2], ", mid-plane of the last axis"
+    figure = save_sample_figure(shown, out.with_suffix(".png"), label="field",
+                                title=f"{dataset.name}: {len(shown)} of {len(data)} fields at {tuple(data.shape[2:])}{note}")
+    print(f"wrote {dataset.name}: {tuple(data.shape)} float32 to {out} and a figure to {figure}")
     return 0
 
 

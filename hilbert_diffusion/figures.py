@@ -98,8 +98,7 @@ def _draw(fig: Figure, ax: Axes, panel: _Panel) -> None:
         ax.set_xlim(0, 1)
         ax.tick_params(labelsize=7)
         return
-    cmap = colormaps[scale.cmap].copy()
-    cmap.set_bad(_HIDDEN_COLOUR)
+    cmap = colormaps[scale.cmap].with_extremes(bad=_HIDDEN_COLOUR)
     image = ax.imshow(panel.field.numpy(), cmap=cmap, vmin=scale.vmin, vmax=scale.vmax, origin="lower")
     ax.set_axis_off()
     fig.colorbar(image, ax=ax, shrink=0.8).ax.tick_params(labelsize=7)
