@@ -55,8 +55,9 @@ def _cmd_data(args: argparse.Namespace) -> int:
     shown, note = data[: min(4, len(data))], ""
     if shown.dim() == 5:  # 3-D: the mid-plane of the last axis
         shown, note = shown[..., shown.shape[-1] // 2], ", mid-plane of the last axis"
+    grid = "×".join(map(str, data.shape[2:]))
     figure = save_sample_figure(shown, out.with_suffix(".png"), label="field",
-                                title=f"{dataset.name}: {len(shown)} of {len(data)} fields at {tuple(data.shape[2:])}{note}")
+                                title=f"{dataset.name}: {len(shown)} of {len(data)} fields on {grid}{note}")
     print(f"wrote {dataset.name}: {tuple(data.shape)} float32 to {out} and a figure to {figure}")
     return 0
 
