@@ -8,8 +8,13 @@ sample figures, with optional multi-resolution batches. Everything random comes 
 is a pure function of the step, so ``resume=True`` continues exactly: ``S`` steps at once and
 ``S/2 + resume + S/2`` give bit-identical weights.
 
-The data are normalised per channel (mean, standard deviation; stored in the checkpoint) and the
-model and SDE live in normalised units; see :class:`~hilbert_diffusion.checkpoint.TrainedRun`.
+The data are normalised per channel (quadrature mean and standard deviation, :mod:`.normalization`;
+stored in the checkpoint) and the model and SDE live in normalised units; see
+:class:`~hilbert_diffusion.checkpoint.TrainedRun`. The run's state (weights, EMA, optimiser, generator,
+step), fresh or resumed, is :mod:`.training_state`'s; here are the loop, the single optimisation step
+and the checkpoint and figure hooks. The loss is reported against the Wiener baseline: the untrained
+model (zero network) is the per-mode Wiener filter of the data spectrum, whose loss is estimated once
+per run (``loss/wiener`` in the progress bar, ``run.config["wiener_loss"]``).
 
 Under ``torchrun --nproc_per_node=N`` (see :mod:`.distributed`) the same call trains with
 DistributedDataParallel: ``TrainConfig.batch_size`` is the *global* batch; every rank draws the
@@ -26,29 +31,26 @@ from __future__ import annotations
 import copy
 import math
 import os
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .checkpoint import (
-    TrainedRun,
-    checkpoint_path,
-    list_checkpoints,
-    read_checkpoint,
-    write_checkpoint,
-)
-from .config import from_config, to_config
+from .bases import SpectralBasis
+from .checkpoint import TrainedRun
 from .distributed import DistributedContext, chunk_seed, distributed_context
 from .figures import save_sample_figure
 from .losses import StratifiedTime, UniformTime, denoising_loss
-from .models.fno import EmpiricalSpectrum, ScoreFNOConfig, clean_state_dict
+from .models.fno import ScoreFNOConfig, clean_state_dict
 from .normalization import Normalization
 from .sde import DiagonalSDE
+from .training_state import RunState, check_data, save_state, start_or_resume
 
 __all__ = ["TrainConfig", "Normalization", "ModelConfig", "train"]
 
@@ -121,63 +123,9 @@ class TrainConfig:
         return lr
 
 
-# --------------------------------------------------------------------------------------- figures
 # --------------------------------------------------------------------------------------- training
-def _check_data(data: Any, sde: DiagonalSDE) -> Tensor:
-    basis = getattr(data, "basis", None)
-    if basis is not None and basis != sde.basis:
-        raise ValueError(f"the dataset lives on {basis} but the SDE on {sde.basis}; build the SDE on the dataset's basis.")
-    data = getattr(data, "data", data)  # a dataset object with a .data tensor, or the tensor itself
-    if not isinstance(data, Tensor):
-        raise ValueError(f"data must be a tensor (num, channels, *grid) or have a .data tensor, got {type(data).__name__}.")
-    if data.dim() != sde.basis.ndim + 2 or data.shape[0] < 1:
-        raise ValueError(
-            f"data must be shaped (num, channels, *grid) with {sde.basis.ndim} grid axes for "
-            f"{type(sde.basis).__name__}, got {tuple(data.shape)}."
-        )
-    sde.basis.grid_of(data)
-    if not torch.isfinite(data).all():
-        raise ValueError("data contain NaN or inf.")
-    return data.detach().cpu().float()
-
-
-def _run_config(sde, model: ModelConfig, channels, spectra, normalization, config: TrainConfig, data, spec) -> dict:
-    return {
-        "sde": to_config(sde),
-        "model": {
-            "config": to_config(model),
-            "channels": channels,
-            "data_spectrum": [to_config(s) for s in spectra],
-        },
-        "normalization": to_config(normalization),
-        "train": to_config(config),
-        "data": {"num": int(data.shape[0]), "grid": list(data.shape[2:]), "spec": spec},
-    }
-
-
-class _EMA:
-    """Exponential moving average of a model's state (parameters and persistent buffers)."""
-
-    def __init__(self, model: nn.Module, decay: float) -> None:
-        self.decay = decay
-        self.model = copy.deepcopy(model).requires_grad_(False)
-
-    @torch.no_grad()
-    def update(self, model: nn.Module, step: int) -> None:
-        decay = min(self.decay, (1 + step) / (10 + step))
-        # By name, persistent state only: lazily built caches (e.g. SFNO's transforms) may differ.
-        current = model.state_dict(keep_vars=True)
-        for name, avg in self.model.state_dict(keep_vars=True).items():
-            if not isinstance(avg, Tensor):
-                continue
-            if avg.is_floating_point() or avg.is_complex():
-                avg.data.lerp_(current[name].data, 1 - decay)
-            else:
-                avg.data.copy_(current[name].data)
-
-
 def train(
-    data: Tensor | Any,
+    data: Tensor | np.ndarray | Any,
     *,
     sde: DiagonalSDE,
     model: ModelConfig = ScoreFNOConfig(),
@@ -191,8 +139,9 @@ def train(
     """Train a score operator on ``data`` ``(num, channels, *grid)`` for the forward process ``sde``.
 
     Args:
-        data: training fields on one grid of ``sde.basis`` (or an object with a ``.data`` tensor).
-        sde: the forward process; its basis is the domain.
+        data: training fields on one grid of ``sde.basis``: a tensor, a numpy array, or an object with a
+            ``.data`` tensor (a :class:`~hilbert_diffusion.datasets.FieldDataset`).
+        sde: the forward process; its basis is the domain (e.g. ``default_sde(basis, grid)``).
         model: the architecture, e.g. ``ScoreFNOConfig(...)`` or ``SphericalScoreConfig(...)``.
         config: optimisation, schedule, EMA, checkpoint and figure options.
         out_dir: run directory for checkpoints (``checkpoint-<step>/``) and figures (``samples/``);
@@ -201,13 +150,15 @@ def train(
             architecture and data grid must match; normalisation and data spectrum are the stored ones).
             With the same ``config`` the continuation is bit-exact; a larger ``steps`` extends the run
             (the cosine schedule is then recomputed for the new total).
-        progress: show a tqdm bar with the loss and steps/s.
+        progress: show a tqdm bar with the loss, its ratio to the Wiener filter's and steps/s, and a
+            final line with that ratio.
         callback: ``callback(step, loss)`` after every optimisation step.
-        max_seconds: stop (with a checkpoint) once this much wall-clock time has passed, even before
-            ``config.steps``; the cosine schedule still refers to ``config.steps``.
+        max_seconds: stop (with a checkpoint, saying so) once this much wall-clock time has passed, even
+            before ``config.steps``; the cosine schedule still refers to ``config.steps``.
 
     Returns:
-        A :class:`~hilbert_diffusion.checkpoint.TrainedRun` holding the EMA model (eval mode, on the CPU).
+        A :class:`~hilbert_diffusion.checkpoint.TrainedRun` holding the EMA model (eval mode, on the CPU);
+        ``run.config["wiener_loss"]`` is the untrained model's (the Wiener filter's) loss.
 
     Under ``torchrun`` every rank calls ``train`` with the same arguments; ``config.batch_size`` is the
     global batch (at least the number of processes), see the module docstring.
@@ -215,143 +166,159 @@ def train(
     from tqdm import tqdm
 
     context = distributed_context()
+    _check_options(model, config, context)
+    spec = getattr(data, "spec", None)  # a FieldDataset's recipe, stored for reproducibility
+    spec = spec if isinstance(spec, dict) else None
+    raw = check_data(data, sde)
+    out_dir = Path(out_dir) if out_dir is not None else None
+    state = start_or_resume(raw, sde=sde, model=model, config=config, out_dir=out_dir, resume=resume, spec=spec,
+                            device=context.device)
+    hooks = _Hooks(state, sde=sde, config=config, out_dir=out_dir, context=context, data=raw)
+    bar = tqdm(total=config.steps, initial=state.step, unit="step", disable=not progress or not context.is_main,
+               dynamic_ncols=True)
+    report = bar.write if context.is_main else (lambda message: None)
+    rng_devices = [context.device] if context.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=rng_devices):
+        _seed_rank_local(chunk_seed(config.seed, context.rank), context.device)
+        try:
+            timed_out, running = _run_steps(state, sde=sde, config=config, context=context, bar=bar, hooks=hooks,
+                                            report=report, callback=callback, max_seconds=max_seconds)
+        finally:
+            bar.close()
+    final = hooks.checkpoint()
+    hooks.figure(running)
+    context.barrier()  # every rank returns once rank 0's final checkpoint exists
+    if context.is_main and timed_out:
+        print(f"stopped at step {state.step} of {config.steps}: the time limit of {max_seconds / 60:.3g} min "
+              f"(--max-minutes / max_seconds) was reached; resume with --resume (resume=True)", file=sys.stderr)
+    if context.is_main and progress and running is not None:
+        print(f"final loss {running:.3g} = {running / state.wiener_loss:.2f} × the Wiener filter's "
+              f"{state.wiener_loss:.3g}", file=sys.stderr)
+    return TrainedRun(model=state.ema.model.cpu().eval(), sde=sde, normalization=state.normalization, step=state.step,
+                      path=final, config=state.run_config)
+
+
+def _check_options(model: Any, config: TrainConfig, context: DistributedContext) -> None:
+    if not callable(getattr(model, "build", None)):
+        raise ValueError(
+            f"model must be an architecture config such as ScoreFNOConfig(...) (train builds the network), got "
+            f"{type(model).__name__}; to train your own nn.Module, write the loop around denoising_loss."
+        )
     if config.batch_size < context.world_size:
         raise ValueError(
             f"TrainConfig.batch_size={config.batch_size} is the global batch and must be at least the number of "
             f"processes ({context.world_size}); raise batch_size or launch fewer processes."
         )
-    spec = getattr(data, "spec", None)  # a FieldDataset's recipe, stored for reproducibility
-    spec = spec if isinstance(spec, dict) else None
-    data = _check_data(data, sde)
-    basis = sde.basis
-    channels = data.shape[1]
-    out_dir = Path(out_dir) if out_dir is not None else None
-    checkpoint = None
-    if resume:
-        if out_dir is None or not list_checkpoints(out_dir):
-            raise ValueError(f"resume=True but {out_dir} holds no checkpoint to resume; train without resume first.")
-        checkpoint = read_checkpoint(out_dir)
-        stored = checkpoint.config
-        if stored["sde"] != to_config(sde) or stored["model"]["config"] != to_config(model):
-            raise ValueError(
-                f"cannot resume {checkpoint.path}: its SDE or model config differs from the one given; "
-                f"pass the same sde and model (see its {checkpoint.path.name}/checkpoint.json)."
-            )
-        if stored["model"]["channels"] != channels or stored["data"]["grid"] != list(data.shape[2:]):
-            raise ValueError(
-                f"cannot resume {checkpoint.path}: it was trained on {stored['model']['channels']} channels on grid "
-                f"{stored['data']['grid']}, the data given are {tuple(data.shape[1:])}."
-            )
-        normalization = from_config(stored["normalization"])
-        spectra = [from_config(s) for s in stored["model"]["data_spectrum"]]
-    else:
-        if out_dir is not None and list_checkpoints(out_dir):
-            raise ValueError(f"{out_dir} already holds a run; pass resume=True to continue it or choose another out_dir.")
-        normalization = Normalization.fit(data, basis=basis, enabled=config.normalize)
-        spectra = list(EmpiricalSpectrum.estimate(normalization.encode(data), basis))
-    x = normalization.encode(data)
-    run_config = _run_config(sde, model, channels, spectra, normalization, config, data, spec)
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)
-        net = model.build(sde, channels=channels, data_spectrum=spectra)
-    net.to(context.device)
-    ema = _EMA(net, config.ema_decay)
-    optimizer = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    generator = torch.Generator().manual_seed(config.seed)
-    step = 0
-    if checkpoint is not None:
-        net.load_state_dict(checkpoint.prefixed("model"))
-        ema.model.load_state_dict(checkpoint.prefixed("ema"))
-        state = checkpoint.training_state()
-        optimizer.load_state_dict(state["optimizer"])
-        generator.set_state(state["generator"])
-        step = int(state["step"])
 
-    def save() -> Path | None:
-        if out_dir is None:
-            return None
-        if not context.is_main:
-            return checkpoint_path(out_dir, step)
-        tensors = {f"model.{k}": v for k, v in clean_state_dict(net).items()}
-        tensors.update({f"ema.{k}": v for k, v in clean_state_dict(ema.model).items()})
-        state = {"optimizer": optimizer.state_dict(), "generator": generator.get_state(), "step": step}
-        return write_checkpoint(out_dir, step=step, config=run_config, tensors=tensors, training_state=state,
-                                keep=config.keep_checkpoints)
-
-    def figure() -> None:
-        if out_dir is None or config.figure_samples < 1 or not context.is_main:
-            return
-        averaged = copy.deepcopy(ema.model).cpu().eval()
-        run = TrainedRun(model=averaged, sde=sde, normalization=normalization, step=step, config=run_config)
-        figure_gen = torch.Generator().manual_seed(config.seed + 1)  # separate: figures never disturb training
-        samples = run.sample(config.figure_samples, tuple(data.shape[2:]), steps=config.sample_steps, generator=figure_gen)
-        save_sample_figure(samples, out_dir / "samples" / f"step_{step:08d}.png", title=f"step {step}")
-
-    weight = net.loss_weight if config.edm_weighting else None
-    local_model = _data_parallel(net, context)
-    bar = tqdm(total=config.steps, initial=step, unit="step", disable=not progress or not context.is_main,
-               dynamic_ncols=True)
-    running = None
-    guard = _NonFiniteGuard(net, ema.model, optimizer, patience=config.nonfinite_patience,
-                            report=bar.write if context.is_main else (lambda message: None))
-    guard.remember(step)
-    failures = 0
-    net.train()
+def _run_steps(state: RunState, *, sde: DiagonalSDE, config: TrainConfig, context: DistributedContext, bar: Any,
+               hooks: _Hooks, report: Callable[[str], None], callback: Callable[[int, float], None] | None,
+               max_seconds: float | None) -> tuple[bool, float | None]:
+    """Optimisation steps up to ``config.steps``; returns (stopped by ``max_seconds``, the running loss)."""
+    weight = state.net.loss_weight if config.edm_weighting else None
+    local_model = _data_parallel(state.net, context)
+    guard = _NonFiniteGuard(state.net, state.ema.model, state.optimizer, patience=config.nonfinite_patience,
+                            report=report)
+    guard.remember(state.step)
+    failures, running = 0, None
+    state.net.train()
     start = time.monotonic()
-    rng_devices = [context.device] if context.device.type == "cuda" else []
-    with torch.random.fork_rng(devices=rng_devices):
-        _seed_rank_local(chunk_seed(config.seed, context.rank), context.device)
-        try:
-            while step < config.steps:
-                if max_seconds is not None and context.all_agree(time.monotonic() - start > max_seconds):
-                    break
-                for group in optimizer.param_groups:
-                    group["lr"] = config.learning_rate(step)
-                if config.resolutions:
-                    choice = int(torch.randint(len(config.resolutions), (1,), generator=generator))
-                index = torch.randint(x.shape[0], (config.batch_size,), generator=generator)
-                batch = x[index]
-                if config.resolutions:
-                    batch = basis.resample(batch, config.resolutions[choice])
-                # The global batch's times and noise (one generator), the model on this rank's rows only.
-                shard = context.shard(config.batch_size)
-                per_sample = denoising_loss(_Sliced(local_model, batch, shard, context.device), batch, sde,
-                                            time_sampler=config.time_sampler, weight=weight, generator=generator)
-                # DDP averages gradients over the W ranks: W/B × (this rank's sum) averages to the global batch mean.
-                loss = per_sample[shard].sum() * (context.world_size / config.batch_size)
-                value = float(context.sum(per_sample[shard].detach().sum())) / config.batch_size  # the global mean
-                optimizer.zero_grad(set_to_none=True)
-                if math.isfinite(value):
-                    loss.backward()
-                    grad_norm = float(nn.utils.clip_grad_norm_(net.parameters(), config.grad_clip))
-                if not (math.isfinite(value) and math.isfinite(grad_norm)):  # gradients are all-reduced: ranks agree
-                    failures += 1
-                    guard.report(f"non-finite loss or gradient ({value:.4g}) at step {step}: "
-                                 f"skipped the update ({failures} in a row)")
-                    if failures % config.nonfinite_patience == 0:
-                        step = guard.restore()
-                    continue
-                failures = 0
-                optimizer.step()
-                ema.update(net, step)
-                step += 1
-                running = value if running is None else 0.98 * running + 0.02 * value
-                bar.update(1)
-                bar.set_postfix(loss=f"{running:.4g}", lr=f"{config.learning_rate(step - 1):.2e}", refresh=False)
-                if callback is not None:
-                    callback(step, value)
-                if config.checkpoint_every and step % config.checkpoint_every == 0 and step < config.steps:
-                    save()
-                    guard.remember(step)
-                if config.sample_every and step % config.sample_every == 0 and step < config.steps:
-                    figure()
-        finally:
-            bar.close()
-    final = save()
-    figure()
-    context.barrier()  # every rank returns once rank 0's final checkpoint exists
-    return TrainedRun(model=ema.model.cpu().eval(), sde=sde, normalization=normalization, step=step, path=final, config=run_config)
+    while state.step < config.steps:
+        if max_seconds is not None and context.all_agree(time.monotonic() - start > max_seconds):
+            return True, running
+        value, finite = _optimisation_step(state, local_model, sde=sde, config=config, context=context, weight=weight)
+        if not finite:  # gradients are all-reduced: ranks agree
+            failures += 1
+            guard.report(f"non-finite loss or gradient ({value:.4g}) at step {state.step}: "
+                         f"skipped the update ({failures} in a row)")
+            if failures % config.nonfinite_patience == 0:
+                state.step = guard.restore()
+            continue
+        failures = 0
+        running = value if running is None else 0.98 * running + 0.02 * value  # an EMA of the loss
+        bar.update(1)
+        bar.set_postfix({"loss": f"{running:.4g}", "loss/wiener": f"{running / state.wiener_loss:.3f}",
+                         "lr": f"{config.learning_rate(state.step - 1):.2e}"}, refresh=False)
+        if callback is not None:
+            callback(state.step, value)
+        hooks.after_step(running, guard)
+    return False, running
+
+
+def _optimisation_step(state: RunState, local_model: nn.Module, *, sde: DiagonalSDE, config: TrainConfig,
+                       context: DistributedContext, weight: Callable | None) -> tuple[float, bool]:
+    """One AdamW step at ``state.step`` on a fresh global batch; returns the batch's mean loss and whether
+    the loss and gradient were finite (else no update is made and the step does not advance)."""
+    for group in state.optimizer.param_groups:
+        group["lr"] = config.learning_rate(state.step)
+    batch = _draw_batch(state, sde.basis, config)
+    # The global batch's times and noise (one generator), the model on this rank's rows only.
+    shard = context.shard(config.batch_size)
+    per_sample = denoising_loss(_Sliced(local_model, batch, shard, context.device), batch, sde,
+                                time_sampler=config.time_sampler, weight=weight, generator=state.generator)
+    # DDP averages gradients over the W ranks: W/B × (this rank's sum) averages to the global batch mean.
+    loss = per_sample[shard].sum() * (context.world_size / config.batch_size)
+    value = float(context.sum(per_sample[shard].detach().sum())) / config.batch_size  # the global mean
+    state.optimizer.zero_grad(set_to_none=True)
+    if not math.isfinite(value):
+        return value, False
+    loss.backward()
+    if not math.isfinite(float(nn.utils.clip_grad_norm_(state.net.parameters(), config.grad_clip))):
+        return value, False
+    state.optimizer.step()
+    state.ema.update(state.net, state.step)
+    state.step += 1
+    return value, True
+
+
+def _draw_batch(state: RunState, basis: SpectralBasis, config: TrainConfig) -> Tensor:
+    """``batch_size`` fields drawn with replacement, resampled to one of ``config.resolutions`` if any."""
+    if config.resolutions:
+        choice = int(torch.randint(len(config.resolutions), (1,), generator=state.generator))
+    index = torch.randint(state.x.shape[0], (config.batch_size,), generator=state.generator)
+    batch = state.x[index]
+    if config.resolutions:
+        batch = basis.resample(batch, config.resolutions[choice])
+    return batch
+
+
+class _Hooks:
+    """Checkpoints and sample figures of a run, periodic (``checkpoint_every`` / ``sample_every``) and final,
+    written by rank 0 into ``out_dir`` (nothing without one)."""
+
+    def __init__(self, state: RunState, *, sde: DiagonalSDE, config: TrainConfig, out_dir: Path | None,
+                 context: DistributedContext, data: Tensor) -> None:
+        self.state, self.sde, self.config, self.out_dir, self.context = state, sde, config, out_dir, context
+        self.data = data[: config.figure_samples]  # real fields drawn beside the samples
+
+    def after_step(self, loss: float, guard: _NonFiniteGuard) -> None:
+        step, config = self.state.step, self.config
+        if config.checkpoint_every and step % config.checkpoint_every == 0 and step < config.steps:
+            self.checkpoint()
+            guard.remember(step)
+        if config.sample_every and step % config.sample_every == 0 and step < config.steps:
+            self.figure(loss)
+
+    def checkpoint(self) -> Path | None:
+        if self.out_dir is None:
+            return None
+        return save_state(self.state, self.out_dir, keep=self.config.keep_checkpoints, is_main=self.context.is_main)
+
+    def figure(self, loss: float | None) -> None:
+        """EMA samples beside real data, titled with the run's name, step and (running) loss."""
+        config, state = self.config, self.state
+        if self.out_dir is None or config.figure_samples < 1 or not self.context.is_main:
+            return
+        averaged = copy.deepcopy(state.ema.model).cpu().eval()
+        run = TrainedRun(model=averaged, sde=self.sde, normalization=state.normalization, step=state.step,
+                         config=state.run_config)
+        figure_gen = torch.Generator().manual_seed(config.seed + 1)  # separate: figures never disturb training
+        samples = run.sample(config.figure_samples, tuple(self.data.shape[2:]), steps=config.sample_steps,
+                             generator=figure_gen)
+        title = f"{self.out_dir.resolve().name} · step {state.step}"
+        if loss is not None:
+            title += f" · loss {loss:.3g} ({loss / state.wiener_loss:.2f} × Wiener)"
+        save_sample_figure(samples, self.out_dir / "samples" / f"step_{state.step:08d}.png", title=title, data=self.data)
 
 
 class _NonFiniteGuard:

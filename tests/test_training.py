@@ -237,3 +237,69 @@ def test_state_dict_has_no_callables():
     fresh = TINY.build(sde, channels=1, data_spectrum=cov)
     fresh.load_state_dict(clean, strict=True)
     assert isinstance(fresh, nn.Module)
+
+
+def test_train_from_a_numpy_array_with_the_default_sde_in_a_few_lines():
+    """``hd.train(array, sde=hd.default_sde(basis, grid))``: a numpy array trains exactly like the tensor."""
+    import numpy as np
+
+    import hilbert_diffusion as hd
+
+    basis, _, _, data = _setup(num=16)
+    sde = hd.default_sde(basis, (16,))
+    config = TrainConfig(steps=2, **FAST)
+    from_array = hd.train(data.numpy().astype(np.float64), sde=sde, model=TINY, config=config, progress=False)
+    from_tensor = hd.train(data, sde=sde, model=TINY, config=config, progress=False)
+    assert from_array.step == 2
+    for (name, a), (_, b) in zip(from_array.model.named_parameters(), from_tensor.model.named_parameters()):
+        assert torch.equal(a, b), name
+
+
+def test_a_module_instead_of_a_config_is_refused_with_the_way_out():
+    _, _, sde, data = _setup(num=8)
+    module = TINY.build(sde, channels=1, data_spectrum=Matern(alpha=1.5, tau=5.0))
+    with pytest.raises(ValueError, match=r"ScoreFNOConfig\(\.\.\.\).*denoising_loss"):
+        train(data, sde=sde, model=module, config=TrainConfig(steps=1, **FAST), progress=False)
+
+
+def test_the_wiener_baseline_is_the_untrained_model_and_its_expected_loss():
+    """The fresh model (zero network, Wiener skip) is the per-mode Wiener filter of the data spectrum; for
+    Gaussian data its EDM-weighted loss ``Σ_c ‖D - x_0‖² / e_c(t)`` has expectation ``channels × |Ω|``
+    (``E ‖D - x_0‖² = |Ω| e_c`` when the spectrum is the data's), which the stored baseline estimates."""
+    from hilbert_diffusion.training_state import _WienerFilter
+
+    basis, cov, sde, _ = _setup()
+    data = GaussianRandomField(basis, cov).sample(512, 32, channels=2, generator=torch.Generator().manual_seed(3))
+    run = train(data, sde=sde, model=TINY, config=TrainConfig(steps=1, normalize=False, **FAST), progress=False)
+    volume = float(basis.weights((32,)).sum())
+    assert run.config["wiener_loss"] == pytest.approx(2 * volume, rel=0.1)
+    fresh = TINY.build(sde, channels=2, data_spectrum=run.model.data_spectrum)
+    x_t, t = data[:8], torch.linspace(0.05, 1.0, 8, dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(fresh(x_t, t), _WienerFilter(sde, list(run.model.data_spectrum))(x_t, t),
+                                   atol=1e-5, rtol=1e-4)
+
+
+def test_training_says_why_it_stopped_and_how_it_compares_to_the_wiener_filter(capsys):
+    _, _, sde, data = _setup(num=16)
+    stopped = train(data, sde=sde, model=TINY, config=TrainConfig(steps=5, **FAST), progress=False, max_seconds=0.0)
+    err = capsys.readouterr().err
+    assert stopped.step == 0 and "stopped at step 0 of 5: the time limit" in err and "resume" in err
+    train(data, sde=sde, model=TINY, config=TrainConfig(steps=3, **FAST), progress=True)
+    err = capsys.readouterr().err
+    assert "final loss" in err and "× the Wiener filter's" in err and "loss/wiener" in err
+    assert "stopped at step" not in err
+
+
+def test_training_figures_are_titled_and_show_real_data(tmp_path, monkeypatch):
+    import hilbert_diffusion.training as training
+
+    calls = []
+    monkeypatch.setattr(training, "save_sample_figure", lambda samples, path, **kw: calls.append((samples, path, kw)))
+    _, _, sde, data = _setup(num=16)
+    config = TrainConfig(steps=2, **{**FAST, "figure_samples": 2})
+    train(data, sde=sde, model=TINY, config=config, out_dir=tmp_path / "my-run", progress=False)
+    ((samples, path, kw),) = calls
+    assert samples.shape == (2, 1, 16) and path.name == "step_00000002.png"
+    assert kw["title"].startswith("my-run · step 2 · loss ") and "× Wiener" in kw["title"]
+    assert torch.equal(kw["data"], data[:2])  # real fields, in data units

@@ -1,0 +1,196 @@
+"""The state of a training run (:func:`~hilbert_diffusion.training.train`): started fresh or resumed from
+a checkpoint, and written back to one.
+
+A :class:`RunState` holds everything the optimisation changes (weights, their EMA, the optimiser, the one
+generator every draw comes from, the step) and what is fixed for the run (the normalisation, the data
+spectrum the model was built with, the JSON run config and the Wiener baseline of the loss). Built the
+same way on every call, so a resumed run continues bit-exactly.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from .checkpoint import Checkpoint, checkpoint_path, list_checkpoints, read_checkpoint, write_checkpoint
+from .config import from_config, to_config
+from .losses import denoising_loss
+from .models.fno import EmpiricalSpectrum, clean_state_dict
+from .normalization import Normalization
+from .sde import DiagonalSDE
+
+__all__ = ["ExponentialMovingAverage", "RunState", "check_data", "start_or_resume", "save_state"]
+
+_BASELINE_SAMPLES = 256  # fields (drawn with replacement) on which the Wiener baseline of the loss is estimated
+
+
+class ExponentialMovingAverage:
+    """Exponential moving average of a model's state (parameters and persistent buffers)."""
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        self.decay = decay
+        self.model = copy.deepcopy(model).requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module, step: int) -> None:
+        decay = min(self.decay, (1 + step) / (10 + step))  # θ̄ ← θ̄ + (1 - d_s)(θ - θ̄)
+        # By name, persistent state only: lazily built caches (e.g. SFNO's transforms) may differ.
+        current = model.state_dict(keep_vars=True)
+        for name, avg in self.model.state_dict(keep_vars=True).items():
+            if not isinstance(avg, Tensor):
+                continue
+            if avg.is_floating_point() or avg.is_complex():
+                avg.data.lerp_(current[name].data, 1 - decay)
+            else:
+                avg.data.copy_(current[name].data)
+
+
+@dataclass(kw_only=True, eq=False)
+class RunState:
+    """A run in progress: ``x`` are the normalised training fields, ``wiener_loss`` the loss of the
+    untrained model (the per-mode Wiener filter of the data spectrum)."""
+
+    net: nn.Module
+    ema: ExponentialMovingAverage
+    optimizer: torch.optim.Optimizer
+    generator: torch.Generator
+    step: int
+    normalization: Normalization
+    spectra: list
+    run_config: dict
+    x: Tensor
+    wiener_loss: float
+
+
+def check_data(data: Any, sde: DiagonalSDE) -> Tensor:
+    """``data`` (a tensor or array ``(num, channels, *grid)``, or a dataset with ``.data``) as a CPU float
+    tensor on a grid of ``sde.basis``."""
+    basis = getattr(data, "basis", None)
+    if basis is not None and basis != sde.basis:
+        raise ValueError(f"the dataset lives on {basis} but the SDE on {sde.basis}; build the SDE on the dataset's basis.")
+    if isinstance(data, np.ndarray):  # before .data: an array's .data is its memory buffer
+        data = torch.as_tensor(data, dtype=torch.float32)
+    data = getattr(data, "data", data)  # a dataset object with a .data tensor, or the tensor itself
+    if not isinstance(data, Tensor):
+        raise ValueError(
+            f"data must be a tensor or numpy array (num, channels, *grid) or have a .data tensor, got {type(data).__name__}."
+        )
+    if data.dim() != sde.basis.ndim + 2 or data.shape[0] < 1:
+        raise ValueError(
+            f"data must be shaped (num, channels, *grid) with {sde.basis.ndim} grid axes for "
+            f"{type(sde.basis).__name__}, got {tuple(data.shape)}."
+        )
+    sde.basis.grid_of(data)
+    if not torch.isfinite(data).all():
+        raise ValueError("data contain NaN or inf.")
+    return data.detach().cpu().float()
+
+
+def _resumable(out_dir: Path | None, *, sde: DiagonalSDE, model: Any, data: Tensor) -> Checkpoint:
+    """The newest checkpoint in ``out_dir``, checked to continue this SDE, architecture and data grid."""
+    if out_dir is None or not list_checkpoints(out_dir):
+        raise ValueError(f"resume=True but {out_dir} holds no checkpoint to resume; train without resume first.")
+    checkpoint = read_checkpoint(out_dir)
+    stored = checkpoint.config
+    if stored["sde"] != to_config(sde) or stored["model"]["config"] != to_config(model):
+        raise ValueError(
+            f"cannot resume {checkpoint.path}: its SDE or model config differs from the one given; "
+            f"pass the same sde and model (see its {checkpoint.path.name}/checkpoint.json)."
+        )
+    if stored["model"]["channels"] != data.shape[1] or stored["data"]["grid"] != list(data.shape[2:]):
+        raise ValueError(
+            f"cannot resume {checkpoint.path}: it was trained on {stored['model']['channels']} channels on grid "
+            f"{stored['data']['grid']}, the data given are {tuple(data.shape[1:])}."
+        )
+    return checkpoint
+
+
+def start_or_resume(data: Tensor, *, sde: DiagonalSDE, model: Any, config: Any, out_dir: Path | None,
+                    resume: bool, spec: dict | None, device: torch.device) -> RunState:
+    """A fresh run of ``model`` (a config with ``.build``) on ``data`` (from :func:`check_data`) under the
+    :class:`~hilbert_diffusion.training.TrainConfig` ``config``, or the newest checkpoint's in ``out_dir``."""
+    checkpoint = _resumable(out_dir, sde=sde, model=model, data=data) if resume else None
+    if checkpoint is not None:
+        normalization = from_config(checkpoint.config["normalization"])
+        spectra = [from_config(s) for s in checkpoint.config["model"]["data_spectrum"]]
+    else:
+        if out_dir is not None and list_checkpoints(out_dir):
+            raise ValueError(f"{out_dir} already holds a run; pass resume=True to continue it or choose another out_dir.")
+        normalization = Normalization.fit(data, basis=sde.basis, enabled=config.normalize)
+        spectra = list(EmpiricalSpectrum.estimate(normalization.encode(data), sde.basis))
+    x = normalization.encode(data)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        net = model.build(sde, channels=data.shape[1], data_spectrum=spectra)
+    net.to(device)
+    ema = ExponentialMovingAverage(net, config.ema_decay)
+    optimizer = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    wiener = _wiener_loss(net, x, sde, spectra=spectra, config=config)
+    run_config = {
+        "sde": to_config(sde),
+        "model": {"config": to_config(model), "channels": data.shape[1], "data_spectrum": [to_config(s) for s in spectra]},
+        "normalization": to_config(normalization),
+        "train": to_config(config),
+        "data": {"num": int(data.shape[0]), "grid": list(data.shape[2:]), "spec": spec},
+        "wiener_loss": wiener,
+    }
+    state = RunState(net=net, ema=ema, optimizer=optimizer, generator=torch.Generator().manual_seed(config.seed),
+                     step=0, normalization=normalization, spectra=spectra, run_config=run_config, x=x, wiener_loss=wiener)
+    if checkpoint is not None:
+        net.load_state_dict(checkpoint.prefixed("model"))
+        ema.model.load_state_dict(checkpoint.prefixed("ema"))
+        stored = checkpoint.training_state()
+        optimizer.load_state_dict(stored["optimizer"])
+        state.generator.set_state(stored["generator"])
+        state.step = int(stored["step"])
+    return state
+
+
+@torch.no_grad()
+def _wiener_loss(net: nn.Module, x: Tensor, sde: DiagonalSDE, *, spectra: list, config: Any) -> float:
+    """The training loss of the per-mode Wiener filter of the data spectrum, the untrained model (its
+    network ``F`` starts at zero: P6 of :mod:`.models.fno`) and the baseline training must beat. Estimated
+    on fields, times and noise of a generator of its own, without calling ``net``: no training draw changes."""
+    generator = torch.Generator().manual_seed(config.seed + 2)
+    index = torch.randint(x.shape[0], (_BASELINE_SAMPLES,), generator=generator)
+    weight = net.loss_weight if config.edm_weighting else None
+    wiener = _WienerFilter(sde, spectra)
+    total = 0.0
+    for rows in index.split(config.batch_size):
+        losses = denoising_loss(wiener, x[rows], sde, time_sampler=config.time_sampler, weight=weight, generator=generator)
+        total += float(losses.sum())
+    return total / _BASELINE_SAMPLES
+
+
+class _WienerFilter:
+    """``E[x_0 | x_t]`` for Gaussian data of per-channel spectra ``c``: ``g_k x_k`` with
+    ``g_k = a_k c_k / (a_k² c_k + v_k)`` (P3 of :mod:`.models.fno`)."""
+
+    def __init__(self, sde: DiagonalSDE, spectra: list) -> None:
+        self.sde, self.spectra = sde, spectra
+
+    def __call__(self, x_t: Tensor, t: Tensor) -> Tensor:
+        basis = self.sde.basis
+        grid = basis.grid_of(x_t)
+        lam = basis.eigenvalues(grid)
+        c = torch.stack([s(lam) for s in self.spectra]).unsqueeze(0)  # (1, channels, *coefficients)
+        a, v = self.sde.mean_factor(t, grid), self.sde.variance(t, grid)
+        gain = a * c / (a**2 * c + v).clamp_min(torch.finfo(torch.float64).tiny)
+        return basis.inverse(gain * basis.forward(x_t.double()), grid).to(x_t.dtype)
+
+
+def save_state(state: RunState, out_dir: Path, *, keep: int, is_main: bool) -> Path:
+    """Write ``state`` as ``out_dir/checkpoint-<step>`` (rank 0 only; other ranks get its path)."""
+    if not is_main:
+        return checkpoint_path(out_dir, state.step)
+    tensors = {f"model.{k}": v for k, v in clean_state_dict(state.net).items()}
+    tensors.update({f"ema.{k}": v for k, v in clean_state_dict(state.ema.model).items()})
+    training_state = {"optimizer": state.optimizer.state_dict(), "generator": state.generator.get_state(), "step": state.step}
+    return write_checkpoint(out_dir, step=state.step, config=state.run_config, tensors=tensors,
+                            training_state=training_state, keep=keep)
