@@ -32,12 +32,15 @@ from .restoration import (
     SpectralDownsample,
     box_mask,
     ddnm,
+    default_method,
     dps,
-    exact_gaussian_posterior,
     filtering_smc,
+    missing_mask,
     random_mask,
     repaint,
 )
+from .models.gaussian import exact_gaussian_posterior, gaussian_sampler_law
+from .engine import Method, Run, Sampler
 from .sampling import (
     euler_maruyama,
     exponential_ancestral,
@@ -112,7 +115,13 @@ __all__ = [
     "ddnm",
     "dps",
     "filtering_smc",
+    "missing_mask",
+    "default_method",
     "exact_gaussian_posterior",
+    "gaussian_sampler_law",
+    "Sampler",
+    "Method",
+    "Run",
     "to_config",
     "from_config",
 ]

@@ -23,7 +23,7 @@ estimated data spectrum (EDM's ``1/c_out²`` for the Wiener-skip model; eq. P8 o
 :mod:`.models.fno`), which makes every noise level contribute a loss of order one.
 
 The exact denoiser of Gaussian data ``N(0, C)`` has, per mode, error variance equal to the posterior
-variance, so (:func:`gaussian_denoising_loss`)::
+variance, so (``models.gaussian.gaussian_denoising_loss``)::
 
     E ‖D*(x_t, t) − x_0‖²_{L²} = Σ_k m_k c_k v_k / (a_k² c_k + v_k)                                 (L2)
 """
@@ -37,10 +37,9 @@ import torch
 from torch import Tensor
 
 from .bases import Grid
-from .noise import Spectrum
 from .sde import DiagonalSDE
 
-__all__ = ["UniformTime", "StratifiedTime", "denoising_loss", "gaussian_denoising_loss"]
+__all__ = ["UniformTime", "StratifiedTime", "denoising_loss"]
 
 
 def _check_t_min(t_min: float) -> None:
@@ -117,14 +116,9 @@ def denoising_loss(
     return error.sum(-1)
 
 
-def gaussian_denoising_loss(sde: DiagonalSDE, data_covariance: Spectrum, t: float | Tensor, grid: Grid) -> Tensor:
-    """The loss (L1, ``w = 1``, one channel) of the exact denoiser of ``N(m, C)`` data at fixed ``t``:
-    ``Σ_k m_k c_k v_k / (a_k² c_k + v_k)`` (L2), the trace of the posterior covariance. Float64,
-    shape ``t.shape``."""
-    basis = sde.basis
-    a, v = sde.mean_factor(t, grid), sde.variance(t, grid)
-    c = data_covariance(basis.eigenvalues(grid))
-    posterior = c * v / (a**2 * c + v).clamp_min(torch.finfo(torch.float64).tiny)
-    m = basis.multiplicity(grid)
-    per_mode = m * posterior
-    return per_mode.flatten(per_mode.dim() - m.dim()).sum(-1).reshape(torch.as_tensor(t).shape)
+def __getattr__(name: str):  # the exact Gaussian loss lives beside the oracle; the old import path still works
+    if name == "gaussian_denoising_loss":
+        from .models.gaussian import gaussian_denoising_loss
+
+        return gaussian_denoising_loss
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
