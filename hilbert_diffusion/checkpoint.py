@@ -25,7 +25,7 @@ import os
 import re
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from torch import Tensor, nn
 
 from .config import from_config
 from .sde import DiagonalSDE
+from .trained import TrainedRun
 
 __all__ = [
     "CheckpointError",
@@ -227,46 +228,6 @@ def build_model(config: dict[str, Any], sde: DiagonalSDE) -> nn.Module:
     architecture = from_config(spec["config"])
     spectra = [from_config(s) for s in spec["data_spectrum"]]
     return architecture.build(sde, channels=int(spec["channels"]), data_spectrum=spectra)
-
-
-@dataclass
-class TrainedRun:
-    """A trained score model ready to sample.
-
-    ``model`` is the EMA denoiser ``model(x_t, t) -> E[x_0 | x_t]`` of the *normalised* data, the
-    space in which ``sde`` is the forward process: hand both to any sampler or restoration routine.
-    ``normalization.encode`` / ``decode`` map data between original and normalised units (per-channel
-    mean and standard deviation); :meth:`sample` returns fields in original units. ``path`` is the
-    checkpoint folder the weights came from (``None`` for a run trained in memory); ``config`` the
-    checkpoint's JSON document.
-    """
-
-    model: nn.Module
-    sde: DiagonalSDE
-    normalization: Any
-    step: int
-    path: Path | None = None
-    config: dict[str, Any] = field(default_factory=dict)
-
-    def sample(
-        self,
-        num: int,
-        resolution: int | tuple[int, ...],
-        *,
-        steps: int | None = None,
-        generator: torch.Generator | None = None,
-        progress: bool = False,
-    ) -> Tensor:
-        """``num`` samples in original units, shape ``(num, channels, *grid)``, at any resolution: the library's
-        default sampler (:func:`~hilbert_diffusion.sampling.sample`; ``steps`` overrides its step count) from the prior
-        drawn at that grid, then ``normalization.decode``."""
-        from .sampling import sample
-
-        channels = int(self.config.get("model", {}).get("channels", getattr(self.model, "channels", 1)))
-        options = {} if steps is None else {"steps": steps}
-        x = sample(self.model, self.sde, num=num, resolution=resolution, channels=channels, generator=generator,
-                   progress=progress, **options)
-        return self.normalization.decode(x)
 
 
 def load(

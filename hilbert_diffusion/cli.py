@@ -6,6 +6,7 @@ Every array file follows one convention: ``(num, channels, *grid)`` float32 in `
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -117,41 +118,46 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _sampler_table():
-    """``--sampler`` name → ``(sampler, default steps, time grid)``: each method on the grid it was tuned for."""
+def _samplers() -> dict:
+    """``--sampler`` name → sampler; each runs on its own default time grid and step count."""
     from . import sampling
 
-    return {
-        "multistep": (sampling.exponential_multistep, sampling.DEFAULT_STEPS, sampling.default_times),
-        "rk3": (sampling.rk3_ode, 16, sampling.power_times),
-        "heun": (sampling.heun_ode, 25, sampling.power_times),
-        "ancestral": (sampling.exponential_ancestral, 100, sampling.power_times),
-        "ddim": (sampling.exponential_deterministic, 100, sampling.power_times),
-        "euler-maruyama": (sampling.euler_maruyama, 1000, sampling.uniform_times),
-        "pc": (sampling.predictor_corrector, 100, sampling.power_times),
-    }
+    return {"multistep": sampling.exponential_multistep, "rk3": sampling.rk3_ode, "heun": sampling.heun_ode,
+            "ancestral": sampling.exponential_ancestral, "ddim": sampling.exponential_deterministic,
+            "euler-maruyama": sampling.euler_maruyama, "pc": sampling.predictor_corrector}
 
 
-def _load_model(run: str, resolution: int | None):
-    """``(model, sde, decode, channels)`` for a run directory or ``oracle[:options]``."""
-    if run.split(":")[0] == "oracle":
-        from .datasets.spec import _BOXES
-        from .models.oracle import GaussianOracle
+def _methods() -> dict:
+    """``--method`` name → restoration method (``auto``: :func:`~hilbert_diffusion.restoration.default_method`)."""
+    from . import restoration
 
-        options = parse_options(run.partition(":")[2])
-        dim, domain = int(options.pop("dim", 2)), str(options.pop("domain", "periodic"))
-        data = Matern(alpha=float(options.pop("alpha", 2.5)), tau=float(options.pop("tau", 7.0)))
-        if options:
-            raise ValueError(f"oracle options {sorted(options)} are unknown; use dim, domain, alpha, tau.")
-        if domain not in _BOXES:
-            raise ValueError(f"oracle domain={domain!r} is not one of {sorted(_BOXES)}.")
-        basis = _BOXES[domain](dim)
-        sde = default_sde(basis, basis.grid(resolution or 32))
-        return GaussianOracle(sde, data), sde, (lambda x: x), 1
-    from .checkpoint import load
+    return {"auto": None, "smc": restoration.filtering_smc, "ddnm": restoration.ddnm,
+            "repaint": restoration.repaint, "dps": restoration.dps}
 
-    trained = load(run)
-    return trained.model, trained.sde, trained.normalization.decode, int(trained.config["model"]["channels"])
+
+def _load_run(run: str, resolution: int | None):
+    """The :class:`~hilbert_diffusion.trained.TrainedRun` of a run directory, or of ``oracle[:options]`` (the exact
+    Gaussian model, in units where the normalisation is the identity)."""
+    from .trained import TrainedRun
+
+    if run.split(":")[0] != "oracle":
+        from .checkpoint import load
+
+        return load(run)
+    from .datasets.spec import _BOXES
+    from .models.oracle import GaussianOracle
+    from .normalization import Normalization
+
+    options = parse_options(run.partition(":")[2])
+    dim, domain = int(options.pop("dim", 2)), str(options.pop("domain", "periodic"))
+    data = Matern(alpha=float(options.pop("alpha", 2.5)), tau=float(options.pop("tau", 7.0)))
+    if options:
+        raise ValueError(f"oracle options {sorted(options)} are unknown; use dim, domain, alpha, tau.")
+    if domain not in _BOXES:
+        raise ValueError(f"oracle domain={domain!r} is not one of {sorted(_BOXES)}.")
+    basis = _BOXES[domain](dim)
+    sde = default_sde(basis, basis.grid(resolution or 32))
+    return TrainedRun(model=GaussianOracle(sde, data), sde=sde, normalization=Normalization.identity(1), step=0)
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
@@ -159,15 +165,16 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     from .figures import save_sample_figure
 
     context = distributed_context()  # under torchrun: batches of --batch-size spread over the ranks
-    model, sde, decode, channels = _load_model(args.run_dir, args.resolution)
-    sampler, default_steps, grid = _sampler_table()[args.sampler]
-    steps = args.steps or default_steps
-    times = grid(steps)
+    run = _load_run(args.run_dir, args.resolution)
+    sampler = _samplers()[args.sampler]
+    steps = args.steps or sampler.default_steps
+    if context.is_main and not args.quiet:
+        print(f"sampling {args.num} fields at {args.resolution} with {sampler.name}: {steps} steps, "
+              f"{sampler.evaluations(steps)} model evaluations per batch", file=sys.stderr)
 
-    @torch.no_grad()
     def draw(num: int, generator: torch.Generator) -> torch.Tensor:
-        x = sde.prior_sample(num, args.resolution, channels=channels, generator=generator)
-        return decode(sampler(model, sde, x, times, generator=generator, progress=not args.quiet and context.is_main))
+        return run.sample(num, args.resolution, sampler=sampler, steps=steps, generator=generator,
+                          progress=not args.quiet and context.is_main)
 
     samples = sharded_sample(draw, args.num, seed=args.seed, chunk_size=args.batch_size, context=context).to(torch.float32)
     if not torch.isfinite(samples).all():
@@ -177,12 +184,12 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         return 0
     out = save_array(args.out, samples)
     figure = save_sample_figure(samples[: min(8, len(samples))], Path(args.out).with_suffix(".png"),
-                                title=f"{args.run_dir} at {tuple(samples.shape[2:])}, {args.sampler} {steps} steps")
+                                title=f"{args.run_dir} at {tuple(samples.shape[2:])}, {sampler.name} {steps} steps")
     print(f"wrote {tuple(samples.shape)} float32 to {out} and a figure to {figure}")
     return 0
 
 
-def _load_observation(path: str, name: str) -> torch.Tensor:
+def _load_observation(path: str, name: str, *, allow_nan: bool = False) -> torch.Tensor:
     try:
         array = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as err:
@@ -191,104 +198,101 @@ def _load_observation(path: str, name: str) -> torch.Tensor:
     if y.dim() < 3:
         raise ValueError(f"{name} {path} has shape {tuple(y.shape)}; observations are (num, channels, *grid) — "
                          f"add axes, e.g. array[None, None] for one single-channel field.")
-    if not torch.isfinite(y).all():
-        raise ValueError(f"{name} {path} contains NaN or inf; mark unknown points with --mask instead.")
+    if torch.isinf(y).any() or (not allow_nan and torch.isnan(y).any()):
+        hint = "mark missing points with NaN (inpaint without --mask) or with --mask" if allow_nan else "remove them"
+        raise ValueError(f"{name} {path} contains {'inf' if allow_nan else 'NaN or inf'}; {hint}.")
     return y
 
 
-def _restoration_methods():
-    from . import restoration
-
-    return {"auto": None, "smc": restoration.filtering_smc, "ddnm": restoration.ddnm,
-            "repaint": restoration.repaint, "dps": restoration.dps}
-
-
-def _restore(args: argparse.Namespace, make_operator) -> int:
-    """Shared body of inpaint / superres / deblur: ``make_operator(basis, y)`` → ``(operator, output grid)``."""
+def _restore(args: argparse.Namespace, operators, grid, *, mask: torch.Tensor | None = None) -> int:
+    """Shared body of inpaint / superres / deblur: ``operators(i)`` is the operator of observation ``i``, ``grid``
+    the output grid, ``mask`` the observed points drawn in the figure; each observation is restored with its own
+    generator (the same on any number of processes)."""
     from .distributed import chunk_generator, distributed_context, map_chunks
     from .figures import save_restoration_figure
-    from .restoration import filtering_smc
-    from .sampling import power_times
 
-    model, sde, decode, channels = _load_model(args.run_dir, None)
-    encode = (lambda x: x) if args.run_dir.split(":")[0] == "oracle" else _encoder(args.run_dir)
-    y = _load_observation(args.observed, "--observed")
-    if y.shape[1] != channels:
-        raise ValueError(f"--observed has {y.shape[1]} channels but the model was trained on {channels}.")
-    sde.basis.check_field(y, "--observed")
-    operator, grid = make_operator(sde.basis, y)
-    method = _restoration_methods()[args.method]
-    if method is None:  # exact SMC where it applies, replacement where the operator is diagonal
-        heat = getattr(sde, "kappa", 0.0) > 0
-        method = _restoration_methods()["ddnm"] if operator.diagonal or heat else filtering_smc
-    steps = args.steps or 100
-    times = power_times(steps)
-    y_model = encode(y)
+    run, y = args.run, args.y
+    if y.shape[1] != run.channels:
+        raise ValueError(f"--observed has {y.shape[1]} channels but the model was trained on {run.channels}.")
+    method = _methods()[args.method] or _default_method(run, operators(0))
+    options = {} if args.particles is None else {"particles": args.particles}
+    if options and "particles" not in {f.name for f in dataclasses.fields(method.method)}:
+        raise ValueError(f"--particles sets the particles of --method smc; {method.name} has none (drop --particles).")
+    method = method.configure(**options)
+    steps = args.steps or method.default_steps
     context = distributed_context()  # under torchrun: observations spread over the ranks
+    if context.is_main and not args.quiet:
+        print(f"{args.command}: {y.shape[0]} observation(s) × {args.num} draws with {method.name}, {steps} steps: "
+              f"{method.evaluations(steps)} model evaluations per draw, "
+              f"{y.shape[0] * args.num * method.evaluations(steps)} in all", file=sys.stderr)
 
     def restore_one(index: int) -> torch.Tensor:
-        generator = chunk_generator(args.seed, index)  # per observation: the same on any number of processes
-        x = sde.prior_sample(args.num, grid, channels=channels, generator=generator)
-        with torch.no_grad() if method.__name__ != "dps" else torch.enable_grad():
-            out = method(model, sde, x, times, operator=operator, y=y_model[index : index + 1],
-                         generator=generator, progress=not args.quiet and context.is_main)
-        return decode(out.detach())
+        return run.restore(operators(index), y[index : index + 1], resolution=grid, num=args.num, method=method,
+                           steps=steps, generator=chunk_generator(args.seed, index),
+                           progress=not args.quiet and context.is_main)
 
     samples = map_chunks(restore_one, y.shape[0], context=context).to(torch.float32)
     if not context.is_main:
         return 0
     path = save_array(args.out, samples)
-    figure = save_restoration_figure(y[0], samples[: args.num], Path(args.out).with_suffix(".png"),
-                                     title=f"{args.command} with {method.__name__}, {steps} steps")
+    figure = save_restoration_figure(y, samples, Path(args.out).with_suffix(".png"),
+                                     mask=mask, title=f"{args.command} with {method.name}, {steps} steps")
     print(f"wrote {tuple(samples.shape)} float32 ({args.num} samples per observation, observation-major) to {path} "
           f"and a figure to {figure}")
     return 0
 
 
-def _encoder(run_dir: str):
-    from .checkpoint import load
+def _default_method(run, operator):
+    from .restoration import default_method
 
-    return load(run_dir).normalization.encode
+    return default_method(run.sde, operator)
+
+
+def _prepare(args: argparse.Namespace, *, allow_nan: bool = False) -> None:
+    args.run = _load_run(args.run_dir, None)
+    args.y = _load_observation(args.observed, "--observed", allow_nan=allow_nan)
+    if not allow_nan:
+        args.run.sde.basis.check_field(args.y, "--observed")
 
 
 def _cmd_inpaint(args: argparse.Namespace) -> int:
-    from .restoration import Mask
+    from .restoration import Mask, missing_mask
 
-    def operator(basis, y):
-        mask = np.load(args.mask, allow_pickle=False)
-        grid = tuple(y.shape[2:])
-        while mask.ndim > len(grid) and mask.shape[0] == 1:
-            mask = mask[0]
-        if tuple(mask.shape) != grid:
-            raise ValueError(f"--mask has shape {tuple(np.shape(mask))} but the observation grid is {grid}; "
-                             f"give one boolean per grid point (nonzero = observed).")
-        observed = torch.as_tensor(mask != 0)
-        if observed.all():
-            raise ValueError("--mask marks every point observed: there is nothing to inpaint.")
-        target = basis.grid(args.resolution) if args.resolution else grid
-        return Mask(basis=basis, observed=observed, noise_std=args.noise_std), target
-
-    return _restore(args, operator)
+    _prepare(args, allow_nan=args.mask is None)
+    basis, y = args.run.sde.basis, args.y
+    grid = basis.grid(args.resolution) if args.resolution else tuple(y.shape[2:])
+    if args.mask is None:  # NaN marks the missing points of each observation
+        operators = [missing_mask(basis, y[i : i + 1], noise_std=args.noise_std)[0] for i in range(len(y))]
+        args.y = torch.nan_to_num(y, nan=0.0)
+        mask = torch.stack([operator.observed for operator in operators])[:, None]
+        return _restore(args, operators.__getitem__, grid, mask=mask)
+    mask = np.load(args.mask, allow_pickle=False)
+    while mask.ndim > basis.ndim and mask.shape[0] == 1:
+        mask = mask[0]
+    if tuple(mask.shape) != tuple(y.shape[2:]):
+        raise ValueError(f"--mask has shape {tuple(np.shape(mask))} but the observation grid is {tuple(y.shape[2:])}; "
+                         f"give one boolean per grid point (nonzero = observed).")
+    if (mask != 0).all():
+        raise ValueError("--mask marks every point observed: there is nothing to inpaint.")
+    operator = Mask(basis=basis, observed=torch.as_tensor(mask != 0), noise_std=args.noise_std)
+    return _restore(args, lambda index: operator, grid, mask=operator.observed)
 
 
 def _cmd_superres(args: argparse.Namespace) -> int:
     from .restoration import BlockAverage, SpectralDownsample
 
-    def operator(basis, y):
-        kind = SpectralDownsample if args.operator == "spectral" else BlockAverage
-        return kind(basis=basis, resolution=tuple(y.shape[2:]), noise_std=args.noise_std), basis.grid(args.resolution)
-
-    return _restore(args, operator)
+    _prepare(args)
+    kind = SpectralDownsample if args.operator == "spectral" else BlockAverage
+    operator = kind(basis=args.run.sde.basis, resolution=tuple(args.y.shape[2:]), noise_std=args.noise_std)
+    return _restore(args, lambda index: operator, args.run.sde.basis.grid(args.resolution))
 
 
 def _cmd_deblur(args: argparse.Namespace) -> int:
     from .restoration import HeatBlur
 
-    def operator(basis, y):
-        grid = tuple(y.shape[2:])
-        return HeatBlur(basis=basis, time=args.blur_time, noise_std=args.noise_std), grid
-
-    return _restore(args, operator)
+    _prepare(args)
+    operator = HeatBlur(basis=args.run.sde.basis, time=args.blur_time, noise_std=args.noise_std)
+    return _restore(args, lambda index: operator, tuple(args.y.shape[2:]))
 
 
 def _positive_int(text: str) -> int:
@@ -346,10 +350,10 @@ def build_parser() -> argparse.ArgumentParser:
     sa.add_argument("--resolution", type=_positive_int, required=True)
     sa.add_argument("--num", type=_positive_int, required=True)
     sa.add_argument("--out", required=True, help="output .npy (num, channels, *grid); a PNG grid is written beside it")
-    sa.add_argument("--sampler", choices=tuple(_sampler_table()), default="multistep",
-                    help="multistep: exponential 3M, 48 evaluations (default); rk3: 47; euler-maruyama: HDM's 1000 steps")
-    sa.add_argument("--steps", type=_positive_int,
-                    help="time steps (default per sampler: multistep 48, rk3 16, heun 25, euler-maruyama 1000, others 100)")
+    sa.add_argument("--sampler", choices=tuple(_samplers()), default="multistep",
+                    help="multistep: exponential 3M, the default; euler-maruyama: HDM's baseline")
+    sa.add_argument("--steps", type=_positive_int, help="time steps; default per sampler (model evaluations): " +
+                    ", ".join(f"{n} {s.default_steps} ({s.evaluations()})" for n, s in _samplers().items()))
     sa.add_argument("--batch-size", type=_positive_int, default=64)
     sa.add_argument("--seed", type=int, default=0)
     sa.add_argument("--quiet", action="store_true")
@@ -366,15 +370,18 @@ def build_parser() -> argparse.ArgumentParser:
         r.add_argument("--observed", required=True, help="observations (num, channels, *grid) .npy")
         r.add_argument("--out", required=True, help="output .npy: --num samples per observation, observation-major")
         r.add_argument("--num", type=_positive_int, default=8, help="posterior samples per observation")
-        r.add_argument("--method", choices=tuple(_restoration_methods()), default="auto",
+        r.add_argument("--method", choices=tuple(_methods()), default="auto",
                        help="auto: smc (asymptotically exact) for masks/blocks without heat, else ddnm")
-        r.add_argument("--steps", type=_positive_int, help="time steps (default 100)")
+        r.add_argument("--steps", type=_positive_int, help="time steps (default 100): fewer is faster, less exact")
+        r.add_argument("--particles", type=_positive_int,
+                       help="particles per draw of --method smc (default 16): cost and accuracy grow with them")
         r.add_argument("--noise-std", type=float, default=0.0, help="observation noise σ_y in model units")
         r.add_argument("--seed", type=int, default=0)
         r.add_argument("--quiet", action="store_true")
         r.set_defaults(handler=handler)
         if name == "inpaint":
-            r.add_argument("--mask", required=True, help="boolean .npy shaped like the grid (nonzero = observed)")
+            r.add_argument("--mask", help="boolean .npy shaped like the grid (nonzero = observed); "
+                           "without it, NaN in --observed marks the missing points")
             r.add_argument("--resolution", type=_positive_int, help="output grid (default: the observation's)")
         elif name == "superres":
             r.add_argument("--resolution", type=_positive_int, required=True, help="output grid")

@@ -1,0 +1,165 @@
+"""A trained run: its model, SDE and normalisation, and generation and zero-shot restoration in data units.
+
+``run = hilbert_diffusion.load(dir)`` (or the return value of ``train``) holds the denoiser and the SDE in
+*normalised* units, the space the model was trained in. Its methods take and return data in the data's own units,
+shaped ``(num, channels, *grid)``; restorations return ``len(y) * num`` fields, observation-major (the ``num``
+draws of observation ``i`` are rows ``i·num … (i+1)·num - 1``), like the command line. Encoding, decoding, the
+prior draw and the repetition of observations for ``num`` draws happen inside.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from .normalization import Normalization
+from .restoration import (
+    BlockAverage,
+    HeatBlur,
+    Mask,
+    ObservationOperator,
+    SpectralDownsample,
+    default_method,
+    missing_mask,
+)
+from .engine import Model, Sampler
+from .sampling import exponential_multistep, sample
+from .sde import DiagonalSDE
+
+__all__ = ["TrainedRun"]
+
+
+@dataclass
+class TrainedRun:
+    """A trained score model ready to sample and restore.
+
+    ``model`` is the EMA denoiser ``model(x_t, t) -> E[x_0 | x_t]`` of the *normalised* data, the space in which
+    ``sde`` is the forward process: hand both to any sampler or restoration method from your own code, and map
+    fields with ``normalization.encode`` / ``decode``. The methods below do that for you and work in data units.
+    ``path`` is the checkpoint folder the weights came from (``None`` for a run trained in memory); ``config`` the
+    checkpoint's JSON document.
+    """
+
+    model: nn.Module | Model
+    sde: DiagonalSDE
+    normalization: Normalization
+    step: int
+    path: Path | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def channels(self) -> int:
+        return int(self.config.get("model", {}).get("channels", getattr(self.model, "channels", 1)))
+
+    def sample(
+        self,
+        num: int,
+        resolution: int | tuple[int, ...],
+        *,
+        sampler: Sampler = exponential_multistep,
+        steps: int | None = None,
+        generator: torch.Generator | None = None,
+        progress: bool = False,
+        **options: Any,
+    ) -> Tensor:
+        """``num`` samples in data units, ``(num, channels, *grid)``, at any resolution: ``sampler`` on its own time
+        grid with ``steps`` steps (default: the sampler's) from the prior drawn at that grid."""
+        x = sample(self.model, self.sde, num=num, resolution=resolution, channels=self.channels, sampler=sampler,
+                   steps=steps, generator=generator, progress=progress, **options)
+        return self.normalization.decode(x)
+
+    def restore(
+        self,
+        operator: ObservationOperator,
+        y: Tensor,
+        *,
+        resolution: int | tuple[int, ...] | None = None,
+        num: int = 1,
+        method: Sampler | None = None,
+        steps: int | None = None,
+        generator: torch.Generator | None = None,
+        progress: bool = False,
+        **options: Any,
+    ) -> Tensor:
+        """``num`` posterior draws per observation ``y`` ``(n_obs, channels, *observation_grid)`` (data units) of
+        ``y = A x + σ_y ε``, at the grid ``resolution`` (default: the observation's grid), observation-major.
+
+        ``method`` defaults to :func:`~hilbert_diffusion.restoration.default_method` (SMC where it is exact, else
+        DDNM), on its own time grid with ``steps`` steps; ``options`` go to it (e.g. ``particles=8``). The operator's
+        ``noise_std`` is in normalised units (data units divided by the channel's std)."""
+        if not isinstance(num, int) or num < 1:
+            raise ValueError(f"num must be a positive int (posterior draws per observation), got {num!r}.")
+        y = self._observations(y)
+        grid = self.sde.basis.grid(resolution if resolution is not None else tuple(y.shape[2:]))
+        method = default_method(self.sde, operator) if method is None else method
+        y_model = self._encode_observation(operator, y, grid).repeat_interleave(num, dim=0)
+        x = self.sde.prior_sample(len(y_model), grid, channels=self.channels, generator=generator,
+                                  dtype=y_model.dtype, device=y_model.device)
+        out = method(self.model, self.sde, x, method.times(steps), operator=operator, y=y_model, generator=generator,
+                     progress=progress, **options)
+        return self.normalization.decode(out)
+
+    def inpaint(self, y: Tensor, mask: Tensor | None = None, *, noise_std: float = 0.0, **options: Any) -> Tensor:
+        """Fill in the unobserved points of ``y`` ``(n_obs, channels, *grid)``: ``mask`` (boolean, the grid's shape,
+        True = observed) or, without one, NaN in ``y`` marks the missing points (each observation its own).
+        ``options`` as :meth:`restore` (``num``, ``resolution``, ``method``, ``steps``, ``generator``, ...)."""
+        y = self._observations(y, allow_nan=mask is None)
+        if mask is not None:
+            operator = Mask(basis=self.sde.basis, observed=torch.as_tensor(mask).bool(), noise_std=noise_std)
+            return self.restore(operator, y, **options)
+        return torch.cat([self.restore(*missing_mask(self.sde.basis, y[i : i + 1], noise_std=noise_std), **options)
+                          for i in range(len(y))])
+
+    def superres(
+        self,
+        low: Tensor,
+        *,
+        resolution: int | tuple[int, ...],
+        operator: type[SpectralDownsample] | type[BlockAverage] = SpectralDownsample,
+        noise_std: float = 0.0,
+        **options: Any,
+    ) -> Tensor:
+        """Restore low-resolution fields ``(n_obs, channels, *low_grid)`` at the finer grid ``resolution``; ``operator``
+        says how the low grid was made (``SpectralDownsample``: spectral truncation, ``BlockAverage``: pixelation)."""
+        low = self._observations(low)
+        observe = operator(basis=self.sde.basis, resolution=tuple(low.shape[2:]), noise_std=noise_std)
+        return self.restore(observe, low, resolution=resolution, **options)
+
+    def deblur(self, y: Tensor, *, blur_time: float, noise_std: float = 0.0, **options: Any) -> Tensor:
+        """Invert the heat semigroup ``e^{-τ(-Δ)}`` (a Gaussian blur of width ``sqrt(2τ)``, ``τ = blur_time``)."""
+        return self.restore(HeatBlur(basis=self.sde.basis, time=blur_time, noise_std=noise_std), self._observations(y),
+                            **options)
+
+    # -- units ------------------------------------------------------------------------------------
+    def _observations(self, y: Tensor, *, allow_nan: bool = False) -> Tensor:
+        y = torch.as_tensor(y)
+        if y.dim() != self.sde.basis.ndim + 2 or y.shape[1] != self.channels:
+            raise ValueError(
+                f"observations must be shaped (n_obs, {self.channels}, *grid) with {self.sde.basis.ndim} grid axes, "
+                f"got {tuple(y.shape)}; add axes, e.g. y[None] for one observation."
+            )
+        if not y.is_floating_point():
+            y = y.float()
+        if not allow_nan:
+            self.sde.basis.check_field(y, "y")
+        return y
+
+    def _encode_observation(self, operator: ObservationOperator, y: Tensor, grid: tuple[int, ...]) -> Tensor:
+        """``(y - A m) / s`` per channel: the observation of the normalised field ``(x - m) / s`` (``A`` linear), with
+        ``A m`` the operator applied to the constant mean field on ``grid`` (a constant for masks, truncations and
+        block averages; blurred on a Dirichlet domain)."""
+        shape = (1, self.channels, *[1] * len(grid))
+        mean = torch.tensor(self.normalization.mean, dtype=y.dtype).reshape(shape)
+        std = torch.tensor(self.normalization.std, dtype=y.dtype).reshape(shape)
+        if all(m == 0 for m in self.normalization.mean):
+            return y / std
+        observed_mean = operator.forward(mean.expand(1, self.channels, *grid).to(y.dtype))
+        return (y - observed_mean) / std
+
+    def __repr__(self) -> str:
+        where = f" from {self.path}" if self.path is not None else ""
+        return f"TrainedRun(step {self.step}, {self.channels} channel(s), {self.sde}{where})"
