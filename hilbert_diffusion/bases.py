@@ -87,23 +87,24 @@ class SpectralBasis(ABC):
         self._check_grid(grid)
         return grid
 
-    def check_field(self, x: Tensor, name: str = "x", *, batch_axes: int = 2) -> Grid:
+    def check_field(self, x: Tensor, name: str = "x", *, batch_axes: int = 2, finite: bool = True) -> Grid:
         """Validate a field batch ``(batch, channels, *grid)`` at a public entry point; return its grid.
 
         Raises ``ValueError`` naming the argument, what is wrong and how to fix it (not a tensor, wrong
-        rank, complex or integer dtype, NaN/inf, a grid the basis cannot carry).
+        rank, complex or integer dtype, NaN/inf unless ``finite=False``, a grid the basis cannot carry).
+        ``batch_axes`` is the number of leading axes (1 for one field ``(channels, *grid)``).
         """
         if not isinstance(x, Tensor):
             raise ValueError(f"{name} must be a torch.Tensor shaped (batch, channels, *grid), got {type(x).__name__}.")
         if x.dim() != batch_axes + self.ndim:
-            layout = "(batch, channels, *grid)" if batch_axes == 2 else f"{batch_axes} leading axes then the grid"
+            layout = {2: "(batch, channels, *grid)", 1: "(channels, *grid)"}.get(batch_axes, f"{batch_axes} leading axes then the grid")
             raise ValueError(
-                f"{name} has shape {tuple(x.shape)} but a {self.ndim}-D field batch is {layout} "
-                f"({batch_axes + self.ndim} axes); add the missing axes, e.g. x[None, None] for one field."
+                f"{name} has shape {tuple(x.shape)} but a field batch on {type(self).__name__} is {layout} with "
+                f"{self.ndim} grid axes ({batch_axes + self.ndim} axes in all); add the missing axes, e.g. x[None]."
             )
         if not x.is_floating_point():
             raise ValueError(f"{name} has dtype {x.dtype}; fields must be real floating point (x.float()).")
-        if not torch.isfinite(x).all():
+        if finite and not torch.isfinite(x).all():
             bad = int((~torch.isfinite(x)).sum())
             raise ValueError(f"{name} contains {bad} NaN or inf values; clean or mask them before calling.")
         return self.grid_of(x)

@@ -99,8 +99,7 @@ def denoising_loss(
         generator: random source for ``t`` and the noise.
     """
     basis = sde.basis
-    if x0.dim() != basis.ndim + 2:
-        raise ValueError(f"x0 must be shaped (batch, channels, *grid) with {basis.ndim} grid axes, got {tuple(x0.shape)}.")
+    basis.check_field(x0, "x0", finite=False)
     batch = x0.shape[0]
     if t is None:
         t = time_sampler(batch, generator=generator)

@@ -42,13 +42,9 @@ __all__ = [
 
 
 def _check_fields(x: Tensor, basis: SpectralBasis, name: str) -> Grid:
-    """Validate a ``(num, channels, *grid)`` tensor on ``basis`` and return its grid."""
-    if x.dim() != basis.ndim + 2:
-        raise ValueError(
-            f"{name} must be shaped (num, channels, *grid) with {basis.ndim} grid axes for "
-            f"{type(basis).__name__}, got shape {tuple(x.shape)}; add the missing axes with x[None] / x[:, None]."
-        )
-    return basis.grid_of(x)
+    """Validate a ``(num, channels, *grid)`` tensor on ``basis`` and return its grid (non-finite values are allowed:
+    a diverged sampler gets a metric, not an error)."""
+    return basis.check_field(x, name, finite=False)
 
 
 # =========================================================================================== spectra

@@ -312,12 +312,6 @@ class DiagonalSDE:
         """The L² score ``∇ log p_t(x)`` as a grid field (unbounded as the grid is refined)."""
         return self.basis.inverse(self.score_coefficients(x, t, denoised), self.basis.grid_of(x))
 
-    def preconditioned_score(self, x: Tensor, t: float | Tensor, denoised: Tensor) -> Tensor:
-        """The score operator ``Q ∇ log p_t(x)``: bounded in function space (``q_k / v_k`` does not grow with k)."""
-        grid = self.basis.grid_of(x)
-        q = self.q(grid).to(x.device, x.dtype)
-        return self.basis.inverse(q * self.score_coefficients(x, t, denoised), grid)
-
     def reverse_drift(
         self, x: Tensor, t: float | Tensor, denoised: Tensor, *, probability_flow: bool = False
     ) -> Tensor:
@@ -360,10 +354,6 @@ class StochasticHeatSDE(DiagonalSDE):
         object.__setattr__(self, "noise", self.decay)
         object.__setattr__(self, "heat", ScaledSchedule(self.decay, self.kappa) if self.kappa else None)
         super().__post_init__()
-
-    @property
-    def schedule(self) -> Schedule:
-        return self.decay
 
     def stationary_variance(self, grid: Grid) -> Tensor:
         """``q̃_k = q_k / (1 + κ λ_k)``: the per-mode variance of the terminal law."""

@@ -81,14 +81,9 @@ def check_data(data: Any, sde: DiagonalSDE) -> Tensor:
         raise ValueError(
             f"data must be a tensor or numpy array (num, channels, *grid) or have a .data tensor, got {type(data).__name__}."
         )
-    if data.dim() != sde.basis.ndim + 2 or data.shape[0] < 1:
-        raise ValueError(
-            f"data must be shaped (num, channels, *grid) with {sde.basis.ndim} grid axes for "
-            f"{type(sde.basis).__name__}, got {tuple(data.shape)}."
-        )
-    sde.basis.grid_of(data)
-    if not torch.isfinite(data).all():
-        raise ValueError("data contain NaN or inf.")
+    sde.basis.check_field(data, "data")
+    if data.shape[0] < 1:
+        raise ValueError("data hold no field: give at least one (num ≥ 1).")
     return data.detach().cpu().float()
 
 

@@ -141,7 +141,7 @@ def test_spectrum_error_definition():
 
 
 def test_radial_spectrum_rejects_wrong_rank():
-    with pytest.raises(ValueError, match="num, channels"):
+    with pytest.raises(ValueError, match="batch, channels"):
         radial_spectrum(torch.zeros(16, 16), PeriodicBasis(ndim=2))
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from torch import Tensor
 
-__all__ = ["CACHE_ENV", "default_cache_dir", "cached_tensor", "is_cached", "spec_key"]
+__all__ = ["CACHE_ENV", "default_cache_dir", "cached_tensor", "spec_key"]
 
 CACHE_ENV = "HILBERT_DIFFUSION_CACHE"
 _FORMAT = 2  # bump when generation changes for the same spec (2: per-field seeds hashed; 1 collided across seeds)
@@ -103,9 +103,3 @@ def cached_tensor(
     except OSError as err:
         warnings.warn(f"could not write the cache file {path} ({err}); the data were generated, not cached.", stacklevel=2)
     return data
-
-
-def is_cached(spec: dict, *, name: str, cache_dir: str | os.PathLike | None = None) -> bool:
-    """Whether a cache file for ``spec`` exists (it is validated only when read)."""
-    return (default_cache_dir(cache_dir) / f"{name}-{spec_key(spec)}.safetensors").exists()
-

@@ -110,10 +110,7 @@ class EmpiricalSpectrum(Spectrum):
         least-squares slope over the last ``tail_fraction`` of the ``u`` range, capped at
         ``-(ndim/2 + 1/2)`` so that the extrapolation is trace class.
         """
-        if data.dim() != basis.ndim + 2:
-            raise ValueError(
-                f"data must be shaped (num, channels, *grid) with {basis.ndim} grid axes, got {tuple(data.shape)}."
-            )
+        basis.check_field(data, "data")
         if bin_width <= 0 or not 0 < tail_fraction <= 1:
             raise ValueError(f"bin_width must be > 0 and tail_fraction in (0, 1], got {bin_width}, {tail_fraction}.")
         grid = basis.grid_of(data)
@@ -281,12 +278,9 @@ class PreconditionedScoreOperator(nn.Module, ABC):
 
     # -- forward ----------------------------------------------------------------------------------
     def _check_input(self, x: Tensor) -> Grid:
-        if x.dim() != self.basis.ndim + 2 or x.shape[1] != self.channels:
-            raise ValueError(
-                f"x must be shaped (batch, channels={self.channels}, *grid) with {self.basis.ndim} grid axes, "
-                f"got {tuple(x.shape)}."
-            )
-        grid = self.basis.grid_of(x)
+        grid = self.basis.check_field(x, "x", finite=False)
+        if x.shape[1] != self.channels:
+            raise ValueError(f"x has {x.shape[1]} channels but the model was built for {self.channels}; got {tuple(x.shape)}.")
         self._check_grid(grid)
         return grid
 

@@ -40,13 +40,7 @@ class GaussianOracle(nn.Module):
         self.sde = sde
         self.data_covariance = data_covariance
         if mean is not None:
-            if mean.dim() != sde.basis.ndim + 1:
-                raise ValueError(
-                    f"mean must be one field shaped (channels, *grid) with {sde.basis.ndim} grid axes, "
-                    f"got shape {tuple(mean.shape)}."
-                )
-            if not torch.isfinite(mean).all():
-                raise ValueError("mean contains NaN or inf.")
+            sde.basis.check_field(mean, "mean", batch_axes=1)
         self.mean = mean
 
     @property
