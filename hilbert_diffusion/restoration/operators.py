@@ -27,7 +27,8 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from ..bases import Grid, SpectralBasis, _as_tuple
+from ..bases import Grid, SpectralBasis
+from ..bases.base import _as_tuple
 
 __all__ = [
     "ObservationOperator",
