@@ -168,7 +168,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     run = _load_run(args.run_dir, args.resolution)
     sampler = _samplers()[args.sampler]
     steps = args.steps or sampler.default_steps
-    if context.is_main and not args.quiet:
+    if context.is_main:
         print(f"sampling {args.num} fields at {args.resolution} with {sampler.name}: {steps} steps, "
               f"{sampler.evaluations(steps)} model evaluations per batch", file=sys.stderr)
 
@@ -221,7 +221,7 @@ def _restore(args: argparse.Namespace, operators, grid, *, mask: torch.Tensor | 
     method = method.configure(**options)
     steps = args.steps or method.default_steps
     context = distributed_context()  # under torchrun: observations spread over the ranks
-    if context.is_main and not args.quiet:
+    if context.is_main:
         print(f"{args.command}: {y.shape[0]} observation(s) × {args.num} draws with {method.name}, {steps} steps: "
               f"{method.evaluations(steps)} model evaluations per draw, "
               f"{y.shape[0] * args.num * method.evaluations(steps)} in all", file=sys.stderr)
@@ -302,6 +302,41 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _add_restoration_commands(commands) -> None:
+    """``inpaint``, ``superres`` and ``deblur``: the shared options, then each command's own."""
+    restorations = {
+        "inpaint": ("fill in unobserved points (zero-shot, no retraining)", _cmd_inpaint),
+        "superres": ("restore a low-resolution observation at a finer grid", _cmd_superres),
+        "deblur": ("invert a heat-kernel (Gaussian) blur", _cmd_deblur),
+    }
+    for name, (text, handler) in restorations.items():
+        r = commands.add_parser(name, help=text)
+        r.add_argument("run_dir", help="run directory from `train`, or oracle[:options] (see `sample`)")
+        r.add_argument("--observed", required=True, help="observations (num, channels, *grid) .npy")
+        r.add_argument("--out", required=True, help="output .npy: --num samples per observation, observation-major")
+        r.add_argument("--num", type=_positive_int, default=8, help="posterior samples per observation")
+        r.add_argument("--method", choices=tuple(_methods()), default="auto",
+                       help="auto: smc (asymptotically exact) for masks/blocks without heat, else ddnm")
+        r.add_argument("--steps", type=_positive_int, help=f"time steps (default {_methods()['ddnm'].default_steps}): "
+                       "fewer is faster, less exact")
+        r.add_argument("--particles", type=_positive_int, help="particles per draw of --method smc (default "
+                       f"{_methods()['smc'].method.particles}): cost and accuracy grow with them")
+        r.add_argument("--noise-std", type=float, default=0.0, help="observation noise σ_y in model units")
+        r.add_argument("--seed", type=int, default=0)
+        r.add_argument("--quiet", action="store_true")
+        r.set_defaults(handler=handler)
+        if name == "inpaint":
+            r.add_argument("--mask", help="boolean .npy shaped like the grid (nonzero = observed); "
+                           "without it, NaN in --observed marks the missing points")
+            r.add_argument("--resolution", type=_positive_int, help="output grid (default: the observation's)")
+        elif name == "superres":
+            r.add_argument("--resolution", type=_positive_int, required=True, help="output grid")
+            r.add_argument("--operator", choices=("spectral", "block"), default="spectral",
+                           help="how the low grid was made: spectral truncation or block averaging")
+        else:
+            r.add_argument("--blur-time", type=float, required=True, help="heat time τ: e^{-τλ} per mode")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hilbert-diffusion",
@@ -359,36 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
     sa.add_argument("--quiet", action="store_true")
     sa.set_defaults(handler=_cmd_sample)
 
-    restorations = {
-        "inpaint": ("fill in unobserved points (zero-shot, no retraining)", _cmd_inpaint),
-        "superres": ("restore a low-resolution observation at a finer grid", _cmd_superres),
-        "deblur": ("invert a heat-kernel (Gaussian) blur", _cmd_deblur),
-    }
-    for name, (text, handler) in restorations.items():
-        r = commands.add_parser(name, help=text)
-        r.add_argument("run_dir", help="run directory from `train`, or oracle[:options] (see `sample`)")
-        r.add_argument("--observed", required=True, help="observations (num, channels, *grid) .npy")
-        r.add_argument("--out", required=True, help="output .npy: --num samples per observation, observation-major")
-        r.add_argument("--num", type=_positive_int, default=8, help="posterior samples per observation")
-        r.add_argument("--method", choices=tuple(_methods()), default="auto",
-                       help="auto: smc (asymptotically exact) for masks/blocks without heat, else ddnm")
-        r.add_argument("--steps", type=_positive_int, help="time steps (default 100): fewer is faster, less exact")
-        r.add_argument("--particles", type=_positive_int,
-                       help="particles per draw of --method smc (default 16): cost and accuracy grow with them")
-        r.add_argument("--noise-std", type=float, default=0.0, help="observation noise σ_y in model units")
-        r.add_argument("--seed", type=int, default=0)
-        r.add_argument("--quiet", action="store_true")
-        r.set_defaults(handler=handler)
-        if name == "inpaint":
-            r.add_argument("--mask", help="boolean .npy shaped like the grid (nonzero = observed); "
-                           "without it, NaN in --observed marks the missing points")
-            r.add_argument("--resolution", type=_positive_int, help="output grid (default: the observation's)")
-        elif name == "superres":
-            r.add_argument("--resolution", type=_positive_int, required=True, help="output grid")
-            r.add_argument("--operator", choices=("spectral", "block"), default="spectral",
-                           help="how the low grid was made: spectral truncation or block averaging")
-        else:
-            r.add_argument("--blur-time", type=float, required=True, help="heat time τ: e^{-τλ} per mode")
+    _add_restoration_commands(commands)
     return parser
 
 

@@ -117,3 +117,18 @@ def test_inpainting_refuses_a_mask_of_the_wrong_shape(fields, capsys):
     assert main(["inpaint", "oracle", "--observed", str(path / "observed.npy"), "--mask", str(path / "bad_mask.npy"),
                  "--out", str(path / "o.npy"), "--quiet"]) == 2
     assert "--mask has shape (8, 8)" in capsys.readouterr().err
+
+
+def test_nan_marks_missing_points_and_the_cost_is_printed_and_controllable(fields, capsys):
+    path, truth, mask = fields
+    np.save(path / "holes.npy", np.where(mask, truth, np.nan).astype(np.float32))
+    common = ["--num", "3", "--steps", "10", "--particles", "4", "--quiet"]
+    assert main(["inpaint", "oracle", "--observed", str(path / "holes.npy"), "--out", str(path / "a.npy"), *common]) == 0
+    printed = capsys.readouterr().err
+    assert "filtering_smc, 10 steps: 40 model evaluations per draw, 120 in all" in printed
+    assert main(["inpaint", "oracle", "--observed", str(path / "observed.npy"), "--mask", str(path / "mask.npy"),
+                 "--out", str(path / "b.npy"), *common]) == 0
+    assert np.array_equal(np.load(path / "a.npy"), np.load(path / "b.npy"))  # NaN = the same mask
+    assert main(["inpaint", "oracle", "--observed", str(path / "holes.npy"), "--method", "ddnm",
+                 "--out", str(path / "c.npy"), *common]) == 2
+    assert "--particles sets the particles of --method smc" in capsys.readouterr().err

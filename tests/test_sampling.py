@@ -14,6 +14,7 @@ import torch
 from hilbert_diffusion import GaussianOracle, Matern, NeumannBasis, PeriodicBasis, SphereBasis, StochasticHeatSDE
 from hilbert_diffusion.metrics import empirical_mode_variances
 from hilbert_diffusion.sampling import (
+    SAMPLERS,
     euler_maruyama,
     exponential_ancestral,
     exponential_deterministic,
@@ -372,13 +373,8 @@ class _Recorder:
         return self.model(x, t)
 
 
-@pytest.mark.parametrize(
-    "sampler, nfe",
-    [(euler_maruyama, lambda s: s), (exponential_ancestral, lambda s: s), (exponential_deterministic, lambda s: s),
-     (exponential_multistep, lambda s: s), (heun_ode, lambda s: 2 * s - 1), (rk3_ode, lambda s: 3 * s - 1),
-     (predictor_corrector, lambda s: 2 * s - 1)],
-)
-def test_model_evaluations_callback_and_shapes(sampler, nfe):
+@pytest.mark.parametrize("sampler", SAMPLERS, ids=[s.name for s in SAMPLERS])
+def test_model_evaluations_callback_and_shapes(sampler):
     _, oracle = _problem(NeumannBasis(2), kappa=1e-3, mean=True)
     model = _Recorder(oracle)
     seen = []
@@ -387,7 +383,7 @@ def test_model_evaluations_callback_and_shapes(sampler, nfe):
     out = sampler(model, oracle.sde, x, times, generator=torch.Generator().manual_seed(1),
                   callback=lambda i, t, xt, d: seen.append((i, t, xt.shape, d.shape)))
     assert out.shape == x.shape and out.dtype == x.dtype and torch.isfinite(out).all()
-    assert len(model.times) == nfe(6) and min(model.times) > 0  # never evaluated at t = 0
+    assert len(model.times) == sampler.evaluations(6) and min(model.times) > 0  # the stated count; never at t = 0
     assert [s[0] for s in seen] == list(range(6)) and [s[1] for s in seen] == pytest.approx(times[:-1].tolist())
     assert all(s[2] == x.shape and s[3] == x.shape for s in seen)
 
