@@ -63,7 +63,7 @@ from hilbert_diffusion.cli import default_sde
 from hilbert_diffusion.datasets import gaussian_random_fields, navier_stokes
 from hilbert_diffusion.metrics import radial_spectrum, spectrum_error
 from hilbert_diffusion.models.fno import ScoreFNOConfig
-from hilbert_diffusion.sampling import default_times, euler_maruyama, exponential_multistep, uniform_times
+from hilbert_diffusion.sampling import euler_maruyama, exponential_multistep
 from hilbert_diffusion.training import TrainConfig, train
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -177,7 +177,7 @@ def evaluate(name: str, run: TrainedRun, reference: Callable[[int], tuple[Tensor
     n0 = setting.train_resolution
     nyq = n0 // 2  # shells 0 < k ≤ nyq - 1 are complete on the training grid
     kmax = nyq - 1
-    times = default_times()
+    times = exponential_multistep.times()
     rows, spectra = [], {}
     base_samples = None
     for resolution, num in zip(setting.resolutions, setting.samples):
@@ -210,15 +210,15 @@ def evaluate(name: str, run: TrainedRun, reference: Callable[[int], tuple[Tensor
     hdm, ddo = setting.em_steps
     for resolution in setting.baseline_resolutions:
         ref = reference(resolution)
-        for label, sampler, grid in (
-            ("exponential_multistep + default_times(48) [default]", exponential_multistep, times),
-            (f"euler_maruyama, {hdm} uniform steps [HDM: 1000]", euler_maruyama, uniform_times(hdm)),
-            (f"euler_maruyama, {ddo} uniform steps [DDO: 250]", euler_maruyama, uniform_times(ddo)),
-        ):
-            x, seconds = draw(run, sampler, grid, setting.baseline_samples, resolution, seed=200)
-            nfe = len(grid) - 1  # one evaluation per step
+        for label, sampler, steps in (
+            ("exponential_multistep + default_times(48) [default]", exponential_multistep, None),
+            (f"euler_maruyama, {hdm} uniform steps [HDM: 1000]", euler_maruyama, hdm),
+            (f"euler_maruyama, {ddo} uniform steps [DDO: 250]", euler_maruyama, ddo),
+        ):  # each on its own grid, sampler.times(steps) (None: its default steps)
+            x, seconds = draw(run, sampler, sampler.times(steps), setting.baseline_samples, resolution, seed=200)
             baselines.append({
-                "resolution": resolution, "sampler": label, "nfe": nfe, "samples": setting.baseline_samples,
+                "resolution": resolution, "sampler": label, "nfe": sampler.evaluations(steps),
+                "samples": setting.baseline_samples,
                 "seconds": round(seconds, 2),
                 "spectrum_error": round(spectrum_error(radial_spectrum(x, BASIS), ref, kmax=kmax), 4),
             })

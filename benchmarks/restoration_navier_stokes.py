@@ -55,8 +55,7 @@ import math
 import os
 import platform
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -78,7 +77,7 @@ from hilbert_diffusion.restoration import (
     filtering_smc,
     random_mask,
 )
-from hilbert_diffusion.sampling import power_times
+from hilbert_diffusion.sampling import Sampler, power_times
 from hilbert_diffusion.training import TrainConfig, train
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -125,9 +124,7 @@ class Task:
 @dataclass(frozen=True)
 class Method:
     label: str
-    sampler: Callable
-    options: dict = field(default_factory=dict)
-    particles: int = 1  # model evaluations per sample and step
+    sampler: Sampler  # configured: its evaluations(steps) counts the particles
 
 
 def make_tasks(basis: PeriodicBasis, n: int) -> list[Task]:
@@ -144,7 +141,7 @@ def make_tasks(basis: PeriodicBasis, n: int) -> list[Task]:
 
 def make_methods(setting: Setting) -> list[Method]:
     p = setting.particles
-    return [Method("ddnm", ddnm), Method(f"smc P={p}", filtering_smc, {"particles": p}, particles=p)]
+    return [Method(ddnm.name, ddnm), Method(f"smc P={p}", filtering_smc.configure(particles=p))]
 
 
 # ------------------------------------------------------------------------------------------- baselines
@@ -251,7 +248,7 @@ def restore(run, method: Method, task: Task, y: torch.Tensor, setting: Setting, 
     start = time.perf_counter()
     with torch.no_grad():
         out = method.sampler(run.model, run.sde, x, times(setting), operator=task.operator, y=y_rep,
-                             generator=generator, **method.options)
+                             generator=generator)
     seconds = time.perf_counter() - start
     out = run.normalization.decode(out.detach())
     return out.reshape(num, setting.samples, *out.shape[1:]), seconds
@@ -284,7 +281,7 @@ def run_task(run, task: Task, methods: list[Method], truth: torch.Tensor, settin
         m = score(mean, truth, task, y, data_range=data_range, reference=reference, grid=grid, kmax=kmax)
         rows.append({
             "task": task.label, "method": method.label, "kind": "zero-shot", "seconds": seconds,
-            "nfe_per_sample": setting.steps * method.particles,
+            "nfe_per_sample": method.sampler.evaluations(setting.steps),
             "mean": m, "sample": s,
         })
         shown["method"] = (method.label, draws[0, :, 0], radial_spectrum(single, basis), radial_spectrum(mean, basis))

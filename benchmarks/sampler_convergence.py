@@ -43,9 +43,7 @@ import json
 import math
 import platform
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
 import torch
@@ -53,9 +51,9 @@ import torch
 from hilbert_diffusion import GaussianOracle, Matern, PeriodicBasis, StochasticHeatSDE
 from hilbert_diffusion.metrics import empirical_mode_variances, gaussian_w2, radial_spectrum, spectrum_error
 from hilbert_diffusion.sampling import (
+    Sampler,
     euler_maruyama,
     exponential_ancestral,
-    default_times,
     exponential_deterministic,
     exponential_multistep,
     gaussian_sampler_law,
@@ -63,7 +61,6 @@ from hilbert_diffusion.sampling import (
     power_times,
     predictor_corrector,
     rk3_ode,
-    uniform_times,
 )
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -86,15 +83,17 @@ SETTINGS = (
 
 @dataclass(frozen=True)
 class Run:
-    """A sampler with its time grid as a function of the step count, and the step counts to try."""
+    """A sampler, run on its own time grid (``sampler.times(steps)``), and the step counts to try."""
 
-    name: str
-    label: str
-    sampler: Callable
-    grid: Callable[[int], torch.Tensor]
+    sampler: Sampler
     steps: tuple[int, ...]
+    variant: str = ""  # tells the run apart from the sampler's others: its name is "<sampler.name>_<variant>"
     exact: bool = True
     stepwise: bool = True  # False: a deterministic sampler with memory, its law propagated over the whole grid
+
+    @property
+    def name(self) -> str:
+        return f"{self.sampler.name}_{self.variant}" if self.variant else self.sampler.name
 
 
 def runs(quick: bool) -> list[Run]:
@@ -102,19 +101,14 @@ def runs(quick: bool) -> list[Run]:
     many = (10, 25, 50, 100, 200)
     multistep = (12, 24, 48) if quick else (12, 24, 36, 48, 96)
     return [
-        Run("euler_maruyama", "euler_maruyama (uniform)", euler_maruyama, uniform_times,
-            (100, 1000) if quick else (50, 100, 200, 500, 1000)),
-        Run("exponential_ancestral", "exponential_ancestral", exponential_ancestral, power_times, (10, 50) if quick else many),
-        Run("exponential_deterministic", "exponential_deterministic", exponential_deterministic, power_times,
-            (10, 50) if quick else many),
-        Run("exponential_multistep_2", "exponential_multistep order 2", partial(exponential_multistep, order=2),
-            default_times, multistep, stepwise=False),
-        Run("exponential_multistep", "exponential_multistep [default]", exponential_multistep, default_times, multistep,
-            stepwise=False),
-        Run("heun_ode", "heun_ode", heun_ode, power_times, (6, 12, 25) if quick else (6, 12, 25, 50, 100)),
-        Run("rk3_ode", "rk3_ode", rk3_ode, power_times, few),
-        Run("predictor_corrector", "predictor_corrector", predictor_corrector, power_times,
-            (6, 25) if quick else (6, 12, 25), exact=False),
+        Run(euler_maruyama, (100, 1000) if quick else (50, 100, 200, 500, 1000)),
+        Run(exponential_ancestral, (10, 50) if quick else many),
+        Run(exponential_deterministic, (10, 50) if quick else many),
+        Run(exponential_multistep.configure(order=2), multistep, "2", stepwise=False),
+        Run(exponential_multistep, multistep, stepwise=False),
+        Run(heun_ode, (6, 12, 25) if quick else (6, 12, 25, 50, 100)),
+        Run(rk3_ode, few),
+        Run(predictor_corrector, (6, 25) if quick else (6, 12, 25), exact=False),
     ]
 
 
@@ -176,7 +170,7 @@ class Target:
 def measure(run: Run, sde, oracle, target: Target, steps: int, *, mc_samples: int, seed: int) -> dict:
     """Errors of ``run`` with ``steps`` steps, started from the exact law of ``x_1`` and from the prior."""
     counter = Counter(oracle)
-    times = run.grid(steps)
+    times = run.sampler.times(steps)
     resolution = target.grid
     start = time.perf_counter()
     row = {"steps": steps, "w2_from_prior": None}
@@ -299,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
                 entry["samplers"][run.name] = rows
                 for r in rows:
                     print(
-                        f"{setting.name:8s} {res:4d} {run.label:32s} {r['steps']:5d} {r['nfe']:5d} {r['w2']:9.2e} "
+                        f"{setting.name:8s} {res:4d} {run.name:32s} {r['steps']:5d} {r['nfe']:5d} {r['w2']:9.2e} "
                         f"{r['spectrum']:9.2e} {_fmt(r['w2_from_prior'])}"
                     )
             if mc_samples:
