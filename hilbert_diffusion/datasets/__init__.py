@@ -5,6 +5,8 @@ spectral domain, plus the spec that rebuilds them). Nothing is downloaded: data 
 * :func:`gaussian_random_fields` — ``N(0, Q)`` for any spectrum and domain (the oracle's data).
 * :func:`quadratic` — HDM's 1-D Quadratic curves.
 * :func:`navier_stokes` — 2-D vorticity on the torus (FNO set-up), pseudo-spectral solver.
+* :func:`navier_stokes_pair`, :func:`poisson`, :func:`helmholtz`, :func:`darcy` — DiffusionPDE's pairs ``(a, u)``
+  of coefficient (or source, or initial state) and solution, as 2-channel fields.
 * :func:`sphere_random_fields`, :func:`shallow_water` — fields on S².
 * :func:`load_array`, :func:`load_images`, :func:`from_array` — the user's own data.
 """
@@ -13,7 +15,15 @@ from .base import FieldDataset, dataset_spec, field_generator, field_seed, from_
 from .cache import CACHE_ENV, cached_tensor, default_cache_dir
 from .files import from_array, load_array, load_images
 from .grf import gaussian_random_fields
-from .navier_stokes import FNO_INITIAL_VORTICITY, VorticitySolver, fno_forcing, fno_initial_vorticity, navier_stokes
+from .navier_stokes import (
+    FNO_INITIAL_VORTICITY,
+    VorticitySolver,
+    fno_forcing,
+    fno_initial_vorticity,
+    navier_stokes,
+    navier_stokes_pair,
+)
+from .pde_pairs import DIFFUSIONPDE_GRF, PDE_PAIR_CHANNELS, darcy, diffusionpde_source, helmholtz, poisson
 from .quadratic import quadratic, quadratic_curves, sorted_uniform_points
 from .sphere import SHALLOW_WATER_CHANNELS, shallow_water, sphere_random_fields
 
@@ -36,6 +46,13 @@ __all__ = [
     "fno_forcing",
     "fno_initial_vorticity",
     "navier_stokes",
+    "navier_stokes_pair",
+    "DIFFUSIONPDE_GRF",
+    "PDE_PAIR_CHANNELS",
+    "diffusionpde_source",
+    "poisson",
+    "helmholtz",
+    "darcy",
     "sphere_random_fields",
     "shallow_water",
     "SHALLOW_WATER_CHANNELS",

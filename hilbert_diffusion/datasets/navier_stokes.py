@@ -42,7 +42,10 @@ from ..noise import GaussianRandomField, Matern
 from .base import FieldDataset, dataset_spec, field_generator, grid_coordinates
 from .cache import cached_tensor
 
-__all__ = ["FNO_INITIAL_VORTICITY", "fno_forcing", "fno_initial_vorticity", "VorticitySolver", "navier_stokes"]
+__all__ = [
+    "FNO_INITIAL_VORTICITY", "fno_forcing", "fno_initial_vorticity", "VorticitySolver", "navier_stokes",
+    "navier_stokes_pair",
+]
 
 #: ``7³ (λ + 49)^(-2.5)``: FNO's initial-vorticity covariance (its mean mode is removed on sampling).
 FNO_INITIAL_VORTICITY = Matern(alpha=2.5, tau=7.0, scale=1.0 / 49.0)
@@ -221,6 +224,47 @@ def navier_stokes(
 
     Cost on one CPU core at the defaults: about 0.5 s per field (measured; see the tests/report).
     """
+    _check_sizes(num, resolution, solver_resolution, batch_size)
+    kwargs = dict(
+        num=num, resolution=resolution, solver_resolution=solver_resolution, viscosity=viscosity,
+        horizon=horizon, time_step=time_step, forcing_amplitude=forcing_amplitude, seed=seed,
+    )
+    spec = dataset_spec(navier_stokes, **kwargs)
+    generate = partial(_solve_fields, **kwargs, batch_size=batch_size, progress=progress, keep_initial=False)
+    return _dataset("navier_stokes", spec, generate, resolution, cache_dir=cache_dir, use_cache=use_cache)
+
+
+def navier_stokes_pair(
+    num: int = 1000,
+    resolution: int = 64,
+    *,
+    solver_resolution: int = 128,
+    viscosity: float = 1e-3,
+    horizon: float = 1.0,
+    time_step: float = 0.02,
+    forcing_amplitude: float = 0.1,
+    seed: int = 0,
+    batch_size: int = 64,
+    cache_dir: str | os.PathLike | None = None,
+    use_cache: bool = True,
+    progress: bool = True,
+) -> FieldDataset:
+    """DiffusionPDE's non-bounded Navier–Stokes pairs ``(ω₀, ω(T))``, ``(num, 2, resolution, resolution)``: the
+    initial vorticity (FNO's, :func:`fno_initial_vorticity`) and the vorticity at ``T = horizon`` (their ``T = 1``,
+    ``ν = 1e-3``, FNO's forcing), solved and downsampled as in :func:`navier_stokes` (their solver takes
+    ``Δt = 1e-4`` with explicit advection; the second-order scheme here takes ``Δt = 0.02``). Channel 0 is ``a = ω₀``,
+    channel 1 ``u = ω(T)``."""
+    _check_sizes(num, resolution, solver_resolution, batch_size)
+    kwargs = dict(
+        num=num, resolution=resolution, solver_resolution=solver_resolution, viscosity=viscosity,
+        horizon=horizon, time_step=time_step, forcing_amplitude=forcing_amplitude, seed=seed,
+    )
+    spec = dataset_spec(navier_stokes_pair, **kwargs)
+    generate = partial(_solve_fields, **kwargs, batch_size=batch_size, progress=progress, keep_initial=True)
+    return _dataset("navier_stokes_pair", spec, generate, resolution, cache_dir=cache_dir, use_cache=use_cache)
+
+
+def _check_sizes(num: int, resolution: int, solver_resolution: int, batch_size: int) -> None:
     if num < 1 or batch_size < 1:
         raise ValueError(f"num and batch_size must be positive, got num={num}, batch_size={batch_size}.")
     if resolution > solver_resolution:
@@ -228,30 +272,34 @@ def navier_stokes(
             f"resolution {resolution} exceeds solver_resolution {solver_resolution}; raise solver_resolution "
             f"(the output is a band-limited downsampling of the solver grid)."
         )
-    kwargs = dict(
-        num=num, resolution=resolution, solver_resolution=solver_resolution, viscosity=viscosity,
-        horizon=horizon, time_step=time_step, forcing_amplitude=forcing_amplitude, seed=seed,
-    )
-    spec = dataset_spec(navier_stokes, **kwargs)
+
+
+def _dataset(name: str, spec: dict, generate: Callable[[], Tensor], resolution: int, *, cache_dir, use_cache: bool
+             ) -> FieldDataset:
+    key = {**spec, "version": _GENERATOR_VERSION}
+    data = cached_tensor(key, generate, name=name, cache_dir=cache_dir, use_cache=use_cache)
+    basis = PeriodicBasis(2)
+    return FieldDataset(data=data, basis=basis, name=name, spec=spec,
+                        coordinates=grid_coordinates(basis, basis.grid(resolution)))
+
+
+def _solve_fields(*, num: int, resolution: int, solver_resolution: int, viscosity: float, horizon: float,
+                  time_step: float, forcing_amplitude: float, seed: int, batch_size: int, progress: bool,
+                  keep_initial: bool) -> Tensor:
+    """``ω(T)`` (and ``ω₀`` first when ``keep_initial``) for fields ``0 … num − 1``, ``(num, 1 or 2, N, N)``."""
+    from tqdm import tqdm
+
     basis = PeriodicBasis(2)
     solver = VorticitySolver(resolution=solver_resolution, viscosity=viscosity, time_step=time_step)
-
-    def generate() -> Tensor:
-        from tqdm import tqdm
-
-        forcing = fno_forcing(solver_resolution, amplitude=forcing_amplitude, dtype=torch.float32)
-        steps = math.ceil(horizon / time_step - 1e-9)
-        out = []
-        bar = tqdm(total=num * steps, disable=not progress, desc="Navier–Stokes", unit="field-step", unit_scale=True)
-        with bar:
-            for start in range(0, num, batch_size):
-                count = min(batch_size, num - start)
-                w0 = fno_initial_vorticity(count, solver_resolution, seed=seed, first=start)
-                w = solver.solve(w0, horizon=horizon, forcing=forcing, on_step=partial(bar.update, count))
-                out.append(basis.resample(w, resolution))
-        return torch.cat(out).unsqueeze(1).contiguous()
-
-    key = {**spec, "version": _GENERATOR_VERSION}
-    data = cached_tensor(key, generate, name="navier_stokes", cache_dir=cache_dir, use_cache=use_cache)
-    grid = basis.grid(resolution)
-    return FieldDataset(data=data, basis=basis, name="navier_stokes", spec=spec, coordinates=grid_coordinates(basis, grid))
+    forcing = fno_forcing(solver_resolution, amplitude=forcing_amplitude, dtype=torch.float32)
+    steps = math.ceil(horizon / time_step - 1e-9)
+    out = []
+    bar = tqdm(total=num * steps, disable=not progress, desc="Navier–Stokes", unit="field-step", unit_scale=True)
+    with bar:
+        for start in range(0, num, batch_size):
+            count = min(batch_size, num - start)
+            w0 = fno_initial_vorticity(count, solver_resolution, seed=seed, first=start)
+            w = solver.solve(w0, horizon=horizon, forcing=forcing, on_step=partial(bar.update, count))
+            fields = torch.stack([w0, w], dim=1) if keep_initial else w.unsqueeze(1)
+            out.append(basis.resample(fields, resolution))
+    return torch.cat(out).contiguous()

@@ -1,7 +1,7 @@
 """Data given on the command line: ``NAME[:key=value,...]`` for a built-in data set, or a path.
 
 ``grf``, ``grf:dim=1,alpha=1.5``, ``quadratic``, ``navier-stokes:horizon=10``, ``sphere-grf``,
-``shallow-water``; a ``.npy``/``.npz`` file ``(num, channels, *grid)``; a folder of PNG/JPEG images.
+``shallow-water``, DiffusionPDE's pairs ``poisson``, ``helmholtz``, ``darcy``, ``ns-pair``; a ``.npy``/``.npz`` file ``(num, channels, *grid)``; a folder of PNG/JPEG images.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from ..noise import Matern
 from .base import FieldDataset
 from .files import load_array, load_images
 from .grf import gaussian_random_fields
-from .navier_stokes import navier_stokes
+from .navier_stokes import navier_stokes, navier_stokes_pair
+from .pde_pairs import darcy, helmholtz, poisson
 from .quadratic import quadratic
 from .sphere import shallow_water, sphere_random_fields
 
@@ -56,6 +57,10 @@ BUILT_IN: dict[str, Callable[..., FieldDataset]] = {
     "navier-stokes": _navier_stokes,
     "sphere-grf": _sphere_grf,
     "shallow-water": _shallow_water,
+    "poisson": poisson,
+    "helmholtz": helmholtz,
+    "darcy": darcy,
+    "ns-pair": navier_stokes_pair,
 }
 
 
