@@ -132,7 +132,8 @@ def _methods() -> dict:
     from . import restoration
 
     return {"auto": None, "smc": restoration.filtering_smc, "ddnm": restoration.ddnm,
-            "repaint": restoration.repaint, "dps": restoration.dps}
+            "repaint": restoration.repaint, "dps": restoration.dps,
+            "guidance": restoration.covariance_guidance}
 
 
 def _load_run(run: str, resolution: int | None):

@@ -34,6 +34,7 @@ class _Counting(nn.Module):
         super().__init__()
         self.scale = nn.Parameter(torch.ones((), dtype=torch.float64))
         self.calls = 0
+        self.data_spectrum = ORACLE.data_covariance  # carried like ScoreFNO's (covariance guidance reads it)
 
     def forward(self, x, t):
         self.calls += x.shape[0]

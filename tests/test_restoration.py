@@ -108,7 +108,7 @@ def test_bad_inputs_raise_clear_errors():
     with pytest.raises(ValueError, match="observes no point"):
         Mask(basis=basis, observed=torch.zeros(16, dtype=torch.bool))
     with pytest.raises(ValueError, match="grid axes"):
-        Mask(basis=basis, observed=torch.ones(4, 4, dtype=torch.bool))
+        Mask(basis=basis, observed=torch.ones(4, 4, 4, dtype=torch.bool))
     with pytest.raises(ValueError, match="multiple"):
         BlockAverage(basis=basis, resolution=6).forward(torch.zeros(1, 1, 16))
     oracle, grid = _problem(resolution=16)

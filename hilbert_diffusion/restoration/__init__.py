@@ -8,6 +8,8 @@ samplers' signature plus the keyword-only ``operator`` and ``y``::
 
 * :data:`repaint`, :data:`ddnm` — replacement of the observed part (:mod:`.replacement`);
 * :data:`dps` — likelihood guidance through the model (:mod:`.guidance`);
+* :data:`covariance_guidance` — the conditional denoiser of the linear-Gaussian likelihood with the data spectrum's
+  exact posterior covariance, through one vector–Jacobian product per step (:mod:`.covariance_guidance`);
 * :data:`filtering_smc` — sequential Monte Carlo over the reverse process, asymptotically exact (:mod:`.smc`).
 
 :func:`default_method` picks the best of them for an operator and SDE. The exact Gaussian posterior that every method
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 from ..engine import Sampler
 from ..sde import DiagonalSDE
+from .covariance_guidance import CovarianceGuidance, covariance_guidance
 from .guidance import DPS, dps
 from .operators import (
     BlockAverage,
@@ -34,6 +37,7 @@ from .operators import (
     random_mask,
 )
 from .replacement import DDNM, RESTORATION_STEPS, RePaint, ddnm, repaint
+from .points import PointObservation, diffusionpde_points
 from .smc import FilteringSMC, filtering_smc
 
 __all__ = [
@@ -46,13 +50,17 @@ __all__ = [
     "BlockAverage",
     "HeatBlur",
     "observation_matrix",
+    "PointObservation",
+    "diffusionpde_points",
     "RePaint",
     "DDNM",
     "DPS",
+    "CovarianceGuidance",
     "FilteringSMC",
     "repaint",
     "ddnm",
     "dps",
+    "covariance_guidance",
     "filtering_smc",
     "METHODS",
     "RESTORATION_STEPS",
@@ -61,7 +69,7 @@ __all__ = [
     "GaussianPosterior",
 ]
 
-METHODS: tuple[Sampler, ...] = (filtering_smc, ddnm, repaint, dps)
+METHODS: tuple[Sampler, ...] = (filtering_smc, covariance_guidance, ddnm, repaint, dps)
 """Every restoration method of the package."""
 
 

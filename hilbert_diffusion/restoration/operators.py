@@ -192,8 +192,9 @@ def _check_not_coarser(observed: Grid, grid: Grid, what: str) -> None:
 class Mask(ObservationOperator):
     """Point observations: ``(A x)_j = x(p_j)`` at the points where ``observed`` is true.
 
-    ``observed`` is a boolean array shaped like a grid of the basis (broadcast over batch and channels).
-    A field on that grid or on any finer grid containing its points (periodic: multiples; Neumann: odd
+    ``observed`` is a boolean array shaped like a grid of the basis (broadcast over batch and channels), or
+    ``(channels, *grid)`` to observe each channel at its own points (DiffusionPDE's protocol observes one channel of a
+    pair; :meth:`PointObservation.as_mask`): then the fields must have exactly that many channels. A field on that grid or on any finer grid containing its points (periodic: multiples; Neumann: odd
     multiples; Dirichlet: ``N + 1`` a multiple of ``n + 1``) can be inpainted. ``y`` lives on the mask's
     grid (values off the mask are ignored). With weights ``W`` of the mask grid and ``w`` of the
     signal grid: ``A* y = (W/w) y`` placed at the observed points, ``A⁺ y = y`` placed there (zero elsewhere).
@@ -206,19 +207,30 @@ class Mask(ObservationOperator):
         observed = torch.as_tensor(self.observed)
         if observed.dtype != torch.bool:
             raise ValueError(f"observed must be a boolean array (True = observed), got dtype {observed.dtype}.")
-        if observed.dim() != self.basis.ndim:
+        if observed.dim() not in (self.basis.ndim, self.basis.ndim + 1):
             raise ValueError(
                 f"observed has shape {tuple(observed.shape)} but {type(self.basis).__name__} fields have "
-                f"{self.basis.ndim} grid axes; give one boolean per grid point (shape = the grid)."
+                f"{self.basis.ndim} grid axes; give one boolean per grid point (shape = the grid, or (channels, *grid))."
             )
-        self.basis.grid(tuple(observed.shape))
+        self.basis.grid(tuple(observed.shape[-self.basis.ndim :]))
         if not observed.any():
             raise ValueError("the mask observes no point: nothing conditions the sample; use an unconditional sampler.")
         object.__setattr__(self, "observed", observed.cpu())
 
     @property
     def grid(self) -> Grid:
-        return tuple(self.observed.shape)
+        return tuple(self.observed.shape[-self.basis.ndim :])
+
+    @property
+    def per_channel(self) -> bool:
+        """Whether each channel is observed at its own points (``observed`` shaped ``(channels, *grid)``)."""
+        return self.observed.dim() > self.basis.ndim
+
+    def _check_channels(self, x: Tensor) -> None:
+        if self.per_channel and (x.dim() <= self.basis.ndim or x.shape[-self.basis.ndim - 1] != len(self.observed)):
+            have = x.shape[-self.basis.ndim - 1] if x.dim() > self.basis.ndim else 0
+            raise ValueError(f"the mask observes {len(self.observed)} channels at their own points but the field has "
+                             f"{have}; give (batch, {len(self.observed)}, *grid) fields or a mask shaped like the grid.")
 
     def _indices(self, grid: Grid) -> list[Tensor]:
         indices = _nested_indices(self.basis, self.grid, grid)
@@ -248,6 +260,7 @@ class Mask(ObservationOperator):
     def forward(self, x: Tensor) -> Tensor:
         grid = self.basis.grid_of(x)
         self.observation_grid(grid)
+        self._check_channels(x)
         sub = x if grid == self.grid else _select(x, self._indices(grid), self.basis.ndim)
         return sub * self.observed.to(x.device)
 
@@ -261,6 +274,7 @@ class Mask(ObservationOperator):
     def pseudo_inverse(self, y: Tensor, grid: Grid) -> Tensor:
         grid = self.basis.grid(grid)
         self._check_observation(y, grid)
+        self._check_channels(y)
         y = y * self.observed.to(y.device)
         return y if grid == self.grid else _embed(y, self._indices(grid), grid, self.basis.ndim)
 
@@ -484,14 +498,23 @@ class HeatBlur(ObservationOperator):
 # =========================================================================================== dense algebra
 def _to_vector(operator: ObservationOperator, y: Tensor, grid: Grid) -> Tensor:
     """Observation fields ``(*batch, *g)`` -> coordinate vectors ``(*batch, n_obs)`` (observed points only)."""
-    points = operator.observed_points(grid).flatten().to(y.device)
+    points = _shared_points(operator, grid).flatten().to(y.device)
     return y.flatten(y.dim() - operator.basis.ndim)[..., points]
+
+
+def _shared_points(operator: ObservationOperator, grid: Grid) -> Tensor:
+    """The observed points of the observation grid, the same in every channel (the dense algebra's vectors)."""
+    points = operator.observed_points(grid)
+    if points.dim() > operator.basis.ndim:
+        raise ValueError("this method needs every channel observed at the same points, but the mask observes each "
+                         "channel at its own points; use dps or ddnm, which take channel-wise masks.")
+    return points
 
 
 def _from_vector(operator: ObservationOperator, u: Tensor, grid: Grid) -> Tensor:
     """The inverse of :func:`_to_vector` (zeros at unobserved points)."""
     obs_grid = operator.observation_grid(grid)
-    points = operator.observed_points(grid).flatten().to(u.device)
+    points = _shared_points(operator, grid).flatten().to(u.device)
     out = u.new_zeros((*u.shape[:-1], points.numel()))
     out[..., points] = u
     return out.reshape(*u.shape[:-1], *obs_grid)

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from ..bases import Grid, SpectralBasis
+from .operators import Mask
 
 __all__ = ["PointObservation", "diffusionpde_points"]
 
@@ -108,6 +109,23 @@ class PointObservation:
         mask = torch.zeros(math.prod(self.grid), dtype=torch.bool)
         mask[self._flat(self.indices, self.grid)] = True
         return mask.reshape(self.grid)
+
+    def as_mask(self, channels: int) -> Mask:
+        """The same observation as a channel-wise :class:`Mask` on :attr:`grid` for fields with ``channels``
+        channels, for the restoration methods of the engine (``y`` then lives on the grid: :meth:`scatter`)."""
+        if max(self.channels) >= channels:
+            raise ValueError(f"the observation reads channel {max(self.channels)} but the fields have {channels}.")
+        observed = torch.zeros((channels, *self.grid), dtype=torch.bool)
+        observed[list(self.channels)] = self.mask()
+        return Mask(basis=self.basis, observed=observed, noise_std=self.noise_std)
+
+    def scatter(self, y: Tensor, channels: int) -> Tensor:
+        """Observed values ``(n, len(channels), P)`` placed on the grid, ``(n, channels, *grid)`` (zero elsewhere)."""
+        self.check_observation(y)
+        out = y.new_zeros((len(y), channels, math.prod(self.grid)))
+        out[:, list(self.channels)] = out[:, list(self.channels)].index_copy(
+            -1, self._flat(self.indices, self.grid).to(y.device), y)
+        return out.reshape(len(y), channels, *self.grid)
 
     def coordinates(self) -> Tensor:
         """The physical positions of the points, ``(P, ndim)`` float64."""
