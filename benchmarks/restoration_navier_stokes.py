@@ -73,6 +73,7 @@ from hilbert_diffusion.restoration import (
     ObservationOperator,
     SpectralDownsample,
     box_mask,
+    covariance_guidance,
     ddnm,
     filtering_smc,
     random_mask,
@@ -141,7 +142,8 @@ def make_tasks(basis: PeriodicBasis, n: int) -> list[Task]:
 
 def make_methods(setting: Setting) -> list[Method]:
     p = setting.particles
-    return [Method(ddnm.name, ddnm), Method(f"smc P={p}", filtering_smc.configure(particles=p))]
+    return [Method(ddnm.name, ddnm), Method(f"smc P={p}", filtering_smc.configure(particles=p)),
+            Method("guidance", covariance_guidance)]
 
 
 # ------------------------------------------------------------------------------------------- baselines

@@ -103,3 +103,19 @@ def test_needs_a_data_spectrum():
     out = covariance_guidance(lambda x, t: oracle(x, t), oracle.sde, x, covariance_guidance.times(3), operator=operator,
                               y=operator.forward(x), data_spectrum=oracle.data_covariance)
     assert out.shape == x.shape
+
+
+@pytest.mark.parametrize("kappa", [0.0, 1e-3], ids=["no heat", "heat"])
+def test_the_jacobian_route_is_exact_for_an_exact_model(kappa):
+    """With jacobian_snr the model's own Tweedie covariance A⁻¹N Jᵀ replaces Σ_t; for the oracle the two agree."""
+    oracle, operator = _oracle(kappa), box_mask(BASIS, 64, low=0.3, high=0.6)
+    truth = oracle.sample_data(1, 64, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    y = operator.observe(truth)
+    x = oracle.sde.prior_sample(16, 64, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    outputs = [covariance_guidance(oracle, oracle.sde, x, covariance_guidance.times(20), operator=operator, y=y,
+                                   generator=torch.Generator().manual_seed(3), jacobian_snr=snr) for snr in (1e-8, 1e300)]
+    assert covariance_guidance.configure(jacobian_snr=1e-8).method.requires_grad
+    assert not covariance_guidance.method.requires_grad
+    assert torch.allclose(outputs[0], outputs[1], atol=1e-8 * float(outputs[1].abs().max()))
+    with pytest.raises(ValueError, match="jacobian_snr"):
+        covariance_guidance.configure(jacobian_snr=0.0)
