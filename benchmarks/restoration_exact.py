@@ -62,6 +62,7 @@ from hilbert_diffusion.restoration import (
     ObservationOperator,
     SpectralDownsample,
     box_mask,
+    covariance_guidance,
     ddnm,
     dps,
     exact_gaussian_posterior,
@@ -99,6 +100,7 @@ def methods(quick: bool, ndim: int) -> list[Method]:
         Method("ddnm", ddnm, {}),
         Method("dps ζ=1", dps, {"step_size": 1.0}),
         Method(f"smc P={particles}", filtering_smc, {"particles": particles}, fraction=0.5),
+        Method("guidance", covariance_guidance, {}),
     ]
 
 
@@ -138,6 +140,7 @@ class Counter:
 
     def __init__(self, model) -> None:
         self.model, self.rows = model, 0
+        self.data_covariance = model.data_covariance  # the spectrum covariance guidance reads from the model
 
     def __call__(self, x, t):
         self.rows += x.shape[0]
@@ -226,7 +229,8 @@ def run_task(
 
 
 FIGURE_TASKS = ("box", "random 80%", "spectral ×4")
-COLORS = {"repaint": "tab:blue", "repaint U": "tab:orange", "ddnm": "tab:green", "dps": "tab:red", "smc": "tab:purple"}
+COLORS = {"repaint": "tab:blue", "repaint U": "tab:orange", "ddnm": "tab:green", "dps": "tab:red", "smc": "tab:purple",
+          "guidance": "tab:brown"}
 FIGURE: dict = {}
 
 

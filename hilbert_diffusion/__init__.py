@@ -10,7 +10,9 @@ from .config import from_config, to_config
 from .datasets import FieldDataset
 from .losses import StratifiedTime, UniformTime, denoising_loss
 from .models import GaussianOracle
+from .models.cross_spectrum import ChannelCovariance
 from .models.fno import ScoreFNO, ScoreFNOConfig
+from .models.linear_pde import LinearGaussianPair
 from .models.sphere import SphericalScoreConfig, SphericalScoreOperator
 from .noise import GaussianRandomField, Matern, PowerLaw, Spectrum, SquaredExponential, WhiteNoise
 from .sde import (
@@ -82,6 +84,8 @@ __all__ = [
     "StochasticHeatSDE",
     "default_sde",
     "GaussianOracle",
+    "ChannelCovariance",
+    "LinearGaussianPair",
     "ScoreFNO",
     "ScoreFNOConfig",
     "SphericalScoreOperator",

@@ -69,15 +69,23 @@ class CovarianceGuidance(Method):
         return math.isfinite(self.jacobian_snr)
 
     def _spectrum(self, run: Run) -> Tensor:
+        """``c_k`` per channel ``(C, *coefficient shape)``, or per mode the channel covariance ``(C, C, *…)``."""
         spectra = self.data_spectrum
         if spectra is None:  # ScoreFNO's Wiener-skip estimate, or the Gaussian oracle's exact spectrum
             spectra = getattr(run.model, "data_spectrum", None) or getattr(run.model, "data_covariance", None)
         if spectra is None:
-            raise ValueError("covariance_guidance needs the data's variance spectrum: pass data_spectrum= (a Spectrum "
-                             "or one per channel), or use a model that carries one (ScoreFNO, GaussianOracle).")
-        spectra = (spectra,) * run.x.shape[1] if isinstance(spectra, Spectrum) else tuple(spectra)
-        if len(spectra) != run.x.shape[1]:
-            raise ValueError(f"data_spectrum has {len(spectra)} entries but the fields have {run.x.shape[1]} channels.")
+            raise ValueError("covariance_guidance needs the data's variance spectrum: pass data_spectrum= (a Spectrum, "
+                             "one per channel or a ChannelCovariance), or use a model that carries one (ScoreFNO, "
+                             "GaussianOracle).")
+        channels = run.x.shape[1]
+        if hasattr(spectra, "matrix"):  # a ChannelCovariance: channels correlated mode by mode
+            if spectra.channels != channels or math.isfinite(self.jacobian_snr):
+                raise ValueError(f"a ChannelCovariance of {spectra.channels} channels takes fields of as many channels "
+                                 f"(got {channels}) and the Gaussian route only (leave jacobian_snr at inf).")
+            return spectra.matrix(run.basis, run.grid).to(device=run.x.device, dtype=run.x.real.dtype)
+        spectra = (spectra,) * channels if isinstance(spectra, Spectrum) else tuple(spectra)
+        if len(spectra) != channels:
+            raise ValueError(f"data_spectrum has {len(spectra)} entries but the fields have {channels} channels.")
         lam = run.basis.eigenvalues(run.grid)
         return torch.stack([s(lam) for s in spectra]).to(device=run.x.device, dtype=run.x.real.dtype)
 
@@ -112,29 +120,46 @@ class CovarianceGuidance(Method):
     def advance(self, run: Run, carry: _Carry, x: Tensor, denoised: Tensor, s: float, t: float) -> _Carry:
         operator, y = run.observation()
         a, v, c = run.a(t), run.v(t), carry.spectrum
-        posterior = c * v / (a**2 * c + v)  # s_k per channel: Cov[x_0 | x_t] of the Gaussian with spectrum c
+        posterior = _posterior(c, a, v, mixing=c.dim() == run.basis.ndim + 2)  # Cov[x_0 | x_t] of N(0, c), per mode
         residual = (y - operator.forward(denoised.detach()))[:, carry.observed].to(torch.float64)  # (batch, n_obs)
         weights = torch.linalg.solve(self._gram(run, carry, posterior), residual.T).T.to(x.dtype)  # K_t⁻¹ (y − H D)
+        shift = torch.einsum("bj,j...->b...", weights, carry.rows)  # Hᵀ K_t⁻¹ (y − H D)
+        if not self.requires_grad:
+            return carry._replace(x=run.bridge_sample(x.detach(), denoised + _covariance(run, shift, posterior), s, t))
         # (CG) per mode: through the model's Jacobian (T2) where the mode's signal-to-noise ratio a²c/v exceeds
         # jacobian_snr, else through the Gaussian's own posterior covariance s_k (where J = A_t Σ_t N_t⁻¹ they agree).
         visible = a**2 * c > self.jacobian_snr * v
-        conditional = denoised.detach() + _covariance(run, torch.einsum("bj,j...->b...", weights, carry.rows),
-                                                      torch.where(visible, 0.0, posterior))
-        if bool(visible.any()):
-            with torch.enable_grad():
-                predicted = operator.forward(denoised)
-                target = torch.zeros_like(predicted)
-                target[:, carry.observed] = weights
-                (vjp,) = torch.autograd.grad(predicted, x, grad_outputs=target)  # Jᵀ Hᵀ K_t⁻¹ r
-            conditional = conditional + _covariance(run, vjp, torch.where(visible, v / torch.where(visible, a, 1.0), 0.0))
+        conditional = denoised.detach() + _covariance(run, shift, torch.where(visible, 0.0, posterior))
+        with torch.enable_grad():
+            predicted = operator.forward(denoised)
+            target = torch.zeros_like(predicted)
+            target[:, carry.observed] = weights
+            (vjp,) = torch.autograd.grad(predicted, x, grad_outputs=target)  # Jᵀ Hᵀ K_t⁻¹ r
+        conditional = conditional + _covariance(run, vjp, torch.where(visible, v / torch.where(visible, a, 1.0), 0.0))
         return carry._replace(x=run.bridge_sample(x.detach(), conditional, s, t))
 
 
+def _posterior(c: Tensor, a: Tensor, v: Tensor, *, mixing: bool) -> Tensor:
+    """``Cov[x_0 | x_t]`` per mode for ``x_0 ~ N(0, c)``: ``c v / (a² c + v)`` per channel (``c`` shaped
+    ``(C, *modes)``), or ``(I + (a²/v) C)⁻¹ C`` for a channel covariance ``C`` shaped ``(C, C, *modes)``."""
+    if not mixing:
+        return c * v / (a**2 * c + v)
+    a, v = torch.broadcast_to(a, c.shape[2:]), torch.broadcast_to(v, c.shape[2:])
+    matrix = c.movedim(0, -1).movedim(0, -1)  # (*modes, C, C)
+    eye = torch.eye(matrix.shape[-1], dtype=matrix.dtype, device=matrix.device)
+    return torch.linalg.solve(eye + (a**2 / v)[..., None, None] * matrix, matrix).movedim(-1, 0).movedim(-1, 0)
+
+
 def _covariance(run: Run, f: Tensor, variances: Tensor) -> Tensor:
-    """``C f`` for Euclidean grid vectors ``f`` and the grid covariance ``C`` of per-mode ``variances``:
+    """``C f`` for Euclidean grid vectors ``f`` ``(n, C, *grid)`` and the grid covariance ``C`` of per-mode
+    ``variances`` (per channel ``(C, *modes)``, or channel-mixing ``(C, C, *modes)``):
     ``Cov[x(p_i), x(p_j)] = Σ_k variances_k e_k(p_i) e_k(p_j)``, so ``C f = B(variances · B*(f / w))``."""
     w = run.basis.weights(run.grid).to(device=f.device, dtype=f.dtype)
-    return run.basis.apply_diagonal(f / w, variances)
+    if variances.dim() < run.basis.ndim + 2:
+        return run.basis.apply_diagonal(f / w, variances)
+    coefficients = run.basis.forward(f / w)
+    mixed = torch.einsum("ij...,nj...->ni...", variances.to(coefficients.dtype), coefficients)
+    return run.basis.inverse(mixed, run.grid)
 
 
 covariance_guidance = Sampler("covariance-guidance", CovarianceGuidance(), default_steps=RESTORATION_STEPS,
