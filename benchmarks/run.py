@@ -39,6 +39,7 @@ import torch
 
 from benchmarks import (
     denoiser_vs_oracle,
+    pde_inverse,
     quadratic,
     resolution_transfer,
     restoration_exact,
@@ -56,6 +57,7 @@ BENCHMARKS: tuple[ModuleType, ...] = (
     quadratic,
     resolution_transfer,
     restoration_navier_stokes,
+    pde_inverse,
 )
 DEFAULT_RESULTS = Path(__file__).resolve().parent / "results"
 
