@@ -26,7 +26,8 @@ Rows:
 
     python benchmarks/pde_inverse.py [--quick] [--tasks poisson,helmholtz,darcy,ns] [--runs DIR] [--models TASKS]
 
-prints the table and writes ``benchmarks/results/pde_inverse[_quick].json``. ``--runs DIR`` keeps one trained run
+prints the table and writes ``benchmarks/results/pde_inverse[_quick].json``, merged per task into the file that is
+there (so ``--tasks`` runs add to it). ``--runs DIR`` keeps one trained run
 per task in ``DIR/<task>`` (trained there on first use, reused after); ``--models`` names the tasks that get one (the
 others report only the rows that need no model). ``--quick`` (CI): 16² pairs, 40 points, tiny models trained for seconds.
 """
@@ -206,9 +207,9 @@ def evaluate(name: str, setting: Setting, *, runs: Path | None, cache_dir: str |
 def print_table(results: dict, resolution: int) -> None:
     names = list(results)
     print(f"\nrelative L² error (%), forward / inverse, {resolution}² grid, single draw (mean of K draws):")
-    print(f"{'row':<58}" + "".join(f"{n:>32}" for n in names))
+    print(f"{'row':<58}" + "".join(f" {n:>33}" for n in names))
     for peer, numbers in PEERS.items():
-        print(f"{peer:<58}" + "".join(f"{f'{numbers[n][0]:.2f} / {numbers[n][1]:.2f}':>32}" for n in names))
+        print(f"{peer:<58}" + "".join(f" {f'{numbers[n][0]:.2f} / {numbers[n][1]:.2f}':>33}" for n in names))
     labels = sorted({k for r in results.values() for d in r["grids"].get(str(resolution), {}).values() for k in d})
     for label in labels:
         cells = []
@@ -216,7 +217,7 @@ def print_table(results: dict, resolution: int) -> None:
             rows = results[n]["grids"].get(str(resolution), {})
             pair = [rows.get(d, {}).get(label) for d in DIRECTIONS]
             cells.append(" / ".join(f"{p['draw']:.2f} ({p['mean']:.2f})" if p else "–" for p in pair))
-        print(f"{label:<58}" + "".join(f"{c:>32}" for c in cells))
+        print(f"{label:<58}" + "".join(f" {c:>33}" for c in cells))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -238,8 +239,13 @@ def main(argv: list[str] | None = None) -> int:
     runs = Path(args.runs) if args.runs else RESULTS / f".{stem}_runs"
     models = names if args.models is None else [n.strip() for n in args.models.split(",") if n.strip()]
     start = time.perf_counter()
-    results = {name: evaluate(name, setting, runs=runs if name in models else None, cache_dir=args.cache_dir)
-               for name in names}
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{stem}.json"
+    previous = json.loads(path.read_text()).get("results", {}) if path.exists() else {}
+    for name in names:  # per task, merged into the existing file: --tasks runs add to it
+        result = evaluate(name, setting, runs=runs if name in models else None, cache_dir=args.cache_dir)
+        previous[name] = {**result, "seconds": time.perf_counter() - start}
+    results = {name: previous[name] for name in TASKS if name in previous}
     for resolution in setting.resolutions:
         print_table(results, resolution)
     document = {
@@ -249,12 +255,9 @@ def main(argv: list[str] | None = None) -> int:
                      "train_minutes_budget": setting.train_minutes, "directions": DIRECTIONS},
         "peers": PEERS, "results": results,
         "machine": {"platform": platform.platform(), "torch": torch.__version__, "threads": torch.get_num_threads()},
-        "total_seconds": time.perf_counter() - start,
     }
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"{stem}.json"
     path.write_text(json.dumps(document, indent=1, ensure_ascii=False))
-    print(f"total {document['total_seconds']:.0f} s; wrote {path}")
+    print(f"{time.perf_counter() - start:.0f} s; wrote {path} ({', '.join(results)})")
     return 0
 
 

@@ -317,7 +317,8 @@ def _add_restoration_commands(commands) -> None:
         r.add_argument("--out", required=True, help="output .npy: --num samples per observation, observation-major")
         r.add_argument("--num", type=_positive_int, default=8, help="posterior samples per observation")
         r.add_argument("--method", choices=tuple(_methods()), default="auto",
-                       help="auto: smc (asymptotically exact) for masks/blocks without heat, else ddnm")
+                       help="auto: ddnm for spectral/blur operators (exact there), smc (asymptotically exact) for "
+                       "masks/blocks without heat, guidance (covariance guidance) under heat")
         r.add_argument("--steps", type=_positive_int, help=f"time steps (default {_methods()['ddnm'].default_steps}): "
                        "fewer is faster, less exact")
         r.add_argument("--particles", type=_positive_int, help="particles per draw of --method smc (default "

@@ -88,8 +88,8 @@ class TrainedRun:
         """``num`` posterior draws per observation ``y`` ``(n_obs, channels, *observation_grid)`` (data units) of
         ``y = A x + σ_y ε``, at the grid ``resolution`` (default: the observation's grid), observation-major.
 
-        ``method`` defaults to :func:`~hilbert_diffusion.restoration.default_method` (SMC where it is exact, else
-        DDNM), on its own time grid with ``steps`` steps; ``options`` go to it (e.g. ``particles=8``). The operator's
+        ``method`` defaults to :func:`~hilbert_diffusion.restoration.default_method` (DDNM for operators diagonal in the
+        basis, SMC where it is exact, covariance guidance under heat and for channel-wise masks), on its own time grid with ``steps`` steps; ``options`` go to it (e.g. ``particles=8``). The operator's
         ``noise_std`` is in normalised units (data units divided by the channel's std)."""
         if not isinstance(num, int) or num < 1:
             raise ValueError(f"num must be a positive int (posterior draws per observation), got {num!r}.")

@@ -9,8 +9,10 @@ from hilbert_diffusion import GaussianOracle, Matern, NeumannBasis, PeriodicBasi
 from hilbert_diffusion.engine import Sampler
 from hilbert_diffusion.restoration import (
     METHODS,
+    Mask,
     SpectralDownsample,
     box_mask,
+    covariance_guidance,
     ddnm,
     default_method,
     dps,
@@ -122,7 +124,9 @@ def test_default_method_is_smc_where_it_is_exact():
     heat = StochasticHeatSDE(basis=BASIS, covariance=Matern(alpha=1.5, tau=5.0), kappa=1e-3)
     spectral = SpectralDownsample(basis=BASIS, resolution=8)
     assert default_method(SDE, MASK) is filtering_smc
-    assert default_method(heat, MASK) is ddnm and default_method(SDE, spectral) is ddnm
+    assert default_method(heat, MASK) is covariance_guidance and default_method(SDE, spectral) is ddnm
+    channel_wise = Mask(basis=BASIS, observed=torch.stack([MASK.observed, ~MASK.observed]))
+    assert default_method(SDE, channel_wise) is covariance_guidance
 
 
 def test_box_masks_take_scalars_and_nan_marks_missing_points():

@@ -9,14 +9,15 @@ samplers' signature plus the keyword-only ``operator`` and ``y``::
 * :data:`repaint`, :data:`ddnm` — replacement of the observed part (:mod:`.replacement`);
 * :data:`dps` — likelihood guidance through the model (:mod:`.guidance`);
 * :data:`covariance_guidance` — the conditional denoiser of the linear-Gaussian likelihood with the data spectrum's
-  exact posterior covariance, through one vector–Jacobian product per step (:mod:`.covariance_guidance`);
+  exact posterior covariance, one model evaluation per step (:mod:`.covariance_guidance`);
 * :data:`filtering_smc` — sequential Monte Carlo over the reverse process, asymptotically exact (:mod:`.smc`).
 
 :func:`default_method` picks the best of them for an operator and SDE. The exact Gaussian posterior that every method
 is measured against lives beside the oracle (:func:`hilbert_diffusion.models.gaussian.exact_gaussian_posterior`).
 Measured there: for operators diagonal in the basis (spectral super-resolution) replacement is exact and cheapest;
-for masks, block averages and noisy observations only :data:`filtering_smc` matches the posterior (mean and spread),
-at ``particles`` times the cost; DPS and the replacement methods are off by tens of percent in the mean there.
+for masks, block averages and noisy observations :data:`filtering_smc` matches the posterior (mean and spread) at
+``particles`` times the cost, and :data:`covariance_guidance` matches it at the cost of one sampler (also under heat,
+where SMC does not apply); DPS and the replacement methods are off by tens of percent in the mean there.
 """
 
 from __future__ import annotations
@@ -74,10 +75,14 @@ METHODS: tuple[Sampler, ...] = (filtering_smc, covariance_guidance, ddnm, repain
 
 
 def default_method(sde: DiagonalSDE, operator: ObservationOperator) -> Sampler:
-    """The asymptotically exact :data:`filtering_smc` where it applies (``A`` commutes with the forward mean factor:
-    κ = 0, and not diagonal in the basis), else :data:`ddnm`, which is exact for operators diagonal in the basis."""
+    """:data:`ddnm` for operators diagonal in the basis (exact there, and the cheapest); the asymptotically exact
+    :data:`filtering_smc` where it applies (``A`` commutes with the forward mean factor: κ = 0, and every channel is
+    observed at the same points); else — heat, or channel-wise masks — :data:`covariance_guidance`, exact for Gaussian
+    data with the model's spectrum (it reads the model's ``data_spectrum``)."""
+    if operator.diagonal:
+        return ddnm
     heat = getattr(sde, "kappa", 0.0) > 0
-    return ddnm if operator.diagonal or heat else filtering_smc
+    return covariance_guidance if heat or getattr(operator, "per_channel", False) else filtering_smc
 
 
 def __getattr__(name: str):  # the exact references moved beside the Gaussian oracle; the old import path still works
