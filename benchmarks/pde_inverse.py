@@ -132,15 +132,17 @@ def observation(basis, resolution: int, count: int, direction: str) -> PointObse
                             indices=diffusionpde_points(seed, count=count, resolution=resolution))
 
 
-def bayes_limit(task: Task, pairs: torch.Tensor, obs: PointObservation, direction: str, draws: int) -> dict:
-    """Errors (%) of the exact posterior mean and of single exact draws, with the seconds it took."""
+def bayes_limit(task: Task, pairs: torch.Tensor, obs: PointObservation, direction: str,
+                draws: int) -> tuple[dict, torch.Tensor]:
+    """Errors (%) of the exact posterior mean and of single exact draws, with the seconds it took; and the first
+    pair's first exact draw of the recovered channel."""
     start, target = time.perf_counter(), DIRECTIONS[direction][2]
     pair = task.bayes(pairs.shape[-1])
     truth = pairs.double()
     post = pair.posterior(obs, obs(truth), draws=draws, generator=torch.Generator().manual_seed(11))
     single = torch.stack([relative_error(post.draws[:, k, target], truth[:, target]) for k in range(draws)])
-    return {"mean": 100 * relative_error(post.mean[:, target], truth[:, target]).mean().item(),
-            "draw": 100 * single.mean().item(), "seconds": time.perf_counter() - start}
+    return ({"mean": 100 * relative_error(post.mean[:, target], truth[:, target]).mean().item(),
+             "draw": 100 * single.mean().item(), "seconds": time.perf_counter() - start}, post.draws[0, 0, target])
 
 
 def get_run(name: str, task: Task, setting: Setting, runs: Path, cache_dir: str | None):
@@ -161,8 +163,9 @@ def get_run(name: str, task: Task, setting: Setting, runs: Path, cache_dir: str 
 
 
 def restored(run, obs: PointObservation, pairs: torch.Tensor, method: Sampler, steps: int, direction: str,
-             draws: int) -> dict:
-    """Single-draw and mean-of-``draws`` errors (%) of ``method`` restoring the recovered channel."""
+             draws: int) -> tuple[dict, torch.Tensor]:
+    """Single-draw and mean-of-``draws`` errors (%) of ``method`` restoring the recovered channel, and the first
+    pair's first draw of it."""
     start, target = time.perf_counter(), DIRECTIONS[direction][2]
     mask, grid = obs.as_mask(pairs.shape[1]), tuple(pairs.shape[2:])
     y = obs.scatter(obs(pairs), pairs.shape[1])
@@ -171,11 +174,12 @@ def restored(run, obs: PointObservation, pairs: torch.Tensor, method: Sampler, s
     out = out.reshape(len(pairs), draws, *out.shape[1:]).double()
     truth = pairs[:, target].double()
     single = torch.stack([relative_error(out[:, k, target], truth) for k in range(draws)])
-    return {"draw": 100 * single.mean().item(), "mean": 100 * relative_error(out[:, :, target].mean(1), truth).mean().item(),
-            "evaluations": method.evaluations(steps), "seconds": time.perf_counter() - start}
+    return ({"draw": 100 * single.mean().item(), "mean": 100 * relative_error(out[:, :, target].mean(1), truth).mean().item(),
+             "evaluations": method.evaluations(steps), "seconds": time.perf_counter() - start}, out[0, 0, target])
 
 
-def evaluate(name: str, setting: Setting, *, runs: Path | None, cache_dir: str | None) -> dict:
+def evaluate(name: str, setting: Setting, *, runs: Path | None, cache_dir: str | None, figure: dict) -> dict:
+    """The task's rows on every grid; ``figure[(name, direction)]`` gets the first pair's fields on the protocol grid."""
     task = TASKS[name]
     extra = setting.ns_data if name == "ns" else {}
     run, minutes, covariance = get_run(name, task, setting, runs, cache_dir) if runs is not None else (None, None, None)
@@ -189,14 +193,17 @@ def evaluate(name: str, setting: Setting, *, runs: Path | None, cache_dir: str |
         rows = {}
         for direction in DIRECTIONS:
             obs = observation(test.basis, resolution, setting.points, direction)
-            entry = {}
+            entry, fields = {}, {}
             if task.bayes is not None:
-                entry["bayes"] = bayes_limit(task, test.data, obs, direction, setting.draws)
+                entry["bayes"], fields["exact posterior draw"] = bayes_limit(task, test.data, obs, direction,
+                                                                             setting.draws)
                 entry[f"bayes, first {setting.model_pairs}"] = bayes_limit(
-                    task, test.data[: setting.model_pairs], obs, direction, setting.draws)
+                    task, test.data[: setting.model_pairs], obs, direction, setting.draws)[0]
             for label, method, steps in methods:
-                entry[label] = restored(run, obs, test.data[: setting.model_pairs], method, steps, direction,
-                                        setting.draws)
+                entry[label], fields[label] = restored(run, obs, test.data[: setting.model_pairs], method, steps,
+                                                       direction, setting.draws)
+            if resolution == setting.resolutions[0]:
+                figure[(name, direction)] = {"pair": test.data[0], "points": obs.mask(), "fields": fields}
             rows[direction] = entry
             print(f"  {name} {resolution}² {direction}: " + "; ".join(
                 f"{k} draw {v['draw']:.2f}% mean {v['mean']:.2f}%" for k, v in entry.items()), flush=True)
@@ -242,8 +249,10 @@ def main(argv: list[str] | None = None) -> int:
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{stem}.json"
     previous = json.loads(path.read_text()).get("results", {}) if path.exists() else {}
+    figure: dict = {}
     for name in names:  # per task, merged into the existing file: --tasks runs add to it
-        result = evaluate(name, setting, runs=runs if name in models else None, cache_dir=args.cache_dir)
+        result = evaluate(name, setting, runs=runs if name in models else None, cache_dir=args.cache_dir,
+                          figure=figure)
         previous[name] = {**result, "seconds": time.perf_counter() - start}
     results = {name: previous[name] for name in TASKS if name in previous}
     for resolution in setting.resolutions:
@@ -257,8 +266,41 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {"platform": platform.platform(), "torch": torch.__version__, "threads": torch.get_num_threads()},
     }
     path.write_text(json.dumps(document, indent=1, ensure_ascii=False))
-    print(f"{time.perf_counter() - start:.0f} s; wrote {path} ({', '.join(results)})")
+    draw_figure(figure, RESULTS / f"{stem}_{'_'.join(names)}.png")
+    print(f"{time.perf_counter() - start:.0f} s; wrote {path} ({', '.join(results)}) and its figure")
     return 0
+
+
+def draw_figure(figure: dict, path: Path) -> None:
+    """Per task and direction (rows): the observed field with its points, the truth of the recovered one, each
+    method's first draw and the exact posterior draw where there is one, and the error of the last; colour bars."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    columns = 2 + max(len(d["fields"]) for d in figure.values()) + 1
+    fig = Figure(figsize=(3.2 * columns, 2.9 * len(figure)))
+    for row, ((name, direction), d) in enumerate(figure.items()):
+        observed, _, target = DIRECTIONS[direction]
+        truth = d["pair"][target].double()
+        lo, hi = float(truth.min()), float(truth.max())
+        rows, cols = d["points"].nonzero(as_tuple=True)
+        last = list(d["fields"].values())[-1] if d["fields"] else truth
+        panels = [(f"{name} {direction}: observed {'au'[observed]} ({len(rows)} points)", d["pair"][observed], None),
+                  (f"truth {'au'[target]}", truth, (lo, hi)),
+                  *[(label, field, (lo, hi)) for label, field in d["fields"].items()],
+                  (f"error of {list(d['fields'])[-1] if d['fields'] else 'truth'}", last - truth, None)]
+        for j, (title, image, limits) in enumerate(panels):
+            ax = fig.add_subplot(len(figure), columns, row * columns + j + 1)
+            shown = ax.imshow(image.numpy(), cmap="RdBu_r" if j != 1 + len(d["fields"]) + 1 else "PuOr",
+                              vmin=limits[0] if limits else None, vmax=limits[1] if limits else None, origin="upper")
+            if j == 0:
+                ax.scatter(cols.numpy(), rows.numpy(), s=2, c="k", marker=".")
+            fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04)
+            ax.set_title(title, fontsize=8)
+            ax.set_axis_off()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    FigureCanvasAgg(fig).print_png(str(path))
 
 
 def headline(document: dict) -> dict:
