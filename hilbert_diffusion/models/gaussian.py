@@ -19,7 +19,8 @@ from torch import Tensor
 from ..bases import Grid, SpectralBasis
 from ..engine import Model, Sampler, validate_times
 from ..noise import Spectrum
-from ..restoration.operators import ObservationOperator, _to_vector, observation_matrix
+from ..restoration.operators import ObservationOperator
+from ..restoration.vectors import _to_vector, observation_matrix
 from ..sde import DiagonalSDE
 from .oracle import GaussianOracle
 

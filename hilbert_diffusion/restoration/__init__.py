@@ -34,12 +34,12 @@ from .operators import (
     SpectralDownsample,
     box_mask,
     missing_mask,
-    observation_matrix,
     random_mask,
 )
 from .replacement import DDNM, RESTORATION_STEPS, RePaint, ddnm, repaint
 from .points import PointObservation, diffusionpde_points
 from .smc import FilteringSMC, filtering_smc
+from .vectors import observation_matrix
 
 __all__ = [
     "ObservationOperator",

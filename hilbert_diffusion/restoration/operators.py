@@ -13,7 +13,8 @@ Each operator gives, for a signal grid ``G`` and its observation grid ``g``:
 Operators: :class:`Mask` (point observations; :func:`box_mask`, :func:`random_mask`, :func:`missing_mask`),
 :class:`SpectralDownsample` (the coefficients a low grid resolves; diagonal in the basis), :class:`BlockAverage`
 (pixelation) and :class:`HeatBlur` (the heat semigroup ``e^{-τA}``, a Gaussian kernel; diagonal in the basis).
-:func:`observation_matrix` is the dense matrix of an operator on one grid (for exact references).
+:func:`~.vectors.observation_matrix` (:mod:`.vectors`) is the dense matrix of an operator on one grid (for exact
+references).
 """
 
 from __future__ import annotations
@@ -39,7 +40,6 @@ __all__ = [
     "SpectralDownsample",
     "BlockAverage",
     "HeatBlur",
-    "observation_matrix",
 ]
 
 
@@ -495,36 +495,9 @@ class HeatBlur(ObservationOperator):
         return self.basis.resample(self.basis.apply_diagonal(y, inverse), grid)
 
 
-# =========================================================================================== dense algebra
-def _to_vector(operator: ObservationOperator, y: Tensor, grid: Grid) -> Tensor:
-    """Observation fields ``(*batch, *g)`` -> coordinate vectors ``(*batch, n_obs)`` (observed points only)."""
-    points = _shared_points(operator, grid).flatten().to(y.device)
-    return y.flatten(y.dim() - operator.basis.ndim)[..., points]
+def __getattr__(name: str):  # observation_matrix moved to .vectors; the old import path still works
+    if name == "observation_matrix":
+        from .vectors import observation_matrix
 
-
-def _shared_points(operator: ObservationOperator, grid: Grid) -> Tensor:
-    """The observed points of the observation grid, the same in every channel (the dense algebra's vectors)."""
-    points = operator.observed_points(grid)
-    if points.dim() > operator.basis.ndim:
-        raise ValueError("this method needs every channel observed at the same points, but the mask observes each "
-                         "channel at its own points; use dps or ddnm, which take channel-wise masks.")
-    return points
-
-
-def _from_vector(operator: ObservationOperator, u: Tensor, grid: Grid) -> Tensor:
-    """The inverse of :func:`_to_vector` (zeros at unobserved points)."""
-    obs_grid = operator.observation_grid(grid)
-    points = _shared_points(operator, grid).flatten().to(u.device)
-    out = u.new_zeros((*u.shape[:-1], points.numel()))
-    out[..., points] = u
-    return out.reshape(*u.shape[:-1], *obs_grid)
-
-
-def observation_matrix(operator: ObservationOperator, grid: Grid) -> Tensor:
-    """The Euclidean matrix ``(n_obs, N)`` (float64) of ``A`` from grid values to observed values."""
-    grid = operator.basis.grid(grid)
-    n = math.prod(grid)
-    identity = torch.eye(n, dtype=torch.float64).reshape(n, *grid)
-    return _to_vector(operator, operator.forward(identity), grid).T.contiguous()
-
-
+        return observation_matrix
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -23,7 +23,7 @@ from torch import Tensor
 
 from ..engine import Method, Run, Sampler
 from ..times import power_times
-from .operators import _from_vector, _to_vector
+from .vectors import _from_vector, _to_vector
 from .replacement import RESTORATION_STEPS
 
 __all__ = ["FilteringSMC", "filtering_smc"]
