@@ -158,7 +158,8 @@ def get_run(name: str, task: Task, setting: Setting, runs: Path, cache_dir: str 
         minutes = (time.process_time() - start) / 60
         (run_dir / "training_minutes.json").write_text(json.dumps({"minutes": minutes}))
     run = load(run_dir)
-    minutes = json.loads((run_dir / "training_minutes.json").read_text())["minutes"]
+    record = run_dir / "training_minutes.json"  # absent for a run trained elsewhere (then: not measured here)
+    minutes = json.loads(record.read_text())["minutes"] if record.exists() else None
     return run, minutes, ChannelCovariance.estimate(run.normalization.encode(data.data), data.basis)
 
 
