@@ -44,12 +44,13 @@ class _Carry(NamedTuple):
     x: Tensor
     rows: Tensor  # Hᵀ e_j on the grid, one per observed entry: (n_obs, channels, *grid)
     observed: Tensor  # boolean (channels, *observation grid): the observed entries of y
-    spectrum: Tensor  # c_k per channel, (channels, *coefficient shape)
+    spectrum: Tensor  # c_k per channel (channels, *modes), or a channel covariance per mode (channels, channels, *modes)
 
 
 @dataclass(frozen=True)
 class CovarianceGuidance(Method):
-    """``x_s ~ q(x_s | x_t, D_y)`` with the conditional denoiser (CG); see :data:`covariance_guidance`."""
+    """``x_s ~ q(x_s | x_t, D_y)`` with the conditional denoiser (CG); see :data:`covariance_guidance`. ``data_spectrum``
+    may also be a :class:`~hilbert_diffusion.models.cross_spectrum.ChannelCovariance` (read through its ``matrix``)."""
 
     data_spectrum: Spectrum | Sequence[Spectrum] | None = None
     jacobian_snr: float = math.inf
