@@ -20,7 +20,9 @@ Rows:
   (:data:`~hilbert_diffusion.restoration.covariance_guidance`, 50 steps = 50 model evaluations per draw), with the
   channels' own spectra and with the pairs' per-mode channel covariance estimated from the training pairs
   (:class:`~hilbert_diffusion.models.cross_spectrum.ChannelCovariance`); on the first ``model_pairs`` test pairs (CPU
-  time), beside the Bayes limit on the same pairs.
+  time), beside the Bayes limit on the same pairs. A control row replaces the network by the exact denoiser of the
+  pairs' per-mode Gaussian fit (:class:`~hilbert_diffusion.models.cross_spectrum.ChannelGaussianDenoiser`): what the
+  second-order statistics alone give, to tell the network's error from the method's.
 * **FunDPS** and **DiffusionPDE**: quoted from FunDPS's Table 1 (Yao et al., "Guided Diffusion Sampling on
   Function Spaces with Applications to PDEs", NeurIPS 2025; 500 and 2000 steps, GPU training), never measured here.
 
@@ -40,7 +42,7 @@ import platform
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a file: make the package importable
@@ -53,7 +55,7 @@ from hilbert_diffusion.checkpoint import list_checkpoints, load
 from hilbert_diffusion.datasets import darcy, helmholtz, navier_stokes_pair, poisson
 from hilbert_diffusion.models.fno import ScoreFNOConfig
 from hilbert_diffusion.models.linear_pde import LinearGaussianPair
-from hilbert_diffusion.models.cross_spectrum import ChannelCovariance
+from hilbert_diffusion.models.cross_spectrum import ChannelCovariance, ChannelGaussianDenoiser
 from hilbert_diffusion.restoration import covariance_guidance, ddnm
 from hilbert_diffusion.restoration.points import PointObservation, diffusionpde_points
 from hilbert_diffusion.engine import Sampler
@@ -188,10 +190,12 @@ def evaluate(name: str, setting: Setting, *, runs: Path | None, cache_dir: str |
     task = TASKS[name]
     extra = setting.ns_data if name == "ns" else {}
     run, minutes, covariance = get_run(name, task, setting, runs, cache_dir) if runs is not None else (None, None, None)
-    methods = [(m.name, m, steps) for m, steps in setting.methods] if run is not None else []
+    methods = [(m.name, run, m, steps) for m, steps in setting.methods] if run is not None else []
     if run is not None:
-        methods.append(("guidance + channel covariance",
-                        covariance_guidance.configure(data_spectrum=covariance, nugget=NUGGET), setting.steps))
+        joint = covariance_guidance.configure(data_spectrum=covariance, nugget=NUGGET)
+        methods.append(("guidance + channel covariance", run, joint, setting.steps))
+        gaussian = replace(run, model=ChannelGaussianDenoiser(run.sde, covariance))  # the pairs' per-mode Gaussian
+        methods.append(("per-mode Gaussian fit, no network (guidance)", gaussian, joint, setting.steps))
     result = {"train_cpu_minutes": minutes, "grids": {}}
     for resolution in setting.resolutions:
         test = task.builder(setting.test_pairs, resolution, seed=1, cache_dir=cache_dir, progress=False, **extra)
@@ -204,9 +208,9 @@ def evaluate(name: str, setting: Setting, *, runs: Path | None, cache_dir: str |
                                                                              setting.draws)
                 entry[f"bayes, first {setting.model_pairs}"] = bayes_limit(
                     task, test.data[: setting.model_pairs], obs, direction, setting.draws)[0]
-            for label, method, steps in methods:
-                entry[label], fields[label] = restored(run, obs, test.data[: setting.model_pairs], method, steps,
-                                                       direction, setting.draws)
+            for label, model_run, method, steps in methods:
+                entry[label], fields[label] = restored(model_run, obs, test.data[: setting.model_pairs], method,
+                                                       steps, direction, setting.draws)
             if resolution == setting.resolutions[0]:
                 figure[(name, direction)] = {"pair": test.data[0], "points": obs.mask(), "fields": fields}
             rows[direction] = entry

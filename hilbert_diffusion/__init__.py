@@ -10,7 +10,7 @@ from .config import from_config, to_config
 from .datasets import FieldDataset
 from .losses import StratifiedTime, UniformTime, denoising_loss
 from .models import GaussianOracle
-from .models.cross_spectrum import ChannelCovariance
+from .models.cross_spectrum import ChannelCovariance, ChannelGaussianDenoiser
 from .models.fno import ScoreFNO, ScoreFNOConfig
 from .models.linear_pde import LinearGaussianPair
 from .models.sphere import SphericalScoreConfig, SphericalScoreOperator
@@ -86,6 +86,7 @@ __all__ = [
     "default_sde",
     "GaussianOracle",
     "ChannelCovariance",
+    "ChannelGaussianDenoiser",
     "LinearGaussianPair",
     "ScoreFNO",
     "ScoreFNOConfig",

@@ -125,32 +125,14 @@ def test_the_jacobian_route_is_exact_for_an_exact_model(kappa):
 RHO = -0.9
 
 
-class _JointOracle(torch.nn.Module):
-    """The exact denoiser of the 2-channel Gaussian whose channels are correlated mode by mode (coefficient
-    covariance C_k = COVARIANCE.matrix): D_k = C a (a² C + v I)⁻¹ x_k."""
-
-    def __init__(self, sde, covariance):
-        super().__init__()
-        self.sde, self.covariance = sde, covariance
-
-    def forward(self, x, t):
-        basis, grid = self.sde.basis, self.sde.basis.grid_of(x)
-        c = self.covariance.matrix(basis, grid).movedim(0, -1).movedim(0, -1)  # (modes, 2, 2)
-        a, v = self.sde.mean_factor(float(t[0]), grid), self.sde.variance(float(t[0]), grid)
-        a, v = torch.broadcast_to(a, c.shape[:-2]), torch.broadcast_to(v, c.shape[:-2])
-        eye = torch.eye(2, dtype=c.dtype)
-        gain = a[..., None, None] * c @ torch.linalg.inv(a[..., None, None] ** 2 * c + v[..., None, None] * eye)
-        coefficients = basis.forward(x).movedim(1, -1)  # (batch, modes, 2)
-        return basis.inverse(torch.einsum("...ij,b...j->b...i", gain, coefficients).movedim(-1, 1), grid)
-
-
 def _joint_problem():
-    from hilbert_diffusion.models.cross_spectrum import ChannelCovariance
+    """A 2-channel Gaussian whose channels are correlated mode by mode, and its exact denoiser."""
+    from hilbert_diffusion.models.cross_spectrum import ChannelCovariance, ChannelGaussianDenoiser
 
     sde = StochasticHeatSDE(basis=BASIS, covariance=Matern(alpha=1.5, tau=3.0))
     covariance = ChannelCovariance(spectra=(Matern(alpha=2.0, tau=5.0), Matern(alpha=3.0, tau=4.0, scale=0.5)),
                                    knots=(0.0,), correlations=(((1.0,), (RHO,)), ((RHO,), (1.0,))))
-    return sde, covariance, _JointOracle(sde, covariance)
+    return sde, covariance, ChannelGaussianDenoiser(sde, covariance)
 
 
 def test_channel_covariance_carries_the_observation_into_the_other_channel():
@@ -171,7 +153,7 @@ def test_channel_covariance_carries_the_observation_into_the_other_channel():
     exact = (dense[:, index] @ torch.linalg.solve(dense[index][:, index], truth.reshape(-1)[index])).reshape(2, n)
     x = sde.prior_sample(DRAWS, n, channels=2, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
     out = covariance_guidance(oracle, sde, x, covariance_guidance.times(64), operator=operator, y=y,
-                              data_spectrum=covariance, generator=torch.Generator().manual_seed(3))
+                              generator=torch.Generator().manual_seed(3))  # the denoiser carries its covariance
     for channel in range(2):
         error = float((out[:, channel].mean(0) - exact[channel]).norm() / exact[channel].norm())
         assert error < 0.05, (channel, error)

@@ -14,13 +14,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from ..bases import Grid, SpectralBasis
+from ..sde import DiagonalSDE
 from ..noise import Spectrum
 from .fno import EmpiricalSpectrum
 
-__all__ = ["ChannelCovariance"]
+__all__ = ["ChannelCovariance", "ChannelGaussianDenoiser"]
 
 
 @dataclass(frozen=True)
@@ -80,3 +81,26 @@ class ChannelCovariance:
         centres = torch.zeros_like(weight).index_add_(0, inverse, mult[keep] * u) / weight
         return cls(spectra=spectra, knots=tuple(centres.tolist()), correlations=tuple(
             tuple(tuple(rho[i, j].tolist()) for j in range(channels)) for i in range(channels)), lam_ref=lam_ref)
+
+
+class ChannelGaussianDenoiser(nn.Module):
+    """The exact denoiser of the centred Gaussian whose coefficients have the per-mode channel covariance
+    ``covariance`` under ``sde``: ``D_k = C_k a_k (a_k² C_k + v_k I)⁻¹ x_k`` — the best linear denoiser of data with
+    that second-order structure, with no network. It carries ``data_spectrum = covariance``, so covariance guidance
+    conditions with the same Gaussian it denoises with."""
+
+    def __init__(self, sde: DiagonalSDE, covariance: ChannelCovariance) -> None:
+        super().__init__()
+        self.sde, self.data_spectrum = sde, covariance
+
+    def forward(self, x: Tensor, t: Tensor) -> Tensor:
+        basis = self.sde.basis
+        grid = basis.check_field(x, "x")
+        c = self.data_spectrum.matrix(basis, grid).movedim(0, -1).movedim(0, -1)  # (*modes, C, C)
+        a = torch.broadcast_to(self.sde.mean_factor(float(t[0]), grid), c.shape[:-2])[..., None, None]
+        v = torch.broadcast_to(self.sde.variance(float(t[0]), grid), c.shape[:-2])[..., None, None]
+        eye = torch.eye(c.shape[-1], dtype=c.dtype)
+        gain = a * torch.linalg.solve(a**2 * c + v * eye, c)  # symmetric per mode: C a (a² C + v I)⁻¹
+        coefficients = basis.forward(x.to(torch.float64)).movedim(1, -1)  # (batch, *modes, C)
+        out = torch.einsum("...ij,b...j->b...i", gain.to(coefficients.dtype), coefficients).movedim(-1, 1)
+        return basis.inverse(out, grid).to(x.dtype)
