@@ -290,35 +290,23 @@ def _cmd_deblur(args: argparse.Namespace) -> int:
     return _restore(args, lambda index: operator, tuple(args.y.shape[2:]))
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
+def _bounded(kind: type, accept, wanted: str):
+    """An argparse type: ``kind(text)`` if ``accept`` takes it, else an error saying what is wanted."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not accept(value):
+            raise argparse.ArgumentTypeError(f"must be {wanted}, got {text!r}")
+        return value
+
+    return parse
 
 
-def _count(text: str) -> int:
-    """A non-negative integer (an interval in steps; 0 = off)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer ≥ 0 (0: off), got {text!r}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
-    return value
+_positive_int = _bounded(int, lambda v: v >= 1, "a positive integer")
+_count = _bounded(int, lambda v: v >= 0, "an integer ≥ 0 (0: off)")
+_positive_float = _bounded(float, lambda v: v > 0 and math.isfinite(v), "a positive number")
 
 
 def _resolutions(text: str) -> tuple[int, ...]:

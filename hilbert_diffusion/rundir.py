@@ -16,6 +16,7 @@ import fcntl
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -54,6 +55,16 @@ def check_writable_directory(path: Path, option: str) -> None:
                                 f"choose a directory you can write to.") from err
 
 
+def _holder(fd: int) -> str:
+    """The pid in a held lock file (the holder writes it just after locking: wait a moment for it)."""
+    for _ in range(50):
+        text = os.pread(fd, 64, 0).decode(errors="replace").strip()
+        if text:
+            return text
+        time.sleep(0.01)
+    return "unknown"
+
+
 class RunDirectory:
     """An exclusive hold on a training run directory (see the module docstring).
 
@@ -79,7 +90,7 @@ class RunDirectory:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
+            holder = _holder(fd)
             os.close(fd)
             raise RunDirectoryBusy(
                 f"{self.option} {self.path} is in use by another training (pid {holder}, lock {self.path / LOCK_FILE}); "
