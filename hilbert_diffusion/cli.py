@@ -18,10 +18,10 @@ import torch
 
 from .bases import PeriodicBasis
 from .cli_files import check_output_file, load_mask, load_observation, save_array
+from .cli_limits import check_data_memory, check_generation_memory
 from .config import from_config
 from .datasets.spec import BUILT_IN, dataset_from_spec, parse_options
 from .noise import Matern
-from .cli_limits import check_data_memory, check_generation_memory
 from .resources import check_memory
 from .resume import RESUME_RULE
 from .schema import check_config_document, check_options, dataclass_from_options

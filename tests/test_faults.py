@@ -82,7 +82,7 @@ def test_random_sigkill_and_sigint_with_resumes_give_the_uninterrupted_weights_b
 
     from hilbert_diffusion.cli import main
 
-    steps, config, out, rng = 40, _no_figures(tmp_path), tmp_path / "killed", random.Random(17)
+    steps, config, out, rng = 60, _no_figures(tmp_path), tmp_path / "killed", random.Random(17)
     env = dict(os.environ, OMP_NUM_THREADS="1")
     for signum in (signal.SIGKILL, signal.SIGINT, signal.SIGKILL, signal.SIGINT):
         start = _newest_step(out)
