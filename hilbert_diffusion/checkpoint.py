@@ -19,8 +19,10 @@ checkpoint with a message saying which file is wrong.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import math
 import os
 import re
 import shutil
@@ -33,6 +35,9 @@ import torch
 from torch import Tensor, nn
 
 from .config import from_config
+from .normalization import Normalization
+from .resources import DiskFullError, ResourceError, check_disk, check_memory, format_bytes, free_disk, is_out_of_space, model_bytes
+from .schema import SchemaError, check_checkpoint_document
 from .sde import DiagonalSDE
 from .trained import TrainedRun
 
@@ -55,6 +60,7 @@ FORMAT_VERSION = 1
 CONFIG_FILE = "checkpoint.json"
 WEIGHTS_FILE = "weights.safetensors"
 STATE_FILE = "training_state.pt"
+_DISK_MARGIN = 1.1, 1 << 16  # a checkpoint needs its tensors' bytes times 1.1 plus 64 KiB (JSON, headers)
 _NAME = re.compile(r"^checkpoint-(\d+)$")
 
 
@@ -111,28 +117,16 @@ def write_checkpoint(
     ``config`` is JSON-ready (see :func:`~hilbert_diffusion.config.to_config`); ``tensors`` a flat
     name → tensor dict; ``training_state`` plain data and tensors. Returns the checkpoint folder.
     """
-    from safetensors.torch import save_file
-
     if keep < 1:
         raise ValueError(f"keep must be at least 1, got {keep}.")
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     final = checkpoint_path(run_dir, step)
+    need = _DISK_MARGIN[0] * (_nbytes(tensors) + _nbytes(training_state)) + _DISK_MARGIN[1]
+    check_disk(run_dir, need, what=f"the checkpoint {final.name}", fix=_disk_fix(run_dir))
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-checkpoint-", dir=run_dir))
     try:
-        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp / WEIGHTS_FILE,
-                  metadata={"format": FORMAT, "step": str(step)})
-        torch.save(training_state, tmp / STATE_FILE)
-        files = {}
-        for name in (WEIGHTS_FILE, STATE_FILE):
-            _fsync(tmp / name)
-            files[name] = {"sha256": _sha256(tmp / name), "bytes": (tmp / name).stat().st_size}
-        document = {"format": FORMAT, "version": FORMAT_VERSION, "step": step, **config, "files": files}
-        document["content_sha256"] = _content_hash(document)
-        with open(tmp / CONFIG_FILE, "w") as handle:
-            json.dump(document, handle, indent=1)
-            handle.flush()
-            os.fsync(handle.fileno())
+        _write_files(tmp, step=step, config=config, tensors=tensors, training_state=training_state)
         if final.exists():  # the same step written again (e.g. the final save): swap it out first
             stale = Path(tempfile.mkdtemp(prefix=".stale-checkpoint-", dir=run_dir))
             os.replace(final, stale / final.name)
@@ -141,12 +135,52 @@ def write_checkpoint(
         else:
             os.replace(tmp, final)
         _fsync(run_dir)
-    except BaseException:
+    except BaseException as err:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(err, (OSError, RuntimeError)) and is_out_of_space(err):
+            raise DiskFullError(errno.ENOSPC, f"disk space ran out while writing {final.name} into {run_dir} "
+                                f"({format_bytes(free_disk(run_dir))} free); {_disk_fix(run_dir)}.") from err
         raise
-    for old in list_checkpoints(run_dir)[:-keep]:
+    for old in list_checkpoints(run_dir)[:-keep]:  # only now that the new one is complete
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def _write_files(folder: Path, *, step: int, config: dict[str, Any], tensors: dict[str, Tensor],
+                 training_state: dict[str, Any]) -> None:
+    """The three files of a checkpoint, each synced to disk, into ``folder``."""
+    from safetensors.torch import save_file
+
+    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, folder / WEIGHTS_FILE,
+              metadata={"format": FORMAT, "step": str(step)})
+    torch.save(training_state, folder / STATE_FILE)
+    files = {}
+    for name in (WEIGHTS_FILE, STATE_FILE):
+        _fsync(folder / name)
+        files[name] = {"sha256": _sha256(folder / name), "bytes": (folder / name).stat().st_size}
+    document = {"format": FORMAT, "version": FORMAT_VERSION, "step": step, **config, "files": files}
+    document["content_sha256"] = _content_hash(document)
+    with open(folder / CONFIG_FILE, "w") as handle:
+        json.dump(document, handle, indent=1)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _nbytes(obj: Any) -> int:
+    """Bytes of the tensors inside nested dicts, lists and tuples."""
+    if isinstance(obj, Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, dict):
+        return sum(_nbytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(_nbytes(v) for v in obj)
+    return 0
+
+
+def _disk_fix(run_dir: Path) -> str:
+    found = list_checkpoints(run_dir)
+    kept = f"the newest complete checkpoint, {found[-1].name}, is intact" if found else "no checkpoint was written yet"
+    return f"free space there or move the run to a larger disk and resume ({kept})"
 
 
 @dataclass
@@ -204,10 +238,18 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
             f"{config_path} has format version {config.get('version')!r}; this version of hilbert_diffusion "
             f"reads version {FORMAT_VERSION}."
         )
+    try:
+        check_checkpoint_document(config, str(config_path))
+    except SchemaError as err:
+        raise CheckpointError(f"{err}.{hint}") from err
     if config.get("content_sha256") != _content_hash(config):
         raise CheckpointError(f"{config_path} was edited or corrupted: its content hash does not match.{hint}")
+    if WEIGHTS_FILE not in config["files"]:
+        raise CheckpointError(f"{config_path} lists no {WEIGHTS_FILE}: the checkpoint is incomplete.{hint}")
     for name, meta in config["files"].items():
         file = folder / name
+        if file.is_symlink() or file.resolve().parent != folder.resolve():
+            raise CheckpointError(f"{file} is a link or leaves the checkpoint folder; refusing to read it.")
         if not file.exists():
             raise CheckpointError(f"{file} is missing: the checkpoint is incomplete.{hint}")
         size = file.stat().st_size
@@ -224,10 +266,20 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
 
 def build_model(config: dict[str, Any], sde: DiagonalSDE) -> nn.Module:
     """The (untrained) model a checkpoint's ``config["model"]`` describes, on ``sde``."""
+    from .models.fno import _OperatorConfig
+    from .noise import Spectrum
+
     spec = config["model"]
-    architecture = from_config(spec["config"])
-    spectra = [from_config(s) for s in spec["data_spectrum"]]
-    return architecture.build(sde, channels=int(spec["channels"]), data_spectrum=spectra)
+    architecture = from_config(spec["config"], expect=_OperatorConfig)
+    channels = int(spec["channels"])
+    modes = getattr(architecture, "n_modes", 1)
+    modes = math.prod(modes) if isinstance(modes, tuple) else modes ** sde.basis.ndim
+    check_memory(model_bytes(channels=channels, width=architecture.hidden_channels, layers=architecture.n_layers,
+                             modes=modes), what=f"the model of the checkpoint ({channels} channels, width "
+                 f"{architecture.hidden_channels}, {architecture.n_layers} layers)",
+                 fix="this checkpoint cannot be loaded on this machine (is its checkpoint.json edited?)")
+    spectra = [from_config(s, expect=Spectrum) for s in spec["data_spectrum"]]
+    return architecture.build(sde, channels=channels, data_spectrum=spectra)
 
 
 def load(
@@ -242,10 +294,12 @@ def load(
     checkpoint = read_checkpoint(run_dir)
     config = checkpoint.config
     try:
-        sde = from_config(config["sde"])
+        sde = from_config(config["sde"], expect=DiagonalSDE)
         model = build_model(config, sde)
-        normalization = from_config(config["normalization"])
-    except (KeyError, TypeError) as err:
+        normalization = from_config(config["normalization"], expect=Normalization)
+    except ResourceError:
+        raise
+    except (KeyError, TypeError, ValueError) as err:
         raise CheckpointError(f"{checkpoint.path / CONFIG_FILE} lacks or garbles a field: {err}.") from err
     weights = checkpoint.prefixed("ema" if ema else "model")
     try:

@@ -8,48 +8,34 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
+import math
 import sys
-import tempfile
+import traceback
 from collections.abc import Sequence
-from dataclasses import fields
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from .bases import PeriodicBasis
+from .cli_files import check_output_file, load_mask, load_observation, save_array
+from .cli_limits import check_data_memory, check_generation_memory
 from .config import from_config
 from .datasets.spec import BUILT_IN, dataset_from_spec, parse_options
 from .noise import Matern
-from .sde import default_sde
+from .resources import check_memory
+from .resume import RESUME_RULE
+from .schema import check_config_document, check_options, dataclass_from_options
+from .sde import DiagonalSDE, default_sde
 
 __all__ = ["main", "save_array"]
-
-
-def save_array(path: str | os.PathLike, array: np.ndarray | torch.Tensor) -> Path:
-    """Write ``array`` to ``path`` (``.npy``) atomically: a temporary file in the same folder, then rename."""
-    path = Path(path)
-    if path.suffix != ".npy":
-        raise ValueError(f"--out {path} must end in .npy (arrays are stored as (num, channels, *grid) .npy files).")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(array, torch.Tensor):
-        array = array.detach().cpu().numpy()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.save(handle, array)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def _cmd_data(args: argparse.Namespace) -> int:
     from .figures import save_sample_figure
 
     extra = {"dim": args.dim} if args.dim is not None else {}
+    check_output_file(args.out)
+    check_data_memory(args.spec, num=args.num, resolution=args.resolution, extra=extra)
     dataset = dataset_from_spec(args.spec, num=args.num, resolution=args.resolution, seed=args.seed, **extra)
     data = dataset.data.to(torch.float32)
     out = save_array(args.out, data)
@@ -63,36 +49,72 @@ def _cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_json(path: str | None) -> dict:
+def _load_config(path: str | None) -> dict:
+    """The ``--config`` document, checked (:mod:`.schema`) before anything is built from it."""
     if path is None:
         return {}
     try:
-        return json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as err:
+        document = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ValueError(f"--config {path}: cannot read it as JSON ({err}).") from err
-
-
-def _dataclass_options(cls, options: dict, what: str):
-    known = {f.name for f in fields(cls) if f.init}
-    unknown = set(options) - known
-    if unknown:
-        raise ValueError(f"--config {what} has unknown keys {sorted(unknown)}; known: {sorted(known)}.")
-    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in options.items()})
+    check_config_document(document, f"--config {path}")
+    return document
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from .distributed import distributed_context
+    from .interrupts import TrainingInterrupted
     from .models.fno import ScoreFNOConfig
     from .models.sphere import SphericalScoreConfig
-    from .bases import SphereBasis
-    from .distributed import distributed_context
-    from .training import TrainConfig, train
+    from .rundir import RunDirectory
+    from .training import TrainConfig, train, training_bytes
 
-    config = _load_json(args.config)
+    config = _load_config(args.config)
+    for model_cls in (ScoreFNOConfig, SphericalScoreConfig):  # the model's options, before any data are read
+        check_options(model_cls, config.get("model", {}), f"--config {args.config}: model", unknown_ok=True)
+    train_options = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
+                     "checkpoint_every": args.checkpoint_every, "sample_every": args.sample_every,
+                     "resolutions": args.multires}
+    train_options = {k: v for k, v in train_options.items() if v is not None} | config.get("train", {})
+    train_config = dataclass_from_options(TrainConfig, train_options, f"--config {args.config}: train")
+    context = distributed_context()
+    run_dir = RunDirectory(args.out, option="--out", resume_option="--resume")
+    if context.is_main:  # before any work: the lock, a writable --out, a run exactly when resuming
+        run_dir.acquire(resume=args.resume)
+    try:
+        width = int(config.get("model", {}).get("hidden_channels", args.width))
+        layers = int(config.get("model", {}).get("n_layers", 4))
+        check_data_memory(args.data, num=args.num, resolution=args.resolution, extra={},
+                           batch=train_config.batch_size, width=width, layers=layers)
+        dataset, sde, model = _train_setup(args, config)
+        check_memory(training_bytes(dataset.data, sde=sde, model=model, config=train_config),
+                     what=f"training on {tuple(dataset.data.shape)} in batches of {train_config.batch_size} at width "
+                     f"{width}", fix="lower --batch-size or --width, or train at a coarser --resolution")
+        print(f"training on {dataset.name} {tuple(dataset.data.shape)} with {sde}", file=sys.stderr)
+        try:
+            run = train(dataset, sde=sde, model=model, config=train_config, out_dir=run_dir, resume=args.resume,
+                        progress=not args.quiet, max_seconds=60 * args.max_minutes if args.max_minutes else None)
+        except TrainingInterrupted as stop:
+            print(f"hilbert-diffusion train: {stop}; continue with the same command and --resume", file=sys.stderr)
+            return stop.exit_code
+    finally:
+        run_dir.release()
+    if context.is_main:
+        print(f"trained {run.step} steps; checkpoint {run.path}")
+    return 0
+
+
+def _train_setup(args: argparse.Namespace, config: dict):
+    """The data set, the SDE (from ``--config`` or the default for the data) and the model config of ``train``."""
+    from .bases import SphereBasis
+    from .models.fno import ScoreFNOConfig
+    from .models.sphere import SphericalScoreConfig
+
     dataset = dataset_from_spec(args.data, num=args.num, resolution=args.resolution, seed=args.seed)
     if args.resolution is not None and not isinstance(dataset.basis, SphereBasis) and dataset.grid != dataset.basis.grid(args.resolution):
         dataset = dataset.resample(args.resolution)
     if "sde" in config:
-        sde = from_config(config["sde"])
+        sde = from_config(config["sde"], expect=DiagonalSDE)
     else:
         sde = default_sde(dataset.basis, dataset.grid, kappa_nyquist=args.kappa_nyquist)
     if type(sde.basis) is not type(dataset.basis):
@@ -103,19 +125,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         model_options.pop("n_modes", None)
     elif not isinstance(dataset.basis, PeriodicBasis):  # walls break translation invariance: let F see where it is
         model_options = {"positional_embedding": True} | model_options
-    model = _dataclass_options(model_cls, model_options, "model")
-    train_options = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
-                     "checkpoint_every": args.checkpoint_every, "sample_every": args.sample_every}
-    train_options = {k: v for k, v in train_options.items() if v is not None} | config.get("train", {})
-    if args.multires:
-        train_options["resolutions"] = tuple(int(r) for r in args.multires.split(","))
-    train_config = _dataclass_options(TrainConfig, train_options, "train")
-    print(f"training on {dataset.name} {tuple(dataset.data.shape)} with {sde}", file=sys.stderr)
-    run = train(dataset, sde=sde, model=model, config=train_config, out_dir=args.out, resume=args.resume,
-                progress=not args.quiet, max_seconds=60 * args.max_minutes if args.max_minutes else None)
-    if distributed_context().is_main:
-        print(f"trained {run.step} steps; checkpoint {run.path}")
-    return 0
+    return dataset, sde, dataclass_from_options(model_cls, model_options, f"--config {args.config}: model")
 
 
 def _samplers() -> dict:
@@ -157,7 +167,7 @@ def _load_run(run: str, resolution: int | None):
     if domain not in _BOXES:
         raise ValueError(f"oracle domain={domain!r} is not one of {sorted(_BOXES)}.")
     basis = _BOXES[domain](dim)
-    sde = default_sde(basis, basis.grid(resolution or 32))
+    sde = default_sde(basis, basis.grid(min(resolution or 32, 32)))  # κ = 0: only λ_1 matters, on any grid
     return TrainedRun(model=GaussianOracle(sde, data), sde=sde, normalization=Normalization.identity(1), step=0)
 
 
@@ -166,7 +176,10 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     from .figures import save_sample_figure
 
     context = distributed_context()  # under torchrun: batches of --batch-size spread over the ranks
+    check_output_file(args.out)
     run = _load_run(args.run_dir, args.resolution)
+    check_generation_memory(run, run.sde.basis.grid(args.resolution), num_out=args.num,
+                             batch=min(args.batch_size, args.num), fix_batch="--batch-size")
     sampler = _samplers()[args.sampler]
     steps = args.steps or sampler.default_steps
     if context.is_main:
@@ -190,21 +203,6 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_observation(path: str, name: str, *, allow_nan: bool = False) -> torch.Tensor:
-    try:
-        array = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as err:
-        raise ValueError(f"{name} {path}: cannot read it as a .npy file ({err}).") from err
-    y = torch.as_tensor(np.asarray(array, dtype=np.float32))
-    if y.dim() < 3:
-        raise ValueError(f"{name} {path} has shape {tuple(y.shape)}; observations are (num, channels, *grid) — "
-                         f"add axes, e.g. array[None, None] for one single-channel field.")
-    if torch.isinf(y).any() or (not allow_nan and torch.isnan(y).any()):
-        hint = "mark missing points with NaN (inpaint without --mask) or with --mask" if allow_nan else "remove them"
-        raise ValueError(f"{name} {path} contains {'inf' if allow_nan else 'NaN or inf'}; {hint}.")
-    return y
-
-
 def _restore(args: argparse.Namespace, operators, grid, *, mask: torch.Tensor | None = None) -> int:
     """Shared body of inpaint / superres / deblur: ``operators(i)`` is the operator of observation ``i``, ``grid``
     the output grid, ``mask`` the observed points drawn in the figure; each observation is restored with its own
@@ -221,6 +219,9 @@ def _restore(args: argparse.Namespace, operators, grid, *, mask: torch.Tensor | 
         raise ValueError(f"--particles sets the particles of --method smc; {method.name} has none (drop --particles).")
     method = method.configure(**options)
     steps = args.steps or method.default_steps
+    particles = int(getattr(getattr(method, "method", None), "particles", 1))
+    check_generation_memory(run, tuple(grid), num_out=y.shape[0] * args.num, batch=args.num * particles,
+                             fix_batch="--num × --particles ≤")
     context = distributed_context()  # under torchrun: observations spread over the ranks
     if context.is_main:
         print(f"{args.command}: {y.shape[0]} observation(s) × {args.num} draws with {method.name}, {steps} steps: "
@@ -250,8 +251,9 @@ def _default_method(run, operator):
 
 
 def _prepare(args: argparse.Namespace, *, allow_nan: bool = False) -> None:
+    check_output_file(args.out)
+    args.y = load_observation(args.observed, "--observed", allow_nan=allow_nan)
     args.run = _load_run(args.run_dir, None)
-    args.y = _load_observation(args.observed, "--observed", allow_nan=allow_nan)
     if not allow_nan:
         args.run.sde.basis.check_field(args.y, "--observed")
 
@@ -267,15 +269,7 @@ def _cmd_inpaint(args: argparse.Namespace) -> int:
         args.y = torch.nan_to_num(y, nan=0.0)
         mask = torch.stack([operator.observed for operator in operators])[:, None]
         return _restore(args, operators.__getitem__, grid, mask=mask)
-    mask = np.load(args.mask, allow_pickle=False)
-    while mask.ndim > basis.ndim and mask.shape[0] == 1:
-        mask = mask[0]
-    if tuple(mask.shape) != tuple(y.shape[2:]):
-        raise ValueError(f"--mask has shape {tuple(np.shape(mask))} but the observation grid is {tuple(y.shape[2:])}; "
-                         f"give one boolean per grid point (nonzero = observed).")
-    if (mask != 0).all():
-        raise ValueError("--mask marks every point observed: there is nothing to inpaint.")
-    operator = Mask(basis=basis, observed=torch.as_tensor(mask != 0), noise_std=args.noise_std)
+    operator = Mask(basis=basis, observed=load_mask(args.mask, tuple(y.shape[2:])), noise_std=args.noise_std)
     return _restore(args, lambda index: operator, grid, mask=operator.observed)
 
 
@@ -296,11 +290,39 @@ def _cmd_deblur(args: argparse.Namespace) -> int:
     return _restore(args, lambda index: operator, tuple(args.y.shape[2:]))
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
+def _bounded(kind: type, accept, wanted: str):
+    """An argparse type: ``kind(text)`` if ``accept`` takes it, else an error saying what is wanted."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not accept(value):
+            raise argparse.ArgumentTypeError(f"must be {wanted}, got {text!r}")
+        return value
+
+    return parse
+
+
+_positive_int = _bounded(int, lambda v: v >= 1, "a positive integer")
+_count = _bounded(int, lambda v: v >= 0, "an integer ≥ 0 (0: off)")
+_positive_float = _bounded(float, lambda v: v > 0 and math.isfinite(v), "a positive number")
+
+
+def _resolutions(text: str) -> tuple[int, ...]:
+    """``--multires 32,48`` → ``(32, 48)``."""
+    items = [item.strip() for item in text.split(",")]
+    bad = [item for item in items if not item.isdigit() or int(item) < 2]
+    if bad or not items:
+        raise argparse.ArgumentTypeError(f"{bad[0] if bad else text!r} is not a grid size ≥ 2; give resolutions "
+                                         f"separated by commas, e.g. --multires 32,48")
+    return tuple(int(item) for item in items)
+
+
+def _debug_option() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="show the full traceback of an internal error")
+    return common
 
 
 def _add_restoration_commands(commands) -> None:
@@ -311,7 +333,7 @@ def _add_restoration_commands(commands) -> None:
         "deblur": ("invert a heat-kernel (Gaussian) blur", _cmd_deblur),
     }
     for name, (text, handler) in restorations.items():
-        r = commands.add_parser(name, help=text)
+        r = commands.add_parser(name, help=text, parents=[_debug_option()])
         r.add_argument("run_dir", help="run directory from `train`, or oracle[:options] (see `sample`)")
         r.add_argument("--observed", required=True, help="observations (num, channels, *grid) .npy")
         r.add_argument("--out", required=True, help="output .npy: --num samples per observation, observation-major")
@@ -347,7 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     data = commands.add_parser(
-        "data",
+        "data", parents=[_debug_option()],
         help="write a built-in data set as a (num, channels, *grid) float32 .npy file",
         description="SPEC: " + ", ".join(BUILT_IN) + " with options NAME:key=value,... "
         "(e.g. grf:alpha=2.5,tau=7,domain=neumann; navier-stokes:horizon=10).",
@@ -360,29 +382,31 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--seed", type=int, default=0)
     data.set_defaults(handler=_cmd_data)
 
-    tr = commands.add_parser("train", help="train a score operator; checkpoints, figures and config go to --out")
+    tr = commands.add_parser("train", help="train a score operator; checkpoints, figures and config go to --out",
+                             parents=[_debug_option()], epilog=_TRAIN_EPILOG)
     tr.add_argument("--data", required=True, help="built-in NAME[:key=value,...] (" + ", ".join(BUILT_IN) + ") or a .npy/.npz file or an image folder")
     tr.add_argument("--resolution", type=_positive_int, help="training grid (built-in data are generated there, files resampled)")
-    tr.add_argument("--out", required=True, help="run directory")
+    tr.add_argument("--out", required=True, help="run directory (locked while training: one trainer at a time)")
     tr.add_argument("--steps", type=_positive_int, help="optimisation steps (default 2000)")
     tr.add_argument("--config", help="JSON with optional 'sde' (a to_config document), 'model' and 'train' option objects")
-    tr.add_argument("--resume", action="store_true", help="continue the newest checkpoint in --out")
+    tr.add_argument("--resume", action="store_true", help=RESUME_RULE)
     tr.add_argument("--num", type=_positive_int, help="number of training fields (built-in data)")
     tr.add_argument("--batch-size", type=_positive_int)
-    tr.add_argument("--lr", type=float)
+    tr.add_argument("--lr", type=_positive_float)
     tr.add_argument("--width", type=_positive_int, default=32, help="FNO hidden channels")
     tr.add_argument("--modes", type=_positive_int, default=12, help="FNO Fourier modes per axis")
     tr.add_argument("--kappa-nyquist", type=float, default=0.0,
                     help="heat: κ λ_max at the training grid (default 0: coloured-noise VP; e.g. 1 for HDM-like heat)")
-    tr.add_argument("--multires", help="train on batches resampled to these resolutions, e.g. 32,48")
-    tr.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (default 500)")
-    tr.add_argument("--sample-every", type=int, help="steps between sample figures (default: at the end)")
-    tr.add_argument("--max-minutes", type=float, help="stop (with a checkpoint) after this wall time")
+    tr.add_argument("--multires", type=_resolutions, help="train on batches resampled to these resolutions, e.g. 32,48")
+    tr.add_argument("--checkpoint-every", type=_count, help="steps between checkpoints (default 500; 0: at the end)")
+    tr.add_argument("--sample-every", type=_count, help="steps between sample figures (default: at the end)")
+    tr.add_argument("--max-minutes", type=_positive_float, help="stop (with a checkpoint) after this wall time")
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--quiet", action="store_true", help="no progress bar")
     tr.set_defaults(handler=_cmd_train)
 
-    sa = commands.add_parser("sample", help="sample a trained run (or the Gaussian oracle) at any resolution")
+    sa = commands.add_parser("sample", help="sample a trained run (or the Gaussian oracle) at any resolution",
+                             parents=[_debug_option()])
     sa.add_argument("run_dir", help="run directory from `train`, or oracle[:dim=2,domain=periodic,alpha=2.5,tau=7]")
     sa.add_argument("--resolution", type=_positive_int, required=True)
     sa.add_argument("--num", type=_positive_int, required=True)
@@ -400,14 +424,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_TRAIN_EPILOG = (
+    "Ctrl-C or SIGTERM finishes the step, writes a checkpoint and exits with 130 or 143 (a second Ctrl-C exits at "
+    "once); a second trainer on the same --out is refused; free disk space is checked before every checkpoint. "
+    "Resume: " + RESUME_RULE + "."
+)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return args.handler(args)
+    except KeyboardInterrupt as stop:  # Ctrl-C outside training's own handling (see interrupts.py)
+        print(f"hilbert-diffusion {args.command}: interrupted{': ' + str(stop) if str(stop) else ''}", file=sys.stderr)
+        return int(getattr(stop, "exit_code", 130))
     except ValueError as err:  # bad input: say what is wrong and how to fix it, without a stack trace
+        if args.debug:
+            raise
         print(f"hilbert-diffusion {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # the system refused: a full disk, a permission, a missing file
+        if args.debug:
+            raise
+        print(f"hilbert-diffusion {args.command}: error: {err}", file=sys.stderr)
+        return 1
+    except Exception as err:  # a bug: one line, and how to see the traceback
+        if args.debug:
+            raise
+        where = traceback.extract_tb(err.__traceback__)[-1]
+        print(f"hilbert-diffusion {args.command}: internal error: {type(err).__name__}: {err} (at "
+              f"{Path(where.filename).name}:{where.lineno}); rerun with --debug for the traceback", file=sys.stderr)
+        return 1
     finally:
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()

@@ -31,6 +31,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -46,9 +47,12 @@ from .bases import SpectralBasis
 from .checkpoint import TrainedRun
 from .distributed import DistributedContext, chunk_seed, distributed_context
 from .figures import save_sample_figure
+from .interrupts import InterruptGuard, TrainingInterrupted
 from .losses import StratifiedTime, UniformTime, denoising_loss
 from .models.fno import ScoreFNOConfig, clean_state_dict
 from .normalization import Normalization
+from .resources import check_memory, field_bytes, model_bytes, network_bytes
+from .rundir import RunDirectory, held_run_directory
 from .sde import DiagonalSDE
 from .training_state import RunState, check_data, save_state, start_or_resume
 
@@ -130,7 +134,7 @@ def train(
     sde: DiagonalSDE,
     model: ModelConfig = ScoreFNOConfig(),
     config: TrainConfig = TrainConfig(),
-    out_dir: str | os.PathLike | None = None,
+    out_dir: str | os.PathLike | RunDirectory | None = None,
     resume: bool = False,
     progress: bool = True,
     callback: Callable[[int, float], None] | None = None,
@@ -145,16 +149,24 @@ def train(
         model: the architecture, e.g. ``ScoreFNOConfig(...)`` or ``SphericalScoreConfig(...)``.
         config: optimisation, schedule, EMA, checkpoint and figure options.
         out_dir: run directory for checkpoints (``checkpoint-<step>/``) and figures (``samples/``);
-            ``None`` trains in memory only.
+            ``None`` trains in memory only. It is locked for the call (:class:`~hilbert_diffusion.rundir.RunDirectory`;
+            a second trainer on it is refused with the holder's pid) unless a held ``RunDirectory`` is passed,
+            and temporary folders a killed run left in it are removed.
         resume: continue from the newest checkpoint in ``out_dir`` up to ``config.steps`` (the SDE,
             architecture and data grid must match; normalisation and data spectrum are the stored ones).
             With the same ``config`` the continuation is bit-exact; a larger ``steps`` extends the run
-            (the cosine schedule is then recomputed for the new total).
+            (the cosine schedule is then recomputed for the new total). Any other change of the data, model,
+            SDE, normalisation or training options is refused naming the field (:mod:`.resume`).
         progress: show a tqdm bar with the loss, its ratio to the Wiener filter's and steps/s, and a
             final line with that ratio.
         callback: ``callback(step, loss)`` after every optimisation step.
         max_seconds: stop (with a checkpoint, saying so) once this much wall-clock time has passed, even
             before ``config.steps``; the cosine schedule still refers to ``config.steps``.
+
+    SIGINT or SIGTERM during training finishes the step, writes a checkpoint and raises
+    :class:`~hilbert_diffusion.interrupts.TrainingInterrupted` (a ``KeyboardInterrupt``; a second signal
+    stops at once). The memory the request needs is estimated and refused before anything is built if the
+    machine lacks it (:mod:`.resources`).
 
     Returns:
         A :class:`~hilbert_diffusion.checkpoint.TrainedRun` holding the EMA model (eval mode, on the CPU);
@@ -163,17 +175,42 @@ def train(
     Under ``torchrun`` every rank calls ``train`` with the same arguments; ``config.batch_size`` is the
     global batch (at least the number of processes), see the module docstring.
     """
-    from tqdm import tqdm
-
     context = distributed_context()
-    _check_options(model, config, context)
+    _check_options(model, config, context, max_seconds)
     spec = getattr(data, "spec", None)  # a FieldDataset's recipe, stored for reproducibility
     spec = spec if isinstance(spec, dict) else None
     raw = check_data(data, sde)
-    out_dir = Path(out_dir) if out_dir is not None else None
-    state = start_or_resume(raw, sde=sde, model=model, config=config, out_dir=out_dir, resume=resume, spec=spec,
-                            device=context.device)
-    hooks = _Hooks(state, sde=sde, config=config, out_dir=out_dir, context=context, data=raw)
+    check_memory(training_bytes(raw, sde=sde, model=model, config=config),
+                 what=f"training on {tuple(raw.shape)} with batch_size {config.batch_size}",
+                 fix="lower batch_size or the model's hidden_channels, or train on a coarser grid")
+    with held_run_directory(out_dir, resume=resume, lock=context.is_main) as path, InterruptGuard() as interrupts:
+        state = start_or_resume(raw, sde=sde, model=model, config=config, out_dir=path, resume=resume, spec=spec,
+                                device=context.device)
+        hooks = _Hooks(state, sde=sde, config=config, out_dir=path, context=context, data=raw)
+        return _train_steps(state, sde=sde, config=config, context=context, hooks=hooks, interrupts=interrupts,
+                            progress=progress, callback=callback, max_seconds=max_seconds)
+
+
+def training_bytes(data: Tensor, *, sde: DiagonalSDE, model: Any, config: TrainConfig) -> float:
+    """Estimated peak memory of training ``model`` on ``data`` (see :mod:`.resources`): the data (raw and
+    normalised), one batch through the network and back at the largest training grid, the weights."""
+    grids = [tuple(data.shape[2:])] + [sde.basis.grid(r) for r in config.resolutions]
+    points = max(math.prod(grid) for grid in grids)
+    width, layers = getattr(model, "hidden_channels", 32), getattr(model, "n_layers", 4)
+    modes = getattr(model, "n_modes", 12)
+    modes = math.prod(modes) if isinstance(modes, tuple) else modes ** sde.basis.ndim
+    channels = data.shape[1]
+    return (field_bytes(data.shape[0], channels, math.prod(data.shape[2:]), copies=3)
+            + network_bytes(batch=config.batch_size, channels=channels, points=points, width=width, layers=layers)
+            + model_bytes(channels=channels, width=width, layers=layers, modes=modes))
+
+
+def _train_steps(state: RunState, *, sde: DiagonalSDE, config: TrainConfig, context: DistributedContext,
+                 hooks: _Hooks, interrupts: InterruptGuard, progress: bool,
+                 callback: Callable[[int, float], None] | None, max_seconds: float | None) -> TrainedRun:
+    """The loop of :func:`train` on a started or resumed ``state``, its final checkpoint and figure."""
+    from tqdm import tqdm
+
     bar = tqdm(total=config.steps, initial=state.step, unit="step", disable=not progress or not context.is_main,
                dynamic_ncols=True)
     report = bar.write if context.is_main else (lambda message: None)
@@ -181,14 +218,19 @@ def train(
     with torch.random.fork_rng(devices=rng_devices):
         _seed_rank_local(chunk_seed(config.seed, context.rank), context.device)
         try:
-            timed_out, running = _run_steps(state, sde=sde, config=config, context=context, bar=bar, hooks=hooks,
-                                            report=report, callback=callback, max_seconds=max_seconds)
+            stop, running = _run_steps(state, sde=sde, config=config, context=context, bar=bar, hooks=hooks,
+                                       report=report, callback=callback, max_seconds=max_seconds,
+                                       interrupts=interrupts)
         finally:
             bar.close()
     final = hooks.checkpoint()
-    hooks.figure(running)
+    interrupted = stop == "interrupt" or context.all_agree(interrupts.requested)
+    if not interrupted:
+        hooks.figure(running)
     context.barrier()  # every rank returns once rank 0's final checkpoint exists
-    if context.is_main and timed_out:
+    if interrupted:
+        raise TrainingInterrupted(interrupts.signum or signal.SIGINT, step=state.step, checkpoint=final)
+    if context.is_main and stop == "time":
         print(f"stopped at step {state.step} of {config.steps}: the time limit of {max_seconds / 60:.3g} min "
               f"(--max-minutes / max_seconds) was reached; resume with --resume (resume=True)", file=sys.stderr)
     if context.is_main and progress and running is not None:
@@ -198,7 +240,9 @@ def train(
                       path=final, config=state.run_config)
 
 
-def _check_options(model: Any, config: TrainConfig, context: DistributedContext) -> None:
+def _check_options(model: Any, config: TrainConfig, context: DistributedContext, max_seconds: float | None) -> None:
+    if max_seconds is not None and not max_seconds >= 0:
+        raise ValueError(f"max_seconds must be ≥ 0 (a time limit), got {max_seconds}.")
     if not callable(getattr(model, "build", None)):
         raise ValueError(
             f"model must be an architecture config such as ScoreFNOConfig(...) (train builds the network), got "
@@ -213,8 +257,9 @@ def _check_options(model: Any, config: TrainConfig, context: DistributedContext)
 
 def _run_steps(state: RunState, *, sde: DiagonalSDE, config: TrainConfig, context: DistributedContext, bar: Any,
                hooks: _Hooks, report: Callable[[str], None], callback: Callable[[int, float], None] | None,
-               max_seconds: float | None) -> tuple[bool, float | None]:
-    """Optimisation steps up to ``config.steps``; returns (stopped by ``max_seconds``, the running loss)."""
+               max_seconds: float | None, interrupts: InterruptGuard) -> tuple[str, float | None]:
+    """Optimisation steps up to ``config.steps``; returns why they stopped (``"done"``, ``"time"``: ``max_seconds``
+    passed, ``"interrupt"``: a signal, see :mod:`.interrupts`) and the running loss."""
     weight = state.net.loss_weight if config.edm_weighting else None
     local_model = _data_parallel(state.net, context)
     guard = _NonFiniteGuard(state.net, state.ema.model, state.optimizer, patience=config.nonfinite_patience,
@@ -225,7 +270,9 @@ def _run_steps(state: RunState, *, sde: DiagonalSDE, config: TrainConfig, contex
     start = time.monotonic()
     while state.step < config.steps:
         if max_seconds is not None and context.all_agree(time.monotonic() - start > max_seconds):
-            return True, running
+            return "time", running
+        if context.all_agree(interrupts.requested):
+            return "interrupt", running
         value, finite = _optimisation_step(state, local_model, sde=sde, config=config, context=context, weight=weight)
         if not finite:  # gradients are all-reduced: ranks agree
             failures += 1
@@ -242,7 +289,7 @@ def _run_steps(state: RunState, *, sde: DiagonalSDE, config: TrainConfig, contex
         if callback is not None:
             callback(state.step, value)
         hooks.after_step(running, guard)
-    return False, running
+    return "done", running
 
 
 def _optimisation_step(state: RunState, local_model: nn.Module, *, sde: DiagonalSDE, config: TrainConfig,

@@ -22,7 +22,9 @@ from .checkpoint import Checkpoint, checkpoint_path, list_checkpoints, read_chec
 from .config import from_config, to_config
 from .losses import denoising_loss
 from .models.fno import EmpiricalSpectrum, clean_state_dict
+from .noise import Spectrum
 from .normalization import Normalization
+from .resume import check_resume, data_sha256
 from .sde import DiagonalSDE
 
 __all__ = ["ExponentialMovingAverage", "RunState", "check_data", "start_or_resume", "save_state"]
@@ -87,37 +89,42 @@ def check_data(data: Any, sde: DiagonalSDE) -> Tensor:
     return data.detach().cpu().float()
 
 
-def _resumable(out_dir: Path | None, *, sde: DiagonalSDE, model: Any, data: Tensor) -> Checkpoint:
-    """The newest checkpoint in ``out_dir``, checked to continue this SDE, architecture and data grid."""
+def _resumable(out_dir: Path | None, record: dict) -> Checkpoint:
+    """The newest checkpoint in ``out_dir``, checked (:mod:`.resume`) to continue the run ``record`` describes."""
     if out_dir is None or not list_checkpoints(out_dir):
         raise ValueError(f"resume=True but {out_dir} holds no checkpoint to resume; train without resume first.")
     checkpoint = read_checkpoint(out_dir)
-    stored = checkpoint.config
-    if stored["sde"] != to_config(sde) or stored["model"]["config"] != to_config(model):
-        raise ValueError(
-            f"cannot resume {checkpoint.path}: its SDE or model config differs from the one given; "
-            f"pass the same sde and model (see its {checkpoint.path.name}/checkpoint.json)."
-        )
-    if stored["model"]["channels"] != data.shape[1] or stored["data"]["grid"] != list(data.shape[2:]):
-        raise ValueError(
-            f"cannot resume {checkpoint.path}: it was trained on {stored['model']['channels']} channels on grid "
-            f"{stored['data']['grid']}, the data given are {tuple(data.shape[1:])}."
-        )
+    check_resume(checkpoint.config, record, checkpoint.path)
     return checkpoint
+
+
+def _record(data: Tensor, *, sde: DiagonalSDE, model: Any, config: Any, spec: dict | None,
+            normalization: Normalization) -> dict:
+    """The JSON record of a run (all but the data spectrum and the Wiener loss, added once known)."""
+    return {
+        "sde": to_config(sde),
+        "model": {"config": to_config(model), "channels": data.shape[1]},
+        "normalization": to_config(normalization),
+        "train": to_config(config),
+        "data": {"num": int(data.shape[0]), "grid": list(data.shape[2:]), "spec": spec, "sha256": data_sha256(data)},
+    }
 
 
 def start_or_resume(data: Tensor, *, sde: DiagonalSDE, model: Any, config: Any, out_dir: Path | None,
                     resume: bool, spec: dict | None, device: torch.device) -> RunState:
     """A fresh run of ``model`` (a config with ``.build``) on ``data`` (from :func:`check_data`) under the
-    :class:`~hilbert_diffusion.training.TrainConfig` ``config``, or the newest checkpoint's in ``out_dir``."""
-    checkpoint = _resumable(out_dir, sde=sde, model=model, data=data) if resume else None
+    :class:`~hilbert_diffusion.training.TrainConfig` ``config``, or the newest checkpoint's in ``out_dir``
+    (refused, naming the field, unless the data, model, SDE, normalisation and fixed options all match)."""
+    normalization = Normalization.fit(data, basis=sde.basis, enabled=config.normalize)
+    run_config = _record(data, sde=sde, model=model, config=config, spec=spec, normalization=normalization)
+    checkpoint = _resumable(out_dir, run_config) if resume else None
     if checkpoint is not None:
-        normalization = from_config(checkpoint.config["normalization"])
-        spectra = [from_config(s) for s in checkpoint.config["model"]["data_spectrum"]]
+        normalization = from_config(checkpoint.config["normalization"], expect=Normalization)
+        spectra = [from_config(s, expect=Spectrum) for s in checkpoint.config["model"]["data_spectrum"]]
+        run_config["normalization"] = checkpoint.config["normalization"]
     else:
         if out_dir is not None and list_checkpoints(out_dir):
             raise ValueError(f"{out_dir} already holds a run; pass resume=True to continue it or choose another out_dir.")
-        normalization = Normalization.fit(data, basis=sde.basis, enabled=config.normalize)
         spectra = list(EmpiricalSpectrum.estimate(normalization.encode(data), sde.basis))
     x = normalization.encode(data)
     with torch.random.fork_rng(devices=[]):
@@ -127,14 +134,8 @@ def start_or_resume(data: Tensor, *, sde: DiagonalSDE, model: Any, config: Any, 
     ema = ExponentialMovingAverage(net, config.ema_decay)
     optimizer = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     wiener = _wiener_loss(net, x, sde, spectra=spectra, config=config)
-    run_config = {
-        "sde": to_config(sde),
-        "model": {"config": to_config(model), "channels": data.shape[1], "data_spectrum": [to_config(s) for s in spectra]},
-        "normalization": to_config(normalization),
-        "train": to_config(config),
-        "data": {"num": int(data.shape[0]), "grid": list(data.shape[2:]), "spec": spec},
-        "wiener_loss": wiener,
-    }
+    run_config["model"]["data_spectrum"] = [to_config(s) for s in spectra]
+    run_config["wiener_loss"] = wiener
     state = RunState(net=net, ema=ema, optimizer=optimizer, generator=torch.Generator().manual_seed(config.seed),
                      step=0, normalization=normalization, spectra=spectra, run_config=run_config, x=x, wiener_loss=wiener)
     if checkpoint is not None:

@@ -1,5 +1,6 @@
-"""Training faults: non-finite steps are skipped and recovered from; a run killed with SIGKILL resumes
-from its last complete checkpoint, losing at most one checkpoint interval."""
+"""Training faults: non-finite steps are skipped and recovered from; a run killed with SIGKILL or interrupted
+with SIGINT at random moments resumes from its last complete checkpoint to the uninterrupted run's weights bit
+for bit; two trainers racing for one run directory: one trains, the other is refused."""
 
 import os
 import signal
@@ -12,7 +13,7 @@ import torch
 
 import hilbert_diffusion.training as training
 from hilbert_diffusion import GaussianRandomField, Matern, PeriodicBasis, StochasticHeatSDE
-from hilbert_diffusion.checkpoint import list_checkpoints, load
+from hilbert_diffusion.checkpoint import list_checkpoints, read_checkpoint
 from hilbert_diffusion.models.fno import ScoreFNOConfig
 from hilbert_diffusion.training import TrainConfig, train
 
@@ -55,27 +56,83 @@ def test_repeated_failures_restore_the_last_good_state_then_stop(monkeypatch, ca
         train(DATA, sde=SDE, model=TINY, config=_config(), progress=False)
 
 
-def test_sigkill_mid_run_resumes_from_the_last_complete_checkpoint(tmp_path):
-    out = tmp_path / "run"
-    command = [sys.executable, "-m", "hilbert_diffusion", "train", "--data", "grf:dim=1,alpha=1.5", "--num", "32",
-               "--resolution", "16", "--out", str(out), "--steps", "100000", "--batch-size", "4", "--width", "8",
-               "--modes", "4", "--checkpoint-every", "5", "--quiet"]
+# ------------------------------------------------------------------ random kills and interrupts, and a race
+def _train_command(out, steps, config, *, resume):
+    return [sys.executable, "-m", "hilbert_diffusion", "train", "--data", "grf:dim=1,alpha=1.5", "--num", "16",
+            "--resolution", "16", "--out", str(out), "--steps", str(steps), "--batch-size", "16", "--width", "4",
+            "--modes", "4", "--checkpoint-every", "2", "--config", str(config), "--quiet", *(["--resume"] * resume)]
+
+
+def _newest_step(out):
+    found = list_checkpoints(out)
+    return int(found[-1].name.split("-")[1]) if found else -1
+
+
+def _no_figures(tmp_path):
+    config = tmp_path / "config.json"
+    config.write_text('{"train": {"figure_samples": 0}}')
+    return config
+
+
+def test_random_sigkill_and_sigint_with_resumes_give_the_uninterrupted_weights_bit_for_bit(tmp_path):
+    """Four deaths at random moments (SIGKILL: lose the steps since the last checkpoint; SIGINT: finish the step,
+    save, exit 130), each followed by a resume: the final weights equal an uninterrupted run's exactly and no
+    temporary folder is left behind."""
+    import random
+
+    from hilbert_diffusion.cli import main
+
+    steps, config, out, rng = 60, _no_figures(tmp_path), tmp_path / "killed", random.Random(17)
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for signum in (signal.SIGKILL, signal.SIGINT, signal.SIGKILL, signal.SIGINT):
+        start = _newest_step(out)
+        process = subprocess.Popen(_train_command(out, steps, config, resume=start >= 0), env=env,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        target, deadline = start + rng.randint(1, 6), time.monotonic() + 60
+        while _newest_step(out) < target and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.002)
+        time.sleep(rng.uniform(0.0, 0.02))  # anywhere in a step or a checkpoint write
+        process.send_signal(signum)
+        _, err = process.communicate(timeout=60)
+        if signum == signal.SIGINT and process.returncode != 0:
+            assert process.returncode == 130 and "checkpoint written to" in err and "Traceback" not in err, err
+    assert 0 <= _newest_step(out) < steps, "every kill should land before the end"
+    finished = subprocess.run(_train_command(out, steps, config, resume=True), env=env, capture_output=True, text=True,
+                              timeout=120)
+    assert finished.returncode == 0, finished.stderr
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the subprocesses (OMP_NUM_THREADS=1)
+    try:
+        assert main(_train_command(tmp_path / "whole", steps, config, resume=False)[3:]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    killed, whole = read_checkpoint(out), read_checkpoint(tmp_path / "whole")
+    assert killed.step == whole.step == steps and killed.tensors.keys() == whole.tensors.keys()
+    for name in whole.tensors:
+        assert torch.equal(killed.tensors[name], whole.tensors[name]), name
+    assert not [p.name for p in out.iterdir() if p.name.startswith((".tmp-", ".stale-"))]
+
+
+def test_two_trainers_on_one_directory_exactly_one_runs(tmp_path):
+    out, config = tmp_path / "run", _no_figures(tmp_path)
+    command = _train_command(out, 100000, config, resume=False)
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    both = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in "ab"]
     try:
         deadline = time.monotonic() + 120
-        while len(list_checkpoints(out)) < 2 and time.monotonic() < deadline:  # let it write, and be writing
-            time.sleep(0.05)
-        assert list_checkpoints(out), "no checkpoint appeared within 120 s"
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=30)
+        while all(p.poll() is None for p in both) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        loser, winner = both if both[0].poll() is not None else both[::-1]
+        _, err = loser.communicate(timeout=30)
+        assert loser.returncode == 2 and f"is in use by another training (pid {winner.pid}" in err, err
+        assert "Traceback" not in err
+        while _newest_step(out) < 2 and winner.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert winner.poll() is None and _newest_step(out) >= 2  # the winner trains on
+        winner.send_signal(signal.SIGINT)
+        _, err = winner.communicate(timeout=60)
+        assert winner.returncode == 130 and "checkpoint written to" in err, err
     finally:
-        if process.poll() is None:
-            process.kill()
-    last = list_checkpoints(out)[-1]
-    step = load(out).step  # the newest complete checkpoint loads and verifies its hashes
-    assert last.name == f"checkpoint-{step:08d}" and step % 5 == 0
-    resumed = subprocess.run([*command[:command.index("--steps") + 1], str(step + 5), *command[command.index("--steps") + 2:],
-                              "--resume"], env=env, capture_output=True, text=True, timeout=180)
-    assert resumed.returncode == 0, resumed.stderr
-    assert load(out).step == step + 5
+        for process in both:
+            if process.poll() is None:
+                process.kill()

@@ -13,6 +13,7 @@ Images become ``(num, channels, height, width)`` float32 in ``[0, 1]`` on
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -50,6 +51,8 @@ def _validate_array(array: np.ndarray, basis: SpectralBasis | None, what: str) -
     if array.size == 0:
         raise ValueError(f"{what} is empty (shape {array.shape}); it needs at least one field with at least one point.")
     bad = np.count_nonzero(~np.isfinite(array))
+    if not bad and np.issubdtype(array.dtype, np.floating) and array.dtype.itemsize > 4:
+        _check_float32_range(array, what)
     if bad:
         rows = np.unique(np.nonzero(~np.isfinite(array.reshape(array.shape[0], -1)))[0])
         raise ValueError(
@@ -57,6 +60,18 @@ def _validate_array(array: np.ndarray, basis: SpectralBasis | None, what: str) -
             f"(first: {rows[:5].tolist()}); drop or repair those fields (e.g. np.nan_to_num) before training."
         )
     return array
+
+
+def _check_float32_range(array: np.ndarray, what: str) -> None:
+    """Finite float64 values beyond float32's range would become inf when the fields are stored as float32."""
+    limit = float(np.finfo(np.float32).max)
+    over = np.count_nonzero(np.abs(array) > limit)
+    if over:
+        raise ValueError(
+            f"{what} has {over} values beyond float32's range (|x| up to {np.abs(array).max():.3g} > {limit:.3g}): "
+            f"they are finite in {array.dtype} but overflow to inf in float32, which training uses; "
+            f"rescale the data (e.g. divide by {10 ** math.ceil(math.log10(np.abs(array).max() / limit) + 1):.0e})."
+        )
 
 
 def from_array(
@@ -100,7 +115,8 @@ def load_array(path: str | os.PathLike, *, basis: SpectralBasis | None = None, k
             names = list(loaded.files)
             if key is None:
                 if len(names) != 1:
-                    raise ValueError(f"{str(path)!r} holds arrays {names}; choose one with key=... .")
+                    raise ValueError(f"{str(path)!r} holds arrays {names}; choose one: {path.name}:key={names[0]} "
+                                     f"on the command line, load_array(..., key={names[0]!r}) from code.")
                 key = names[0]
             if key not in names:
                 raise ValueError(f"{str(path)!r} has no array {key!r}; it holds {names}.")

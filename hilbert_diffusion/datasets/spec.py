@@ -1,11 +1,14 @@
 """Data given on the command line: ``NAME[:key=value,...]`` for a built-in data set, or a path.
 
 ``grf``, ``grf:dim=1,alpha=1.5``, ``quadratic``, ``navier-stokes:horizon=10``, ``sphere-grf``,
-``shallow-water``, DiffusionPDE's pairs ``poisson``, ``helmholtz``, ``darcy``, ``ns-pair``; a ``.npy``/``.npz`` file ``(num, channels, *grid)``; a folder of PNG/JPEG images.
+``shallow-water``, DiffusionPDE's pairs ``poisson``, ``helmholtz``, ``darcy``, ``ns-pair``; a ``.npy``/``.npz`` file ``(num, channels, *grid)``
+(``file.npz:key=NAME`` picks one array of several); a folder of PNG/JPEG images. :func:`spec_size` tells the
+size of a built-in request before it is generated, so its memory can be checked first.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -20,7 +23,7 @@ from .pde_pairs import darcy, helmholtz, poisson
 from .quadratic import quadratic
 from .sphere import shallow_water, sphere_random_fields
 
-__all__ = ["BUILT_IN", "parse_options", "dataset_from_spec"]
+__all__ = ["BUILT_IN", "parse_options", "dataset_from_spec", "spec_size"]
 
 _BOXES: dict[str, type[SpectralBasis]] = {"periodic": PeriodicBasis, "neumann": NeumannBasis, "dirichlet": DirichletBasis}
 
@@ -87,6 +90,51 @@ def parse_options(text: str) -> dict[str, bool | int | float | str]:
     return options
 
 
+# Grid points of a built-in data set at ``resolution`` (default: a square 2-D grid); sphere grids are nlat × 2 nlat.
+_POINTS: dict[str, Callable[[int, dict], int]] = {
+    "grf": lambda r, o: r ** int(o.get("dim", 2)),
+    "quadratic": lambda r, o: r,
+    "sphere-grf": lambda r, o: 2 * r * r,
+    "shallow-water": lambda r, o: 2 * max(r, int(o.get("solver_resolution", 48))) ** 2,
+    "navier-stokes": lambda r, o: max(r, int(o.get("solver_resolution", 128))) ** 2,
+    "ns-pair": lambda r, o: max(r, int(o.get("solver_resolution", 128))) ** 2,
+}
+_CHANNELS = {"shallow-water": 3, "poisson": 2, "helmholtz": 2, "darcy": 2, "ns-pair": 2}
+
+
+def spec_size(spec: str, *, num: int | None = None, resolution: int | None = None,
+              **extra) -> tuple[int, int, int] | None:
+    """``(num, channels, grid points)`` a built-in ``spec`` would generate (the generator's grid, which may be
+    finer than the output's), or ``None`` for files and folders and names that are not built in."""
+    name, _, text = spec.partition(":")
+    if name not in BUILT_IN or Path(spec).expanduser().exists():
+        return None
+    try:
+        options = parse_options(text) | extra
+    except ValueError:
+        return None  # dataset_from_spec reports it
+    defaults = {k: p.default for k, p in inspect.signature(BUILT_IN[name]).parameters.items()}
+    num = int(num or options.get("num", defaults.get("num", 1)))
+    resolution = int(resolution or options.get("resolution", defaults.get("resolution", 32)))
+    points = _POINTS.get(name, lambda r, o: r * r)(resolution, options)
+    return num, int(options.get("channels", _CHANNELS.get(name, 1))), int(points)
+
+
+def _file_and_key(spec: str) -> tuple[Path, str | None] | None:
+    """``file.npz:key=NAME`` (or a plain ``.npy``/``.npz`` path) → the path and the key, else ``None``."""
+    path = Path(spec).expanduser()
+    if path.suffix.lower() in (".npy", ".npz") or path.exists():
+        return path, None
+    head, sep, text = spec.rpartition(":")
+    if sep and Path(head).suffix.lower() in (".npy", ".npz"):
+        options = parse_options(text)
+        if set(options) != {"key"}:
+            raise ValueError(f"data {spec!r}: a file takes one option, key=NAME (the array of an .npz), "
+                             f"got {sorted(options)}.")
+        return Path(head).expanduser(), str(options["key"])
+    return None
+
+
 def dataset_from_spec(spec: str, *, num: int | None = None, resolution: int | None = None, seed: int | None = None,
                       **extra) -> FieldDataset:
     """The data set a command-line ``SPEC`` names (see the module docstring).
@@ -97,8 +145,9 @@ def dataset_from_spec(spec: str, *, num: int | None = None, resolution: int | No
     path = Path(spec).expanduser()
     if path.is_dir():
         return load_images(path, resolution=resolution)
-    if path.suffix.lower() in (".npy", ".npz") or path.exists():
-        dataset = load_array(path)
+    found = _file_and_key(spec)
+    if found is not None:
+        dataset = load_array(found[0], key=found[1])
         return dataset if num is None else replace(dataset, data=dataset.data[:num])
     name, _, text = spec.partition(":")
     if name not in BUILT_IN:
