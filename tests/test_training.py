@@ -27,7 +27,7 @@ from hilbert_diffusion.models.sphere import SphericalScoreConfig
 from hilbert_diffusion.training import Normalization, TrainConfig, train
 
 TINY = ScoreFNOConfig(hidden_channels=8, n_layers=1, n_modes=4, embedding_dim=8)
-FAST = dict(batch_size=4, warmup_steps=2, figure_samples=0, sample_steps=4)
+FAST = dict(batch_size=4, warmup_steps=2, figure_samples=0, sample_steps=4, optimised_steps=0)
 
 
 def _setup(channels: int = 1, num: int = 64, n: int = 16):
