@@ -12,8 +12,11 @@ of the times (no Monte Carlo, no grid-space transforms)::
 :func:`optimise_times` chooses the interior times that minimise that W2 (relative to ``sqrt(E‖x_0‖²)``) for a step
 count, an SDE, one or more grids and a data spectrum — for a trained model the spectrum its Wiener skip uses. The
 grid is parametrised monotonically: ``log t_i = -Σ_{j ≤ i} softplus(θ_j)`` (``t_0 = 1``, every increment positive,
-``t_steps = 0``), started at :func:`~hilbert_diffusion.times.default_times` and optimised by L-BFGS with torch
-autograd through the sampler's own step (:func:`~hilbert_diffusion.sampling.multistep_update`).
+``t_steps = 0``), started at a few power grids (:data:`STARTS`, the first :func:`~hilbert_diffusion.times.default_times`)
+and optimised by L-BFGS with torch autograd through the sampler's own step
+(:func:`~hilbert_diffusion.sampling.multistep_update`). With several grids (a training grid and a finer one) the
+objective is ``log Σ W2²``, so the hardest grid dominates: on data rougher than the noise a grid optimised at a coarse
+grid alone can be worse than the default at a 4× finer one (``benchmarks/sampler_convergence.py``).
 """
 
 from __future__ import annotations

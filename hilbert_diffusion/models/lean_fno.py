@@ -23,8 +23,12 @@ import functools
 
 import torch
 from torch import Tensor, nn
+from torch.profiler import record_function
 
-__all__ = ["supports", "run_lean", "run_reference"]
+__all__ = ["supports", "run_lean", "run_reference", "FFT", "SPECTRAL_PRODUCT", "CHANNEL_PRODUCT"]
+
+FFT, SPECTRAL_PRODUCT, CHANNEL_PRODUCT = "fno.fft", "fno.spectral_product", "fno.channel_product"
+"""Profiler labels (``torch.profiler.record_function``) of the lean layers' parts (``benchmarks/speed.py``)."""
 
 
 def supports(fno: nn.Module) -> bool:
@@ -87,12 +91,13 @@ def run_lean(fno: nn.Module, films: nn.ModuleList, h: Tensor, embedding: Tensor)
 def _pointwise(weight: Tensor, bias: Tensor | None, x: Tensor, *, add: Tensor | None = None) -> Tensor:
     """A 1×1 convolution ``(out, in, 1)`` on ``(batch, in, *grid)`` as one matrix product on the flattened grid, plus
     ``add`` (same shape as the output) in the same pass."""
-    flat = x.reshape(x.shape[0], x.shape[1], -1)
-    w = weight.reshape(weight.shape[0], weight.shape[1]).expand(x.shape[0], -1, -1)
-    out = torch.bmm(w, flat) if add is None else torch.baddbmm(add.reshape(x.shape[0], w.shape[1], -1), w, flat)
-    if bias is not None:
-        out += bias[:, None]
-    return out.reshape(x.shape[0], w.shape[1], *x.shape[2:])
+    with record_function(CHANNEL_PRODUCT):
+        flat = x.reshape(x.shape[0], x.shape[1], -1)
+        w = weight.reshape(weight.shape[0], weight.shape[1]).expand(x.shape[0], -1, -1)
+        out = torch.bmm(w, flat) if add is None else torch.baddbmm(add.reshape(x.shape[0], w.shape[1], -1), w, flat)
+        if bias is not None:
+            out += bias[:, None]
+        return out.reshape(x.shape[0], w.shape[1], *x.shape[2:])
 
 
 def _channel_mlp(mlp: nn.Module, x: Tensor) -> Tensor:
@@ -152,17 +157,20 @@ def _spectral(conv: nn.Module, x: Tensor) -> Tensor:
     weight = conv.weight.tensor  # (in, out, *kept modes), complex
     grid, kept, norm = x.shape[2:], weight.shape[2:], conv.fft_norm
     dft = functools.partial(_dft, norm=norm, dtype=x.dtype, device=x.device)
-    parts = torch.matmul(x, dft(grid[-1], kept[-1], inverse=False, real=True))  # rfft onto the kept columns
-    c = torch.complex(*parts.split(kept[-1], -1))
-    for axis in range(len(grid) - 1):  # fft along the other axes onto their low bands
-        c = _along(c, 2 + axis, dft(grid[axis], kept[axis], inverse=False, real=False))
-    b, i = c.shape[:2]
-    modes = c.reshape(b, i, -1).permute(2, 0, 1)  # (modes, batch, in)
-    out = torch.bmm(modes, weight.reshape(i, weight.shape[1], -1).permute(2, 0, 1))  # (modes, batch, out)
-    c = out.permute(1, 2, 0).reshape(b, weight.shape[1], *kept)
-    for axis in reversed(range(len(grid) - 1)):
-        c = _along(c, 2 + axis, dft(grid[axis], kept[axis], inverse=True, real=False))
-    out = torch.matmul(torch.cat([c.real, c.imag], -1), dft(grid[-1], kept[-1], inverse=True, real=True))
+    with record_function(FFT):
+        parts = torch.matmul(x, dft(grid[-1], kept[-1], inverse=False, real=True))  # rfft onto the kept columns
+        c = torch.complex(*parts.split(kept[-1], -1))
+        for axis in range(len(grid) - 1):  # fft along the other axes onto their low bands
+            c = _along(c, 2 + axis, dft(grid[axis], kept[axis], inverse=False, real=False))
+    with record_function(SPECTRAL_PRODUCT):
+        b, i = c.shape[:2]
+        modes = c.reshape(b, i, -1).permute(2, 0, 1)  # (modes, batch, in)
+        out = torch.bmm(modes, weight.reshape(i, weight.shape[1], -1).permute(2, 0, 1))  # (modes, batch, out)
+        c = out.permute(1, 2, 0).reshape(b, weight.shape[1], *kept)
+    with record_function(FFT):
+        for axis in reversed(range(len(grid) - 1)):
+            c = _along(c, 2 + axis, dft(grid[axis], kept[axis], inverse=True, real=False))
+        out = torch.matmul(torch.cat([c.real, c.imag], -1), dft(grid[-1], kept[-1], inverse=True, real=True))
     if conv.bias is not None:
         out += conv.bias
     return out
