@@ -148,13 +148,14 @@ def optimise_times(
     iterations: int = 100,
 ) -> OptimisedTimes:
     """The grid of ``steps`` steps (= model evaluations of :data:`~hilbert_diffusion.sampling.exponential_multistep`)
-    minimising ``log Σ_targets W2²`` of the sampler's exact output law (the hardest grid dominates) (:func:`multistep_gaussian_w2`).
+    minimising ``log Σ_targets W2²`` of the sampler's exact output law (:func:`multistep_gaussian_w2`; the hardest grid
+    dominates).
 
     L-BFGS (strong Wolfe line search, ``iterations`` per start) from each power grid of :data:`STARTS`; the best end
     point is returned, and ``default_times(steps)`` itself when nothing beats it, so the result is never worse than
     the default on the summed objective. Modes whose mean factor underflows anywhere on ``[0, 1]`` (fine grids with
-    strong heat) have forgotten the data and are left out of the objective. A few seconds on a CPU at 32², about ten
-    at 128²."""
+    strong heat) have forgotten the data and are left out of the objective. Seconds on one CPU core for a 32² grid; with
+    its 4× refinement (128²) 4–30 s on a loaded 2-core machine (benchmarks/sampler_convergence.py)."""
     if not isinstance(steps, int) or steps < 3:
         raise ValueError(f"optimise_times needs steps ≥ 3 (an int), got {steps!r}; use default_times for fewer.")
     if not targets:
