@@ -9,7 +9,7 @@ the old grid). The question is whether 16 evaluations on the optimised grid are 
 
     OMP_NUM_THREADS=1 python benchmarks/few_steps_trained.py [--quick] [--steps 1500] [--repetitions 10]
 
-writes ``benchmarks/results/few_steps_trained.json`` (``--quick``: 60 training steps, 2 repetitions of 100 curves,
+writes ``benchmarks/results/few_steps_trained.json`` (``--quick``: 40 training steps, 2 repetitions of 60 curves,
 ``few_steps_trained_quick.json``).
 """
 
@@ -39,10 +39,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=1500, help="training steps of the quick Quadratic model")
     parser.add_argument("--repetitions", type=int, default=10)
     parser.add_argument("--curves", type=int, default=500)
-    parser.add_argument("--quick", action="store_true", help="60 training steps, 2 repetitions of 100 curves")
+    parser.add_argument("--quick", action="store_true", help="40 training steps, 2 repetitions of 60 curves")
     args = parser.parse_args(argv)
     if args.quick:
-        args.steps, args.repetitions, args.curves = 60, 2, 100
+        args.steps, args.repetitions, args.curves = 40, 2, 60
     torch.set_num_threads(1)
     plan = plans()["quick"]
     plan = dataclasses.replace(plan, train=dataclasses.replace(plan.train, steps=args.steps))

@@ -51,7 +51,7 @@ def test_the_differentiable_law_is_the_samplers_exact_law(times):
 
 def test_optimised_grid_beats_the_default_in_the_exact_law_and_is_a_valid_grid():
     sde, oracle = _problem()
-    result = optimise_times(sde, [_target(oracle, 16, centred=True)], steps=8)
+    result = optimise_times(sde, [_target(oracle, 16, centred=True)], steps=8, iterations=25)
     times = result.times
     assert times.dtype == torch.float64 and len(times) == 9 and times[0] == 1 and times[-1] == 0
     assert (times[1:] < times[:-1]).all()
@@ -62,7 +62,8 @@ def test_optimised_grid_beats_the_default_in_the_exact_law_and_is_a_valid_grid()
 
 def test_one_grid_for_a_coarse_and_a_fine_grid_also_serves_the_grid_between():
     sde, oracle = _problem()
-    result = optimise_times(sde, [_target(oracle, 8, centred=True), _target(oracle, 32, centred=True)], steps=8)
+    result = optimise_times(sde, [_target(oracle, 8, centred=True), _target(oracle, 32, centred=True)], steps=8,
+                            iterations=25)
     middle = _target(oracle, 16)
     assert _true_w2(oracle, result.times, middle) < 0.2 * _true_w2(oracle, default_times(8), middle)
 
