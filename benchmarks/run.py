@@ -39,6 +39,7 @@ import torch
 
 from benchmarks import (
     denoiser_vs_oracle,
+    few_steps_trained,
     pde_inverse,
     quadratic,
     resolution_transfer,
@@ -55,6 +56,7 @@ BENCHMARKS: tuple[ModuleType, ...] = (
     speed,
     denoiser_vs_oracle,
     quadratic,
+    few_steps_trained,
     resolution_transfer,
     restoration_navier_stokes,
     pde_inverse,

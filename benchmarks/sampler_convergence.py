@@ -30,6 +30,11 @@ Settings (periodic unit square, ``LinearSchedule`` β ∈ [0.1, 20]): the traini
 matches Euler–Maruyama with 1000 uniform steps. The default sampler (exponential 3M on
 ``default_times(48)``) is swept over the grid's ``ρ`` and ``t_end`` at 32² for ``default`` and ``rough``.
 
+Issue 18: ``exponential_multistep_optimised`` is the 3M sampler on a grid optimised against its exact law
+(:func:`~hilbert_diffusion.optimal_times.optimise_times`) for the setting's centred data spectrum at both resolutions
+at once — one grid per setting and step count, as a trained run stores one — at 10 and 16 evaluations; targets: 16
+beats Euler–Maruyama with 1000 steps, 10 is within 2× of it (``issue18_targets`` per setting and resolution).
+
     python benchmarks/sampler_convergence.py [--quick]
 
 prints a table and writes ``benchmarks/results/sampler_convergence.json`` and ``.png``
@@ -50,6 +55,7 @@ import torch
 
 from hilbert_diffusion import GaussianOracle, Matern, PeriodicBasis, StochasticHeatSDE
 from hilbert_diffusion.metrics import empirical_mode_variances, gaussian_w2, radial_spectrum, spectrum_error
+from hilbert_diffusion.optimal_times import GaussianTarget, optimise_times
 from hilbert_diffusion.sampling import (
     Sampler,
     euler_maruyama,
@@ -167,10 +173,12 @@ class Target:
         return {"w2": w2, "spectrum": spec}
 
 
-def measure(run: Run, sde, oracle, target: Target, steps: int, *, mc_samples: int, seed: int) -> dict:
-    """Errors of ``run`` with ``steps`` steps, started from the exact law of ``x_1`` and from the prior."""
+def measure(run: Run, sde, oracle, target: Target, steps: int, *, mc_samples: int, seed: int,
+            times: torch.Tensor | None = None) -> dict:
+    """Errors of ``run`` with ``steps`` steps (on ``times`` if given, else its own grid), started from the exact law
+    of ``x_1`` and from the prior."""
     counter = Counter(oracle)
-    times = run.sampler.times(steps)
+    times = run.sampler.times(steps) if times is None else times
     resolution = target.grid
     start = time.perf_counter()
     row = {"steps": steps, "w2_from_prior": None}
@@ -196,6 +204,34 @@ def measure(run: Run, sde, oracle, target: Target, steps: int, *, mc_samples: in
             row["spectrum"] = errors["spectrum"]
     row["seconds"] = time.perf_counter() - start
     return row
+
+
+OPTIMISED_STEPS = (10, 16)
+"""Step counts of the default sampler on grids optimised against its exact law (issue 18's targets: 16 evaluations
+beat Euler–Maruyama with 1000, 10 are within 2× of it)."""
+
+
+def optimised_grids(sde, oracle, resolutions) -> dict[int, dict]:
+    """Per step count: one grid optimised for the setting's centred data spectrum at all ``resolutions`` jointly (as
+    ``train`` stores for a run: its Wiener-skip spectrum, the training grid and a 4× finer one), with its timing."""
+    out = {}
+    for steps in OPTIMISED_STEPS:
+        targets = [GaussianTarget(g, oracle.data_variance(g)[None]) for g in (oracle.basis.grid(r) for r in resolutions)]
+        start = time.perf_counter()
+        result = optimise_times(sde, targets, steps=steps)
+        out[steps] = {"times": result.times, "seconds": time.perf_counter() - start}
+    return out
+
+
+def check_targets(entry: dict) -> dict:
+    """Issue 18's targets on one setting and resolution, for the exact-start ``w2`` and the end-to-end ``w2_from_prior``."""
+    rows = {r["steps"]: r for r in entry["samplers"]["exponential_multistep_optimised"]}
+    out = {}
+    for key in ("w2", "w2_from_prior"):
+        em = entry["em1000_w2" if key == "w2" else "em1000_w2_from_prior"]
+        out[key] = {"em1000": em, "16": rows[16][key], "10": rows[10][key], "16_beats_em1000": rows[16][key] <= em,
+                    "10_within_2x_em1000": rows[10][key] <= 2 * em}
+    return out
 
 
 def mc_floor(oracle: GaussianOracle, target: Target, num: int, seed: int) -> dict[str, float]:
@@ -282,6 +318,8 @@ def main(argv: list[str] | None = None) -> int:
     for setting in settings:
         sde, oracle = make_problem(setting)
         block = {"kappa": setting.kappa, "data": repr(setting.data), "noise": repr(sde.covariance), "resolutions": {}}
+        grids = optimised_grids(sde, oracle, resolutions)
+        block["optimised_grids"] = {n: {"times": g["times"].tolist(), "seconds": g["seconds"]} for n, g in grids.items()}
         for res in resolutions:
             target = Target(oracle, res)
             entry = {"samplers": {}, "prior_floor": target.prior_floor}
@@ -296,6 +334,13 @@ def main(argv: list[str] | None = None) -> int:
                         f"{setting.name:8s} {res:4d} {run.name:32s} {r['steps']:5d} {r['nfe']:5d} {r['w2']:9.2e} "
                         f"{r['spectrum']:9.2e} {_fmt(r['w2_from_prior'])}"
                     )
+            optimised = Run(exponential_multistep, OPTIMISED_STEPS, "optimised", stepwise=False)
+            rows = [measure(optimised, sde, oracle, target, n, mc_samples=0, seed=1, times=grids[n]["times"])
+                    for n in OPTIMISED_STEPS]
+            entry["samplers"][optimised.name] = rows
+            for r in rows:
+                print(f"{setting.name:8s} {res:4d} {optimised.name:32s} {r['steps']:5d} {r['nfe']:5d} {r['w2']:9.2e} "
+                      f"{r['spectrum']:9.2e} {_fmt(r['w2_from_prior'])}")
             if mc_samples:
                 entry["mc_floor"] = {"samples": mc_samples, **mc_floor(oracle, target, mc_samples, seed=2)}
                 floor = entry["mc_floor"]
@@ -321,6 +366,11 @@ def main(argv: list[str] | None = None) -> int:
                     f"{setting.name:8s} {res:4d} [{key}] best ≤ {NFE_BUDGET} NFE: {name} ({best['nfe']} NFE) {best[key]:.2e} "
                     f"vs EM-1000 {em1000[key]:.2e} → {'met' if met else 'NOT met'}"
                 )
+            entry["issue18_targets"] = targets = check_targets(entry)
+            for key, t in targets.items():
+                print(f"{setting.name:8s} {res:4d} [{key}] optimised grid: 16 NFE {t['16']:.2e}, 10 NFE {t['10']:.2e} vs "
+                      f"EM-1000 {t['em1000']:.2e} → 16 beats it: {'met' if t['16_beats_em1000'] else 'NOT met'}; "
+                      f"10 within 2×: {'met' if t['10_within_2x_em1000'] else 'NOT met'}")
             block["resolutions"][res] = entry
         if not args.quick and setting.name != "ddo":
             block["default_sampler_grid_sweep_48_steps_32"] = sweep = grid_sweep(sde, oracle, Target(oracle, 32), steps=48)

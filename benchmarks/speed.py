@@ -22,6 +22,14 @@ process (:func:`hilbert_diffusion.cli.default_sde`), data: Matérn GRFs at 32².
    sampling`` the memory sampling itself needed. Elsewhere ``resource.getrusage(RUSAGE_SELF).ru_maxrss``
    (peak over the whole process, import included) is used, as the JSON's ``method`` says.
 
+4. **Forward** (issue 18): the default score operator (``ScoreFNOConfig()``) built for the 32² SDE, one forward at
+   128², batch 8: neuraloperator's own path (``model.lean = False``) against the lean one
+   (:mod:`hilbert_diffusion.models.lean_fno`, the same function), ``speedup = time(neuraloperator) / time(lean)``, the
+   largest output difference, and each path's shares of FFT, spectral product, 1×1 channel products and everything
+   else (one profiled forward; labels by ``record_function``).
+5. **Few steps** (issue 18): sampling wall time (64², batch 16) with 48 evaluations on ``default_times(48)`` against
+   16 on the grid a run stores (``spectrum_times``), ``ratio = time(48) / time(16)``.
+
 Timings alternate between the variants and are repeated; medians are reported. The machine is shared,
 so its load average (``os.getloadavg``) is stored before and after.
 
@@ -47,13 +55,16 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.profiler import ProfilerActivity, profile, record_function
 
 from hilbert_diffusion import Matern, PeriodicBasis
 from hilbert_diffusion.cli import default_sde
 from hilbert_diffusion.datasets import gaussian_random_fields
 from hilbert_diffusion.losses import denoising_loss
 from hilbert_diffusion.models.fno import EmpiricalSpectrum, ScoreFNOConfig
-from hilbert_diffusion.sampling import sample
+from hilbert_diffusion.models.lean_fno import CHANNEL_PRODUCT, FFT, SPECTRAL_PRODUCT
+from hilbert_diffusion.optimal_times import spectrum_times
+from hilbert_diffusion.sampling import default_times, sample
 from hilbert_diffusion.training import TrainConfig, train
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -73,19 +84,21 @@ class Setting:
     forward_repeats: int
     memory_resolutions: tuple[int, int]
     memory_batch: int
+    forward_resolution: int
+    forward_batch: int
 
 
 FULL = Setting(
     model=ScoreFNOConfig(hidden_channels=32, n_layers=4, n_modes=12, embedding_dim=64),
     train_resolution=32, train_batch=32, train_steps=25, rounds=3,
     sample_resolution=64, sample_batch=16, forward_repeats=20,
-    memory_resolutions=(64, 256), memory_batch=8,
+    memory_resolutions=(64, 256), memory_batch=8, forward_resolution=128, forward_batch=8,
 )
 QUICK = Setting(
     model=ScoreFNOConfig(hidden_channels=16, n_layers=2, n_modes=6, embedding_dim=32),
     train_resolution=16, train_batch=16, train_steps=20, rounds=2,
     sample_resolution=32, sample_batch=8, forward_repeats=10,
-    memory_resolutions=(16, 32), memory_batch=4,
+    memory_resolutions=(16, 32), memory_batch=4, forward_resolution=32, forward_batch=4,
 )
 SKIP = 3  # first steps of each round not timed (allocation, lazy caches)
 
@@ -109,7 +122,7 @@ def build(setting: Setting, resolution: int):
 def time_train(setting: Setting, data, sde) -> list[float]:
     stamps: list[float] = []
     config = TrainConfig(steps=setting.train_steps, batch_size=setting.train_batch, warmup_steps=5,
-                         checkpoint_every=0, figure_samples=0, seed=0)
+                         checkpoint_every=0, figure_samples=0, seed=0, optimised_steps=0)
     train(data, sde=sde, model=setting.model, config=config, progress=False,
           callback=lambda step, loss: stamps.append(time.perf_counter()))
     return [b - a for a, b in zip(stamps[SKIP:], stamps[SKIP + 1:])]
@@ -179,6 +192,114 @@ def time_sampling(setting: Setting, model, sde) -> dict:
     return {"resolution": n, "batch": setting.sample_batch, "nfe": nfe, "forward_seconds_median": forward,
             "sampler_seconds_median": sampler, "sampler_seconds_all": samplers,
             "ratio": nfe * forward / sampler, "overhead_fraction": sampler / (nfe * forward) - 1}
+
+
+# --------------------------------------------------------------------------------------- forward
+def _labelled(module: nn.Module, label: str) -> list:
+    """Forward hooks that wrap every call of ``module`` in ``record_function(label)``; returns the handles."""
+    def enter(m, args):
+        m._speed_label = record_function(label)
+        m._speed_label.__enter__()
+
+    def leave(m, args, out):
+        m._speed_label.__exit__(None, None, None)
+
+    return [module.register_forward_pre_hook(enter), module.register_forward_hook(leave)]
+
+
+def _shares(model, x, t) -> dict[str, float]:
+    """One profiled forward: the shares of FFT, spectral product, channel products and everything else.
+
+    Lean path: its own labels (:mod:`hilbert_diffusion.models.lean_fno`). neuraloperator's path: the same labels put
+    on its modules by hooks — ``SpectralConv`` (FFTs, shifts, zero spectrum and contraction; the contraction
+    ``_contract`` is subtracted from it), every ``Conv1d`` (the 1×1 channel products)."""
+    from neuralop.layers.spectral_convolution import SpectralConv
+
+    handles, wrapped = [], []
+    if not model.lean:
+        for module in model.modules():
+            if isinstance(module, SpectralConv):
+                handles += _labelled(module, "spectral_conv")
+                inner = module._contract
+                module._contract = lambda *a, _inner=inner, **k: _timed(_inner, SPECTRAL_PRODUCT, *a, **k)
+                wrapped.append((module, inner))
+            elif isinstance(module, nn.Conv1d):
+                handles += _labelled(module, CHANNEL_PRODUCT)
+    with torch.no_grad(), profile(activities=[ProfilerActivity.CPU]) as prof:
+        with record_function("forward"):
+            model(x, t)
+    for handle in handles:
+        handle.remove()
+    for module, inner in wrapped:
+        module._contract = inner
+    totals = {e.key: e.cpu_time_total for e in prof.key_averages()}
+    total = totals["forward"]
+    product = totals.get(SPECTRAL_PRODUCT, 0.0)
+    fft = totals.get(FFT, 0.0) + max(totals.get("spectral_conv", 0.0) - product, 0.0)
+    parts = {"fft": fft / total, "spectral_product": product / total,
+             "channel_products": totals.get(CHANNEL_PRODUCT, 0.0) / total}
+    parts["everything_else"] = 1 - sum(parts.values())
+    return parts
+
+
+def _timed(function, label, *args, **kwargs):
+    with record_function(label):
+        return function(*args, **kwargs)
+
+
+def time_forward(setting: Setting, sde, spectra) -> dict:
+    """The default score operator (``ScoreFNOConfig()``: hidden 32, 4 layers, 12 modes, embedding 128; quick: the
+    quick model) on the 32²-trained SDE, forward at ``forward_resolution``² with batch ``forward_batch``: neuraloperator's
+    path against the lean one, alternating, medians; the outputs' largest difference; the shares of each path."""
+    config = ScoreFNOConfig() if setting is FULL else setting.model
+    torch.manual_seed(0)
+    model = config.build(sde, channels=1, data_spectrum=spectra).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.02 * torch.randn_like(p))  # every layer does something (FiLM and the last layer start at zero)
+    n = setting.forward_resolution
+    x = torch.randn(setting.forward_batch, 1, n, n, generator=torch.Generator().manual_seed(0))
+    t = torch.linspace(0.05, 0.95, setting.forward_batch, dtype=torch.float64)
+    seconds: dict[str, list[float]] = {"neuraloperator": [], "lean": []}
+    outputs = {}
+    with torch.no_grad():
+        for _ in range(setting.rounds * 3):
+            for name, lean in (("neuraloperator", False), ("lean", True)):
+                model.lean = lean
+                start = time.perf_counter()
+                outputs[name] = model(x, t)
+                seconds[name].append(time.perf_counter() - start)
+    shares = {}
+    for name, lean in (("neuraloperator", False), ("lean", True)):
+        model.lean = lean
+        shares[name] = _shares(model, x, t)
+    median = {k: statistics.median(v[1:]) for k, v in seconds.items()}
+    return {"resolution": n, "batch": setting.forward_batch, "model": {k: v for k, v in vars(config).items()},
+            "seconds_median": median, "seconds_all": seconds, "speedup": median["neuraloperator"] / median["lean"],
+            "max_abs_difference": float((outputs["lean"] - outputs["neuraloperator"]).abs().max()),
+            "output_scale": float(outputs["neuraloperator"].abs().max()), "shares": shares}
+
+
+def time_few_steps(setting: Setting, model, sde, spectra) -> dict:
+    """Sampling wall time of the default sampler on the grid a run stores (16 steps, optimised for the data spectrum
+    at the training grid and 4× finer) against ``default_times(48)``, at the sampling benchmark's shapes, alternating,
+    medians."""
+    start = time.perf_counter()
+    stored = spectrum_times(sde, spectra, (setting.train_resolution,) * 2, steps=16)
+    optimise_seconds = time.perf_counter() - start
+    grids = {16: torch.tensor(stored["times"], dtype=torch.float64), 48: default_times(48)}
+    seconds: dict[int, list[float]] = {16: [], 48: []}
+    with torch.no_grad():
+        for _ in range(setting.rounds):
+            for steps, times in grids.items():
+                start = time.perf_counter()
+                sample(model, sde, num=setting.sample_batch, resolution=setting.sample_resolution, times=times,
+                       generator=torch.Generator().manual_seed(1))
+                seconds[steps].append(time.perf_counter() - start)
+    median = {k: statistics.median(v) for k, v in seconds.items()}
+    return {"resolution": setting.sample_resolution, "batch": setting.sample_batch, "seconds_median": median,
+            "seconds_all": seconds, "ratio_48_over_16": median[48] / median[16],
+            "optimisation_seconds": optimise_seconds, "stored_grid": stored}
 
 
 # --------------------------------------------------------------------------------------- memory
@@ -275,6 +396,8 @@ def main(argv: list[str] | None = None) -> int:
         "ratio_vs_bare_fno": per_step["bare_fno"] / per_step["train"],
     }
     sampling = time_sampling(setting, model.eval(), sde)
+    forward = time_forward(setting, sde, spectra)
+    few_steps = time_few_steps(setting, model.eval(), sde, spectra)
     memory = measure_memory(setting, args.quick)
     document = {
         "description": "toolkit overhead as ratios measured in one run (targets: training >= 0.9, sampling >= 0.9)",
@@ -282,6 +405,8 @@ def main(argv: list[str] | None = None) -> int:
         "model": {k: v for k, v in vars(setting.model).items()},
         "training": training,
         "sampling": sampling,
+        "forward": forward,
+        "sampling_16_vs_48": few_steps,
         "memory": memory,
         "passes": {"training_vs_bare_dsm": training["ratio_vs_bare_dsm"] >= TARGET,
                    "training_vs_bare_fno": training["ratio_vs_bare_fno"] >= TARGET,
@@ -313,10 +438,19 @@ def main(argv: list[str] | None = None) -> int:
          f"{memory['per_resolution'][str(hi)]['sampling_increment_mib']:.0f} / "
          f"{memory['per_resolution'][str(lo)]['sampling_increment_mib']:.0f} MiB (pixels ×{memory['pixel_ratio']:.0f})",
          memory["increment_ratio"]),
+        (f"forward {forward['resolution']}² b{forward['batch']}: neuraloperator / lean",
+         f"{forward['seconds_median']['neuraloperator']:.3f}s / {forward['seconds_median']['lean']:.3f}s",
+         forward["speedup"]),
+        (f"sampling {few_steps['resolution']}² b{few_steps['batch']}: 48 / 16 evaluations (optimised grid)",
+         f"{few_steps['seconds_median'][48]:.2f}s / {few_steps['seconds_median'][16]:.2f}s", few_steps["ratio_48_over_16"]),
     ]
     print(f"{'measurement':<52}{'values':<40}{'ratio':>8}")
     for name, values, ratio in rows:
         print(f"{name:<52}{values:<40}{ratio:>8.3f}")
+    for name, parts in forward["shares"].items():
+        print(f"forward shares ({name}): " + ", ".join(f"{k} {v:.0%}" for k, v in parts.items()))
+    print(f"largest output difference lean vs neuraloperator: {forward['max_abs_difference']:.1e} "
+          f"(outputs up to {forward['output_scale']:.2f})")
     print(f"load average before {load_before}, after {document['machine']['load_average_after']}")
     print(f"wrote {out} in {document['wall_seconds']} s")
     return 0

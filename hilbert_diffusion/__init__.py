@@ -59,6 +59,7 @@ from .sampling import (
     sample,
     uniform_times,
 )
+from .optimal_times import GaussianTarget, optimise_times, spectrum_times
 from .training import TrainConfig, train
 
 __version__ = "0.1.0"
@@ -104,6 +105,9 @@ __all__ = [
     "uniform_times",
     "power_times",
     "default_times",
+    "GaussianTarget",
+    "optimise_times",
+    "spectrum_times",
     "euler_maruyama",
     "exponential_ancestral",
     "exponential_deterministic",

@@ -181,13 +181,14 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     check_generation_memory(run, run.sde.basis.grid(args.resolution), num_out=args.num,
                              batch=min(args.batch_size, args.num), fix_batch="--batch-size")
     sampler = _samplers()[args.sampler]
-    steps = args.steps or sampler.default_steps
+    times, origin = run.sampling_times(sampler, args.steps)
+    steps = len(times) - 1
     if context.is_main:
-        print(f"sampling {args.num} fields at {args.resolution} with {sampler.name}: {steps} steps, "
+        print(f"sampling {args.num} fields at {args.resolution} with {sampler.name}: {steps} steps on {origin}, "
               f"{sampler.evaluations(steps)} model evaluations per batch", file=sys.stderr)
 
     def draw(num: int, generator: torch.Generator) -> torch.Tensor:
-        return run.sample(num, args.resolution, sampler=sampler, steps=steps, generator=generator,
+        return run.sample(num, args.resolution, sampler=sampler, times=times, generator=generator,
                           progress=not args.quiet and context.is_main)
 
     samples = sharded_sample(draw, args.num, seed=args.seed, chunk_size=args.batch_size, context=context).to(torch.float32)
@@ -413,7 +414,8 @@ def build_parser() -> argparse.ArgumentParser:
     sa.add_argument("--out", required=True, help="output .npy (num, channels, *grid); a PNG grid is written beside it")
     sa.add_argument("--sampler", choices=tuple(_samplers()), default="multistep",
                     help="multistep: exponential 3M, the default; euler-maruyama: HDM's baseline")
-    sa.add_argument("--steps", type=_positive_int, help="time steps; default per sampler (model evaluations): " +
+    sa.add_argument("--steps", type=_positive_int, help="time steps; default: multistep on the run's grid optimised at "
+                    "training (16 steps), else per sampler (model evaluations): " +
                     ", ".join(f"{n} {s.default_steps} ({s.evaluations()})" for n, s in _samplers().items()))
     sa.add_argument("--batch-size", type=_positive_int, default=64)
     sa.add_argument("--seed", type=int, default=0)

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from .normalization import Normalization
+from .optimal_times import spectrum_times
 from .restoration import (
     BlockAverage,
     HeatBlur,
@@ -50,6 +51,7 @@ class TrainedRun:
     step: int
     path: Path | None = None
     config: dict[str, Any] = field(default_factory=dict)
+    _optimised: dict[int, dict] = field(default_factory=dict, init=False, repr=False)
 
     @property
     def channels(self) -> int:
@@ -62,15 +64,39 @@ class TrainedRun:
         *,
         sampler: Sampler = exponential_multistep,
         steps: int | None = None,
+        times: Tensor | None = None,
         generator: torch.Generator | None = None,
         progress: bool = False,
         **options: Any,
     ) -> Tensor:
-        """``num`` samples in data units, ``(num, channels, *grid)``, at any resolution: ``sampler`` on its own time
-        grid with ``steps`` steps (default: the sampler's) from the prior drawn at that grid."""
+        """``num`` samples in data units, ``(num, channels, *grid)``, at any resolution, from the prior drawn at that
+        grid: ``sampler`` on ``times`` if given, else on :meth:`sampling_times` ``(sampler, steps)`` — for the default
+        sampler the grid optimised at training (or for ``steps``), otherwise the sampler's own grid."""
+        if times is not None and steps is not None:
+            raise ValueError("give steps (a grid of that many steps is chosen for you) or times (a grid of yours), not both.")
+        if times is None:
+            times, _ = self.sampling_times(sampler, steps)
         x = sample(self.model, self.sde, num=num, resolution=resolution, channels=self.channels, sampler=sampler,
-                   steps=steps, generator=generator, progress=progress, **options)
+                   times=times, generator=generator, progress=progress, **options)
         return self.normalization.decode(x)
+
+    def sampling_times(self, sampler: Sampler = exponential_multistep, steps: int | None = None) -> tuple[Tensor, str]:
+        """``(times, where they come from)`` for ``sampler`` with ``steps`` steps (default: the run's choice).
+
+        A run trained with ``TrainConfig.optimised_steps`` stores the default sampler's grid optimised against the
+        exact law of its data spectrum (``config["times"]``, :mod:`.optimal_times`); the default sampler uses it when
+        ``steps`` is ``None`` or equal to its count, and for another ``steps`` a grid optimised for that count now
+        (seconds, kept for the run). Other samplers, and runs without a stored grid, use ``sampler.times(steps)``."""
+        stored = self.config.get("times")
+        spectra = getattr(self.model, "data_spectrum", None)
+        if stored is None or sampler.method != exponential_multistep.method or spectra is None or (steps or 3) < 3:
+            steps = sampler.default_steps if steps is None else steps
+            return sampler.times(steps), f"{sampler.name}'s own grid"
+        if steps is None or steps == stored["steps"]:
+            return torch.tensor(stored["times"], dtype=torch.float64), "the grid optimised at training"
+        if steps not in self._optimised:
+            self._optimised[steps] = spectrum_times(self.sde, spectra, stored["grids"][0], steps=steps)
+        return torch.tensor(self._optimised[steps]["times"], dtype=torch.float64), f"a grid optimised now for {steps} steps"
 
     def restore(
         self,

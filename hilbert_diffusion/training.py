@@ -51,8 +51,10 @@ from .interrupts import InterruptGuard, TrainingInterrupted
 from .losses import StratifiedTime, UniformTime, denoising_loss
 from .models.fno import ScoreFNOConfig, clean_state_dict
 from .normalization import Normalization
+from .optimal_times import spectrum_times
 from .resources import check_memory, field_bytes, model_bytes, network_bytes
 from .rundir import RunDirectory, held_run_directory
+from .sampling import exponential_multistep
 from .sde import DiagonalSDE
 from .training_state import RunState, check_data, save_state, start_or_resume
 
@@ -102,6 +104,7 @@ class TrainConfig:
     sample_steps: int = 50
     figure_samples: int = 4
     nonfinite_patience: int = 3
+    optimised_steps: int = 16
 
     def __post_init__(self) -> None:
         positive = ("steps", "batch_size", "keep_checkpoints", "sample_steps", "nonfinite_patience")
@@ -113,6 +116,8 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig.{name} must be ≥ 0, got {getattr(self, name)}.")
         if not self.lr > 0 or self.weight_decay < 0 or not self.grad_clip > 0:
             raise ValueError(f"TrainConfig needs lr > 0, weight_decay ≥ 0, grad_clip > 0; got {self}.")
+        if self.optimised_steps < 0 or self.optimised_steps in (1, 2):
+            raise ValueError(f"TrainConfig.optimised_steps must be 0 (none) or at least 3, got {self.optimised_steps}.")
         if not 0 <= self.ema_decay < 1 or not 0 <= self.min_lr_ratio <= 1:
             raise ValueError(f"ema_decay must be in [0, 1) and min_lr_ratio in [0, 1], got {self}.")
         object.__setattr__(self, "resolutions", tuple(r if isinstance(r, int) else tuple(r) for r in self.resolutions))
@@ -223,8 +228,10 @@ def _train_steps(state: RunState, *, sde: DiagonalSDE, config: TrainConfig, cont
                                        interrupts=interrupts)
         finally:
             bar.close()
-    final = hooks.checkpoint()
     interrupted = stop == "interrupt" or context.all_agree(interrupts.requested)
+    if config.optimised_steps and not interrupted:  # deterministic: every rank stores the same grid
+        state.run_config["times"] = spectrum_times(sde, state.spectra, raw.shape[2:], steps=config.optimised_steps)
+    final = hooks.checkpoint()
     if not interrupted:
         hooks.figure(running)
     context.barrier()  # every rank returns once rank 0's final checkpoint exists
@@ -360,8 +367,8 @@ class _Hooks:
         run = TrainedRun(model=averaged, sde=self.sde, normalization=state.normalization, step=state.step,
                          config=state.run_config)
         figure_gen = torch.Generator().manual_seed(config.seed + 1)  # separate: figures never disturb training
-        samples = run.sample(config.figure_samples, tuple(self.data.shape[2:]), steps=config.sample_steps,
-                             generator=figure_gen)
+        samples = run.sample(config.figure_samples, tuple(self.data.shape[2:]), generator=figure_gen,
+                             times=exponential_multistep.times(config.sample_steps))
         title = f"{self.out_dir.resolve().name} · step {state.step}"
         if loss is not None:
             title += f" · loss {loss:.3g} ({loss / state.wiener_loss:.2f} × Wiener)"

@@ -132,3 +132,22 @@ def test_nan_marks_missing_points_and_the_cost_is_printed_and_controllable(field
     assert main(["inpaint", "oracle", "--observed", str(path / "holes.npy"), "--method", "ddnm",
                  "--out", str(path / "c.npy"), *common]) == 2
     assert "--particles sets the particles of --method smc" in capsys.readouterr().err
+
+
+def test_sample_uses_the_grid_optimised_at_training_and_says_how_many_evaluations(run_dir, tmp_path, capsys):
+    from hilbert_diffusion import load
+
+    stored = json.loads(sorted(run_dir.glob("checkpoint-*"))[-1].joinpath("checkpoint.json").read_text())["times"]
+    assert stored["steps"] == 16 and len(stored["times"]) == 17 and stored["w2"][0] < stored["w2_default"][0]
+    for extra, said in (([], "16 steps on the grid optimised at training, 16 model evaluations"),
+                        (["--steps", "5"], "5 steps on a grid optimised now for 5 steps, 5 model evaluations"),
+                        (["--steps", "2"], "2 steps on exponential_multistep's own grid, 2 model evaluations"),
+                        (["--sampler", "ancestral", "--steps", "3"], "3 steps on exponential_ancestral's own grid")):
+        assert main(["sample", str(run_dir), "--resolution", "32", "--num", "2", "--out", str(tmp_path / "s.npy"),
+                     "--quiet", *extra]) == 0
+        assert said in capsys.readouterr().err
+    run = load(run_dir)
+    times, _ = run.sampling_times()
+    assert times.tolist() == stored["times"]
+    draw = lambda **kw: run.sample(2, 32, generator=torch.Generator().manual_seed(0), **kw)
+    assert torch.equal(draw(), draw(times=times))

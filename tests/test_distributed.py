@@ -29,7 +29,7 @@ from hilbert_diffusion.models.fno import ScoreFNOConfig
 from hilbert_diffusion.training import TrainConfig
 
 MODEL = ScoreFNOConfig(hidden_channels=8, n_layers=1, n_modes=4, embedding_dim=8)
-CONFIG = TrainConfig(steps=4, batch_size=5, warmup_steps=2, checkpoint_every=2, figure_samples=0,
+CONFIG = TrainConfig(steps=4, batch_size=5, warmup_steps=2, checkpoint_every=2, figure_samples=0, optimised_steps=0,
                      resolutions=(16, 24))
 SDE = StochasticHeatSDE(basis=PeriodicBasis(1), covariance=Matern(alpha=1.0, tau=3.0))
 DATA = GaussianRandomField(PeriodicBasis(1), Matern(alpha=1.5, tau=5.0)).sample(

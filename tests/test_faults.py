@@ -36,7 +36,7 @@ def _inject_nan(monkeypatch, bad_calls):
 
 
 def _config(**kw):
-    return TrainConfig(steps=6, batch_size=4, warmup_steps=1, figure_samples=0, checkpoint_every=2, **kw)
+    return TrainConfig(steps=6, batch_size=4, warmup_steps=1, figure_samples=0, checkpoint_every=2, optimised_steps=0, **kw)
 
 
 def test_a_non_finite_step_is_skipped_and_reported(monkeypatch, capsys):

@@ -27,7 +27,7 @@ from hilbert_diffusion.models.sphere import SphericalScoreConfig
 from hilbert_diffusion.training import Normalization, TrainConfig, train
 
 TINY = ScoreFNOConfig(hidden_channels=8, n_layers=1, n_modes=4, embedding_dim=8)
-FAST = dict(batch_size=4, warmup_steps=2, figure_samples=0, sample_steps=4)
+FAST = dict(batch_size=4, warmup_steps=2, figure_samples=0, sample_steps=4, optimised_steps=0)
 
 
 def _setup(channels: int = 1, num: int = 64, n: int = 16):
@@ -160,6 +160,8 @@ def test_normalization_and_schedule():
     assert config.learning_rate(99) == pytest.approx(0.1, abs=1e-3)
     with pytest.raises(ValueError, match="batch_size"):
         TrainConfig(batch_size=0)
+    with pytest.raises(ValueError, match="optimised_steps must be 0"):
+        TrainConfig(optimised_steps=2)
     stored = TrainConfig(resolutions=(16, (8, 12)), time_sampler=StratifiedTime(0.01))
     assert from_config(json.loads(json.dumps(to_config(stored)))) == stored
     architecture = ScoreFNOConfig(n_modes=(4, 6), wiener_skip=False)

@@ -46,6 +46,7 @@ from ..bases import Grid, SpectralBasis
 from ..noise import Spectrum
 from ..sde import DiagonalSDE
 from .embedding import FiLM, TimeEmbedding
+from .lean_fno import run_lean, run_reference, supports
 
 __all__ = ["EmpiricalSpectrum", "ScoreFNOConfig", "ScoreFNO", "PreconditionedScoreOperator", "clean_state_dict"]
 
@@ -309,18 +310,12 @@ class PreconditionedScoreOperator(nn.Module, ABC):
         """``F(h, e)``: scaled input ``(batch, channels, *grid)`` and time embedding ``(batch, dim)``."""
 
 
-def _run_fno(fno: nn.Module, films: nn.ModuleList, h: Tensor, embedding: Tensor) -> Tensor:
-    """neuraloperator's ``FNO.forward`` with a FiLM modulation after the lifting and after each block."""
-    if fno.positional_embedding is not None:
-        h = fno.positional_embedding(h)
-    h = films[0](fno.lifting(h), embedding)
-    if fno.domain_padding is not None:
-        h = fno.domain_padding.pad(h)
-    for index in range(fno.n_layers):
-        h = films[index + 1](fno.fno_blocks(h, index), embedding)
-    if fno.domain_padding is not None:
-        h = fno.domain_padding.unpad(h)
-    return fno.projection(h)
+def _run_fno(fno: nn.Module, films: nn.ModuleList, h: Tensor, embedding: Tensor, *, lean: bool = True) -> Tensor:
+    """neuraloperator's ``FNO.forward`` with a FiLM modulation after the lifting and after each block: by the lean
+    layers of :mod:`.lean_fno` where they apply (the same function, less work), else neuraloperator's own."""
+    if lean and supports(fno):
+        return run_lean(fno, films, h, embedding)
+    return run_reference(fno, films, h, embedding)
 
 
 def _films(config: _OperatorConfig) -> nn.ModuleList:
@@ -400,6 +395,8 @@ class ScoreFNO(PreconditionedScoreOperator):
         )
         self.films = _films(config)
         _zero_last_layer(self.fno)
+        self.lean = True
+        """Run the backbone by :mod:`.lean_fno` (``False``: neuraloperator's own forward, the same function)."""
 
     def _check_grid(self, grid: Grid) -> None:
         too_small = [(n, k) for n, k in zip(grid[:-1], self.n_modes[:-1]) if k > n]
@@ -413,7 +410,7 @@ class ScoreFNO(PreconditionedScoreOperator):
         grid = self.basis.grid_of(h)
         even = tuple(n + n % 2 for n in grid[:-1]) + grid[-1:]
         if even == grid:
-            return _run_fno(self.fno, self.films, h, embedding)
+            return _run_fno(self.fno, self.films, h, embedding, lean=self.lean)
         # Odd non-last axes: run the operator on the next even grid (band-limited resampling both ways).
-        out = _run_fno(self.fno, self.films, self.basis.resample(h, even), embedding)
+        out = _run_fno(self.fno, self.films, self.basis.resample(h, even), embedding, lean=self.lean)
         return self.basis.resample(out, grid)
