@@ -36,6 +36,7 @@ from ..engine import Method, Run, Sampler
 from ..noise import Spectrum
 from ..times import power_times
 from .replacement import RESTORATION_STEPS
+from .vectors import cholesky
 
 __all__ = ["CovarianceGuidance", "covariance_guidance"]
 
@@ -123,7 +124,7 @@ class CovarianceGuidance(Method):
         a, v, c = run.a(t), run.v(t), carry.spectrum
         posterior = _posterior(c, a, v, mixing=c.dim() == run.basis.ndim + 2)  # Cov[x_0 | x_t] of N(0, c), per mode
         residual = (y - operator.forward(denoised.detach()))[:, carry.observed].to(torch.float64)  # (batch, n_obs)
-        weights = torch.linalg.solve(self._gram(run, carry, posterior), residual.T).T.to(x.dtype)  # K_t⁻¹ (y − H D)
+        weights = torch.cholesky_solve(residual.T, cholesky(self._gram(run, carry, posterior))).T.to(x.dtype)  # K_t⁻¹ (y − H D)
         shift = torch.einsum("bj,j...->b...", weights, carry.rows)  # Hᵀ K_t⁻¹ (y − H D)
         if not self.requires_grad:
             return carry._replace(x=run.bridge_sample(x.detach(), denoised + _covariance(run, shift, posterior), s, t))

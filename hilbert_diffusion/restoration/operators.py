@@ -135,6 +135,16 @@ class ObservationOperator(ABC):
     def pseudo_inverse(self, y: Tensor, grid: Grid) -> Tensor:
         """``A⁺ y`` on ``grid`` (Moore–Penrose for the quadrature inner products)."""
 
+    def project(self, x: Tensor) -> Tensor:
+        """The fields as the operator reads them: ``x``, but for operators that derive a channel from others
+        (:class:`~hilbert_diffusion.restoration.constraint.ConstrainedMask` completes ``u = S a``)."""
+        return x
+
+    def normalised(self, std: Sequence[float]) -> ObservationOperator:
+        """The operator on fields divided per channel by ``std``, its observations divided by their channel's
+        ``std``: ``A_s x = A(s x)/s``; an operator acting on each channel alone is its own."""
+        return self
+
     def observation_multiplier(self, grid: Grid) -> Tensor | None:
         """For an operator diagonal in the basis, ``s_k`` with ``A e_k = s_k e_k^g`` on the coefficients of the
         observation grid (its singular values); ``None`` for the others."""
