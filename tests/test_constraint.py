@@ -74,7 +74,7 @@ def test_normalised_operator_reads_scaled_fields():
     x = torch.randn(3, 2, SIZE, SIZE, dtype=F64, generator=torch.Generator().manual_seed(4))
     std = (2.0, 0.25)
     scale = torch.tensor(std, dtype=F64).reshape(1, 2, 1, 1)
-    assert torch.allclose(operator.normalised(std).forward(x / scale), operator.forward(x) / scale, atol=1e-12)
+    assert torch.allclose(operator.normalised((0.0, 0.0), std).forward(x / scale), operator.forward(x) / scale, atol=1e-12)
     assert default_method(StochasticHeatSDE(basis=pair.basis, covariance=Matern(alpha=1.5, tau=3.0), kappa=0.0),
                           operator) is covariance_guidance
 

@@ -19,10 +19,12 @@ come from one vector–Jacobian product through the solver), and complete ``u`` 
 with the restored ``a`` and the inverse problem reads ``u``'s points through the exact solver instead of the model's
 cross-channel coupling.
 
-The model lives in normalised units ``x_c ↦ (x_c − m_c)/s_c`` (:class:`~hilbert_diffusion.normalization.
-Normalization`); there the linear part of the solution map is ``(s_a/s_u) S`` (:meth:`SolutionMap.rescaled`), and
-:meth:`~hilbert_diffusion.trained.TrainedRun.restore` applies the operator's :meth:`ConstrainedMask.normalised`
-and, on the decoded draws, its :meth:`ConstrainedMask.project` (the completion).
+Covariance guidance re-derives ``u`` from the conditional estimate of ``a`` at every step
+(:meth:`ConstrainedMask.derive`), so that the state the model sees next is a consistent pair. The model lives in
+normalised units ``x_c ↦ (x_c − m_c)/s_c`` (:class:`~hilbert_diffusion.normalization.Normalization`), where the
+solution map is affine (:meth:`SolutionMap.in_units`); :meth:`~hilbert_diffusion.trained.TrainedRun.restore` restores
+with the operator's :meth:`ConstrainedMask.normalised` copy and completes the decoded draws (:meth:`~ConstrainedMask.
+project`).
 """
 
 from __future__ import annotations
@@ -41,42 +43,48 @@ __all__ = ["SolutionMap", "ConstrainedMask"]
 
 @dataclass(frozen=True, kw_only=True, eq=False)
 class SolutionMap:
-    """``(a, u) ↦ (P a, scale · S P a)`` on two channels of a field: ``S`` and ``P`` linear,
-    ``(..., *grid) -> (..., *grid)`` at any grid (the grid read from the shape), differentiable in torch.
+    """``(a, u) ↦ (P a, S P a)`` on two channels of a field, ``S`` and ``P`` linear, ``(..., *grid) -> (..., *grid)``
+    at any grid (the grid read from the shape), differentiable in torch; optionally on fields in normalised units
+    ``(x_c − m_c)/s_c``, where the map is affine: ``u_n = (S P (s_a a_n + m_a) − m_u)/s_u`` (:meth:`in_units`).
 
     Attributes:
         solve: the solution operator ``S`` (e.g. :attr:`LinearGaussianPair.solution`).
         prepare: ``P``, a linear map the data's sources are fixed by (``None``: the identity).
         source, solution: the channels of ``a`` and ``u``.
-        scale: a constant factor on ``S`` (``s_a/s_u`` in normalised units; 1 in data units).
+        units: ``(m_a, s_a, m_u, s_u)``, the normalisation of the two channels (data units: ``(0, 1, 0, 1)``).
     """
 
     solve: Callable[[Tensor], Tensor]
     prepare: Callable[[Tensor], Tensor] | None = None
     source: int = 0
     solution: int = 1
-    scale: float = 1.0
+    units: tuple[float, float, float, float] = (0.0, 1.0, 0.0, 1.0)
 
     def __post_init__(self) -> None:
         if self.source == self.solution or min(self.source, self.solution) < 0:
             raise ValueError(f"source and solution must be two distinct channels ≥ 0, got {self.source}, "
                              f"{self.solution}.")
 
-    def complete(self, x: Tensor, ndim: int) -> Tensor:
-        """``x`` ``(*batch, C, *grid)`` (``ndim`` grid axes) with ``a := P a`` and ``u := scale · S P a``."""
+    def complete(self, x: Tensor, ndim: int, *, affine: bool = True, prepare_source: bool = True) -> Tensor:
+        """``x`` ``(*batch, C, *grid)`` (``ndim`` grid axes) with ``u := S P a`` and, if ``prepare_source``, ``a := P a``
+        (complete); ``affine=False`` drops the normalisation's means (the map's linear part)."""
         axis = x.dim() - ndim - 1
         if axis < 0 or max(self.source, self.solution) >= x.shape[axis]:
             raise ValueError(f"the solution map reads channel {self.source} and writes {self.solution} but the field "
                              f"is shaped {tuple(x.shape)}; give (batch, channels, *grid) fields with both.")
-        source = x.select(axis, self.source)
-        source = source if self.prepare is None else self.prepare(source)
-        solved = {self.source: source, self.solution: self.scale * self.solve(source)}  # (complete)
+        m_a, s_a, m_u, s_u = self.units if affine else (0.0, *self.units[1:2], 0.0, *self.units[3:])
+        source = s_a * x.select(axis, self.source) + m_a  # in data units
+        prepared = source if self.prepare is None else self.prepare(source)
+        solved = {self.solution: (self.solve(prepared) - m_u) / s_u}  # u = S P a     (complete)
+        if prepare_source:
+            solved[self.source] = (prepared - m_a) / s_a
         channels = [solved.get(c, x.select(axis, c)) for c in range(x.shape[axis])]
         return torch.stack(channels, dim=axis)
 
-    def rescaled(self, std: Sequence[float]) -> SolutionMap:
-        """The linear part of the map between channels divided by ``std``: ``u/s_u = (s_a/s_u) S (a/s_a)``."""
-        return replace(self, scale=self.scale * float(std[self.source]) / float(std[self.solution]))
+    def in_units(self, mean: Sequence[float], std: Sequence[float]) -> SolutionMap:
+        """The map on fields normalised per channel, ``(x_c − mean_c)/std_c``."""
+        return replace(self, units=(float(mean[self.source]), float(std[self.source]), float(mean[self.solution]),
+                                    float(std[self.solution])))
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
@@ -115,13 +123,18 @@ class ConstrainedMask(ObservationOperator):
         """The fields as this operator reads them: ``(P a, S P a)``, (complete)."""
         return self.solution.complete(x, self.basis.ndim)
 
+    def derive(self, x: Tensor) -> Tensor:
+        """``u := S P a``, the source left as it is (for a sampler's intermediate estimates)."""
+        return self.solution.complete(x, self.basis.ndim, prepare_source=False)
+
     def forward(self, x: Tensor) -> Tensor:
-        return self.mask.forward(self.project(x))
+        return self.mask.forward(self.solution.complete(x, self.basis.ndim, affine=False))
 
     def pseudo_inverse(self, y: Tensor, grid: Grid) -> Tensor:
         raise ValueError("a ConstrainedMask has no closed-form pseudo-inverse (it observes through the solver): "
-                         "restore with covariance_guidance (the default) or dps, not ddnm/repaint/smc.")
+                         "restore with covariance_guidance (the default), not ddnm/repaint/smc.")
 
-    def normalised(self, std: Sequence[float]) -> ConstrainedMask:
-        """The operator on fields divided per channel by ``std``, observations divided by their channel's ``std``."""
-        return replace(self, solution=self.solution.rescaled(std))
+    def normalised(self, mean: Sequence[float], std: Sequence[float]) -> ConstrainedMask:
+        """The operator on fields normalised per channel, ``(x_c − mean_c)/std_c``: ``forward`` its linear part,
+        :meth:`project` and :meth:`derive` the affine map."""
+        return replace(self, solution=self.solution.in_units(mean, std))

@@ -140,9 +140,13 @@ class ObservationOperator(ABC):
         (:class:`~hilbert_diffusion.restoration.constraint.ConstrainedMask` completes ``u = S a``)."""
         return x
 
-    def normalised(self, std: Sequence[float]) -> ObservationOperator:
-        """The operator on fields divided per channel by ``std``, its observations divided by their channel's
-        ``std``: ``A_s x = A(s x)/s``; an operator acting on each channel alone is its own."""
+    def derive(self, x: Tensor) -> Tensor:
+        """``x`` with the channels the operator derives from others recomputed (the identity but for constraints)."""
+        return x
+
+    def normalised(self, mean: Sequence[float], std: Sequence[float]) -> ObservationOperator:
+        """The operator on fields normalised per channel, ``(x_c − mean_c)/std_c``, observing ``(y − A mean)/std``:
+        ``A_n x = A(std · x)/std``; an operator acting on each channel alone is its own."""
         return self
 
     def observation_multiplier(self, grid: Grid) -> Tensor | None:
