@@ -90,3 +90,16 @@ def test_bad_input_is_refused_clearly():
     with pytest.raises(ValueError, match="pseudo-inverse"):
         operator.pseudo_inverse(torch.zeros(1, 2, SIZE, SIZE), pair.grid)
     assert isinstance(points.as_mask(2), Mask)
+
+
+def test_the_map_in_normalised_units_is_the_data_map_seen_through_the_normalisation():
+    solution = LinearGaussianPair.helmholtz(SIZE).solution
+    mean, std = (0.3, -0.2), (2.0, 0.25)
+    shape = (1, 2, 1, 1)
+    encode = lambda f: (f - torch.tensor(mean, dtype=F64).reshape(shape)) / torch.tensor(std, dtype=F64).reshape(shape)
+    x = torch.randn(3, 2, SIZE, SIZE, dtype=F64, generator=torch.Generator().manual_seed(5))
+    normalised = solution.in_units(mean, std)
+    assert torch.allclose(normalised.complete(encode(x), 2), encode(solution.complete(x, 2)), atol=1e-12)
+    derived = normalised.complete(encode(x), 2, prepare_source=False)
+    assert torch.equal(derived[:, 0], encode(x)[:, 0])  # the source is left as it is
+    assert torch.allclose(derived[:, 1], encode(solution.complete(x, 2))[:, 1], atol=1e-12)
