@@ -23,6 +23,11 @@ Rows:
   time), beside the Bayes limit on the same pairs. A control row replaces the network by the exact denoiser of the
   pairs' per-mode Gaussian fit (:class:`~hilbert_diffusion.models.cross_spectrum.ChannelGaussianDenoiser`): what the
   second-order statistics alone give, to tell the network's error from the method's.
+* **ours, through the solver** (Poisson, Helmholtz: ``u = S a`` with ``S`` linear and known): the same model and
+  guidance, observing the completed pair (:class:`~hilbert_diffusion.restoration.constraint.ConstrainedMask`: ``u``'s
+  points are read through the solver, ``u`` re-derived from ``a`` at every step, the draws completed); the exact
+  posterior with an exact Gaussian denoiser of ``a`` (tested). Darcy (nonlinear solver): the channel-covariance draws
+  completed, ``a`` snapped to its two values and ``u`` solved from it.
 * **FunDPS** and **DiffusionPDE**: quoted from FunDPS's Table 1 (Yao et al., "Guided Diffusion Sampling on
   Function Spaces with Applications to PDEs", NeurIPS 2025; 500 and 2000 steps, GPU training), never measured here.
 
