@@ -23,6 +23,11 @@ Rows:
   time), beside the Bayes limit on the same pairs. A control row replaces the network by the exact denoiser of the
   pairs' per-mode Gaussian fit (:class:`~hilbert_diffusion.models.cross_spectrum.ChannelGaussianDenoiser`): what the
   second-order statistics alone give, to tell the network's error from the method's.
+* **ours, through the solver** (Poisson, Helmholtz: ``u = S a`` with ``S`` linear and known): the same model and
+  guidance, observing the completed pair (:class:`~hilbert_diffusion.restoration.constraint.ConstrainedMask`: ``u``'s
+  points are read through the solver, ``u`` re-derived from ``a`` at every step, the draws completed); the exact
+  posterior with an exact Gaussian denoiser of ``a`` (tested). Darcy (nonlinear solver): the channel-covariance draws
+  completed, ``a`` snapped to its two values and ``u`` solved from it.
 * **FunDPS** and **DiffusionPDE**: quoted from FunDPS's Table 1 (Yao et al., "Guided Diffusion Sampling on
   Function Spaces with Applications to PDEs", NeurIPS 2025; 500 and 2000 steps, GPU training), never measured here.
 
@@ -41,8 +46,8 @@ import json
 import platform
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a file: make the package importable
@@ -53,10 +58,11 @@ import torch
 from hilbert_diffusion import default_sde
 from hilbert_diffusion.checkpoint import list_checkpoints, load
 from hilbert_diffusion.datasets import darcy, helmholtz, navier_stokes_pair, poisson
+from hilbert_diffusion.datasets.elliptic import solve_darcy
 from hilbert_diffusion.models.fno import ScoreFNOConfig
 from hilbert_diffusion.models.linear_pde import LinearGaussianPair
 from hilbert_diffusion.models.cross_spectrum import ChannelCovariance, ChannelGaussianDenoiser
-from hilbert_diffusion.restoration import covariance_guidance, ddnm
+from hilbert_diffusion.restoration import ConstrainedMask, SolutionMap, covariance_guidance, ddnm
 from hilbert_diffusion.restoration.points import PointObservation, diffusionpde_points
 from hilbert_diffusion.engine import Sampler
 from hilbert_diffusion.training import TrainConfig, train
@@ -75,6 +81,9 @@ PEERS = {
 #: blew up on Helmholtz's inverse problem at 128² (8466 % error on 3 pairs; 65.6 % with 1e-6).
 NUGGET = 1e-6
 
+SOLVER_ROW = "guidance through the solver (u = S a)"
+COMPLETED_ROW = "guidance + channel covariance, then (P a, S P a)"
+
 #: direction → (observed channel, point seed, recovered channel); channel 0 is ``a``, channel 1 ``u``.
 DIRECTIONS = {"forward": (0, 1, 1), "inverse": (1, 0, 0)}
 
@@ -83,15 +92,35 @@ DIRECTIONS = {"forward": (0, 1, 1), "inverse": (1, 0, 0)}
 class Task:
     builder: Callable  # (num, resolution, *, seed, cache_dir, progress) -> FieldDataset
     bayes: Callable[[int], LinearGaussianPair] | None = None
-    data: dict = field(default_factory=dict)
+    solution: Callable[[int], SolutionMap] | None = None  # u = S(P a) at a resolution: the known solver
+    linear: bool = False  # S linear: observe through it (both directions); else only complete u from a (forward)
+
+
+def darcy_solution(resolution: int) -> SolutionMap:
+    """Darcy's solver as a completion: ``a`` snapped to its two values (12 where ≥ 7.5, else 3), ``u`` solved."""
+    return SolutionMap(solve=solve_darcy, prepare=lambda a: torch.where(a >= 7.5, 12.0, 3.0).to(a.dtype))
 
 
 TASKS = {
-    "poisson": Task(poisson, LinearGaussianPair.poisson),
-    "helmholtz": Task(helmholtz, LinearGaussianPair.helmholtz),
-    "darcy": Task(darcy),
+    "poisson": Task(poisson, LinearGaussianPair.poisson, lambda n: LinearGaussianPair.poisson(n).solution, True),
+    "helmholtz": Task(helmholtz, LinearGaussianPair.helmholtz, lambda n: LinearGaussianPair.helmholtz(n).solution,
+                      True),
+    "darcy": Task(darcy, solution=darcy_solution),
     "ns": Task(navier_stokes_pair),
 }
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row of ours: a run (the trained model or a control), a configured method and its steps; with ``solution``,
+    the draws' ``u`` is completed from their ``a`` by the solver, and with ``through`` too the observation is read
+    through it (:class:`~hilbert_diffusion.restoration.constraint.ConstrainedMask`)."""
+
+    run: object
+    method: Sampler
+    steps: int
+    solution: Callable[[int], SolutionMap] | None = None
+    through: bool = False
 
 
 @dataclass(frozen=True)
@@ -169,37 +198,56 @@ def get_run(name: str, task: Task, setting: Setting, runs: Path, cache_dir: str 
     return run, minutes, ChannelCovariance.estimate(run.normalization.encode(data.data), data.basis)
 
 
-def restored(run, obs: PointObservation, pairs: torch.Tensor, method: Sampler, steps: int, direction: str,
+def restored(row: Row, obs: PointObservation, pairs: torch.Tensor, direction: str,
              draws: int) -> tuple[dict, torch.Tensor]:
-    """Single-draw and mean-of-``draws`` errors (%) of ``method`` restoring the recovered channel, and the first
+    """Single-draw and mean-of-``draws`` errors (%) of ``row`` restoring the recovered channel, and the first
     pair's first draw of it."""
     start, target = time.perf_counter(), DIRECTIONS[direction][2]
-    mask, grid = obs.as_mask(pairs.shape[1]), tuple(pairs.shape[2:])
+    operator, grid = obs.as_mask(pairs.shape[1]), tuple(pairs.shape[2:])
+    solution = row.solution(grid[0]) if row.solution is not None else None
+    if row.through:
+        operator = ConstrainedMask.of(operator, solution)
     y = obs.scatter(obs(pairs), pairs.shape[1])
-    out = run.restore(mask, y, resolution=grid, num=draws, method=method, steps=steps,
-                      generator=torch.Generator().manual_seed(5))
+    out = row.run.restore(operator, y, resolution=grid, num=draws, method=row.method, steps=row.steps,
+                          generator=torch.Generator().manual_seed(5))
+    if solution is not None:  # u = S(P a) from the restored a
+        out = solution.complete(out, len(grid))
     out = out.reshape(len(pairs), draws, *out.shape[1:]).double()
     truth = pairs[:, target].double()
     single = torch.stack([relative_error(out[:, k, target], truth) for k in range(draws)])
     return ({"draw": 100 * single.mean().item(), "mean": 100 * relative_error(out[:, :, target].mean(1), truth).mean().item(),
-             "evaluations": method.evaluations(steps), "seconds": time.perf_counter() - start}, out[0, 0, target])
+             "evaluations": row.method.evaluations(row.steps), "seconds": time.perf_counter() - start},
+            out[0, 0, target])
 
 
-def evaluate(name: str, setting: Setting, *, runs: Path | None, cache_dir: str | None, figure: dict) -> dict:
-    """The task's rows on every grid; ``figure[(name, direction)]`` gets the first pair's fields on the protocol grid."""
+def model_rows(task: Task, run, covariance: ChannelCovariance, setting: Setting) -> dict[str, Row]:
+    """Our rows for one trained run: the configured methods, guidance with the pairs' channel covariance, its per-mode
+    Gaussian control, and with a known solver the row that uses it."""
+    rows = {m.name: Row(run, m, steps) for m, steps in setting.methods}
+    joint = covariance_guidance.configure(data_spectrum=covariance, nugget=NUGGET)
+    rows["guidance + channel covariance"] = Row(run, joint, setting.steps)
+    gaussian = replace(run, model=ChannelGaussianDenoiser(run.sde, covariance))  # the pairs' per-mode Gaussian
+    rows["per-mode Gaussian fit, no network (guidance)"] = Row(gaussian, joint, setting.steps)
+    if task.solution is not None and task.linear:
+        rows[SOLVER_ROW] = Row(run, covariance_guidance.configure(nugget=NUGGET), setting.steps, task.solution, True)
+    elif task.solution is not None:
+        rows[COMPLETED_ROW] = Row(run, joint, setting.steps, task.solution)
+    return rows
+
+
+def evaluate(name: str, setting: Setting, *, runs: Path | None, cache_dir: str | None, figure: dict,
+             only: Sequence[str] | None = None) -> dict:
+    """The task's rows on every grid (of ours: those named in ``only``, default all); ``figure[(name, direction)]``
+    gets the first pair's fields on the protocol grid."""
     task = TASKS[name]
     extra = setting.ns_data if name == "ns" else {}
     run, minutes, covariance = get_run(name, task, setting, runs, cache_dir) if runs is not None else (None, None, None)
-    methods = [(m.name, run, m, steps) for m, steps in setting.methods] if run is not None else []
-    if run is not None:
-        joint = covariance_guidance.configure(data_spectrum=covariance, nugget=NUGGET)
-        methods.append(("guidance + channel covariance", run, joint, setting.steps))
-        gaussian = replace(run, model=ChannelGaussianDenoiser(run.sde, covariance))  # the pairs' per-mode Gaussian
-        methods.append(("per-mode Gaussian fit, no network (guidance)", gaussian, joint, setting.steps))
+    rows = model_rows(task, run, covariance, setting) if run is not None else {}
+    rows = {label: row for label, row in rows.items() if only is None or label in only}
     result = {"train_cpu_minutes": minutes, "grids": {}}
     for resolution in setting.resolutions:
         test = task.builder(setting.test_pairs, resolution, seed=1, cache_dir=cache_dir, progress=False, **extra)
-        rows = {}
+        grid = {}
         for direction in DIRECTIONS:
             obs = observation(test.basis, resolution, setting.points, direction)
             entry, fields = {}, {}
@@ -208,16 +256,28 @@ def evaluate(name: str, setting: Setting, *, runs: Path | None, cache_dir: str |
                                                                              setting.draws)
                 entry[f"bayes, first {setting.model_pairs}"] = bayes_limit(
                     task, test.data[: setting.model_pairs], obs, direction, setting.draws)[0]
-            for label, model_run, method, steps in methods:
-                entry[label], fields[label] = restored(model_run, obs, test.data[: setting.model_pairs], method,
-                                                       steps, direction, setting.draws)
+            for label, row in rows.items():
+                entry[label], fields[label] = restored(row, obs, test.data[: setting.model_pairs], direction,
+                                                       setting.draws)
             if resolution == setting.resolutions[0]:
                 figure[(name, direction)] = {"pair": test.data[0], "points": obs.mask(), "fields": fields}
-            rows[direction] = entry
+            grid[direction] = entry
             print(f"  {name} {resolution}² {direction}: " + "; ".join(
                 f"{k} draw {v['draw']:.2f}% mean {v['mean']:.2f}%" for k, v in entry.items()), flush=True)
-        result["grids"][str(resolution)] = rows
+        result["grids"][str(resolution)] = grid
     return result
+
+
+def merge(previous: dict, fresh: dict) -> dict:
+    """``fresh`` task results merged row by row into ``previous`` (the rows a run did not measure are kept)."""
+    for name, result in fresh.items():
+        old = previous.setdefault(name, {"train_cpu_minutes": None, "grids": {}})
+        if result["train_cpu_minutes"] is not None:
+            old["train_cpu_minutes"] = result["train_cpu_minutes"]
+        for resolution, grid in result["grids"].items():
+            for direction, entry in grid.items():
+                old["grids"].setdefault(resolution, {}).setdefault(direction, {}).update(entry)
+    return {name: previous[name] for name in TASKS if name in previous}
 
 
 def print_table(results: dict, resolution: int) -> None:
@@ -244,6 +304,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", default=None,
                         help="tasks that get a trained model (default: every task in --tasks; '' for none)")
     parser.add_argument("--cache-dir", default=None, help="data cache (default: the package's)")
+    parser.add_argument("--rows", action="append", default=None,
+                        help="measure only this row of ours (repeatable; default: all); the others are kept")
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.tasks.split(",") if n.strip()]
     unknown = [n for n in names if n not in TASKS]
@@ -259,10 +321,9 @@ def main(argv: list[str] | None = None) -> int:
     path = RESULTS / f"{stem}.json"
     figure: dict = {}
     fresh = {name: evaluate(name, setting, runs=runs if name in models else None, cache_dir=args.cache_dir,
-                            figure=figure) for name in names}
+                            figure=figure, only=args.rows) for name in names}
     previous = json.loads(path.read_text()).get("results", {}) if path.exists() else {}  # read last: runs in parallel
-    previous.update(fresh)  # per task, merged into the existing file: --tasks runs add to it
-    results = {name: previous[name] for name in TASKS if name in previous}
+    results = merge(previous, fresh)  # row by row into the existing file: --tasks and --rows runs add to it
     for resolution in setting.resolutions:
         print_table(results, resolution)
     document = {

@@ -28,6 +28,7 @@ from .sde import (
 )
 from .restoration import (
     BlockAverage,
+    ConstrainedMask,
     HeatBlur,
     Mask,
     ObservationOperator,
@@ -43,6 +44,7 @@ from .restoration import (
     missing_mask,
     random_mask,
     repaint,
+    SolutionMap,
 )
 from .models.gaussian import exact_gaussian_posterior, gaussian_sampler_law
 from .engine import Method, Run, Sampler
@@ -120,6 +122,8 @@ __all__ = [
     "Mask",
     "PointObservation",
     "diffusionpde_points",
+    "SolutionMap",
+    "ConstrainedMask",
     "box_mask",
     "random_mask",
     "SpectralDownsample",

@@ -125,9 +125,10 @@ class TrainedRun:
         y_model = self._encode_observation(operator, y, grid).repeat_interleave(num, dim=0)
         x = self.sde.prior_sample(len(y_model), grid, channels=self.channels, generator=generator,
                                   dtype=y_model.dtype, device=y_model.device)
-        out = method(self.model, self.sde, x, method.times(steps), operator=operator, y=y_model, generator=generator,
-                     progress=progress, **options)
-        return self.normalization.decode(out)
+        model_operator = operator.normalised(self.normalization.mean, self.normalization.std)
+        out = method(self.model, self.sde, x, method.times(steps), operator=model_operator, y=y_model,
+                     generator=generator, progress=progress, **options)
+        return operator.project(self.normalization.decode(out))
 
     def inpaint(self, y: Tensor, mask: Tensor | None = None, *, noise_std: float = 0.0, **options: Any) -> Tensor:
         """Fill in the unobserved points of ``y`` ``(n_obs, channels, *grid)``: ``mask`` (boolean, the grid's shape,

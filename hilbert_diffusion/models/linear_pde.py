@@ -26,7 +26,9 @@ from ..bases import Grid, NeumannBasis, SpectralBasis
 from ..datasets.elliptic import solve_dirichlet, zero_boundary
 from ..datasets.pde_pairs import DIFFUSIONPDE_GRF
 from ..noise import Spectrum
+from ..restoration.constraint import SolutionMap
 from ..restoration.points import PointObservation
+from ..restoration.vectors import cholesky
 
 __all__ = ["LinearGaussianPair", "PairPosterior"]
 
@@ -70,6 +72,12 @@ class LinearGaussianPair:
         return cls(NeumannBasis(2), (resolution, resolution), DIFFUSIONPDE_GRF,
                    lambda a: solve_dirichlet(a, shift=wavenumber**2), zero_boundary)
 
+    @property
+    def solution(self) -> SolutionMap:
+        """``(a, u) ↦ (prepare(a), S prepare(a))`` on channels 0 and 1, for restoring through the solver
+        (:class:`~hilbert_diffusion.restoration.constraint.ConstrainedMask`)."""
+        return SolutionMap(solve=self.solve, prepare=self.prepare)
+
     def _std(self) -> Tensor:
         std = self.spectrum(self.basis.eigenvalues(self.grid)).to(_F64).sqrt()
         return std * (self.basis.eigenvalues(self.grid) > 0)  # the mean mode is zeroed
@@ -102,7 +110,7 @@ class LinearGaussianPair:
                              f"build the observation on the pair's grid.")
         g = self.observation_rows(observation)
         gram = g @ g.T + observation.noise_std**2 * torch.eye(len(g), dtype=_F64)
-        factor = _cholesky(gram)
+        factor = cholesky(gram)
         y = y.to(_F64).reshape(len(y), -1)
         shape = self.basis.coefficient_shape(self.grid)
         mean = self.field((torch.cholesky_solve(y.T, factor).T @ g).reshape(len(y), *shape))
@@ -114,14 +122,3 @@ class LinearGaussianPair:
         samples = self.field(xi.reshape(-1, *shape))
         return PairPosterior(mean=mean, draws=samples.reshape(len(y), draws, *samples.shape[1:]))
 
-
-def _cholesky(gram: Tensor) -> Tensor:
-    """Cholesky factor of the symmetric positive (semi-)definite ``gram``, with the smallest relative jitter
-    (from 1e-14 of its mean diagonal) that makes it succeed."""
-    scale = gram.diagonal().mean()
-    for jitter in (0.0, 1e-14, 1e-12, 1e-10, 1e-8):
-        factor, info = torch.linalg.cholesky_ex(gram + jitter * scale * torch.eye(len(gram), dtype=gram.dtype))
-        if int(info) == 0:
-            return factor
-    raise ValueError("the observations' covariance is singular: some observed values are exact linear combinations "
-                     "of others (repeated points?); remove them or add observation noise.")

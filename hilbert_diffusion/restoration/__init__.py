@@ -12,6 +12,8 @@ samplers' signature plus the keyword-only ``operator`` and ``y``::
   exact posterior covariance, one model evaluation per step (:mod:`.covariance_guidance`);
 * :data:`filtering_smc` — sequential Monte Carlo over the reverse process, asymptotically exact (:mod:`.smc`).
 
+Pairs ``(a, u = S a)`` with a known linear solution operator ``S`` are observed through it (:mod:`.constraint`).
+
 :func:`default_method` picks the best of them for an operator and SDE. The exact Gaussian posterior that every method
 is measured against lives beside the oracle (:func:`hilbert_diffusion.models.gaussian.exact_gaussian_posterior`).
 Measured there: for operators diagonal in the basis (spectral super-resolution) replacement is exact and cheapest;
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 from ..engine import Sampler
 from ..sde import DiagonalSDE
+from .constraint import ConstrainedMask, SolutionMap
 from .covariance_guidance import CovarianceGuidance, covariance_guidance
 from .guidance import DPS, dps
 from .operators import (
@@ -53,6 +56,8 @@ __all__ = [
     "observation_matrix",
     "PointObservation",
     "diffusionpde_points",
+    "SolutionMap",
+    "ConstrainedMask",
     "RePaint",
     "DDNM",
     "DPS",
@@ -77,12 +82,14 @@ METHODS: tuple[Sampler, ...] = (filtering_smc, covariance_guidance, ddnm, repain
 def default_method(sde: DiagonalSDE, operator: ObservationOperator) -> Sampler:
     """:data:`ddnm` for operators diagonal in the basis (exact there, and the cheapest); the asymptotically exact
     :data:`filtering_smc` where it applies (``A`` commutes with the forward mean factor: κ = 0, and every channel is
-    observed at the same points); else — heat, or channel-wise masks — :data:`covariance_guidance`, exact for Gaussian
-    data with the model's spectrum (it reads the model's ``data_spectrum``)."""
+    observed at the same points); else — heat, channel-wise masks, observations through a solver — :data:`covariance_guidance`,
+    exact for Gaussian data with the model's spectrum (it reads the model's ``data_spectrum``)."""
     if operator.diagonal:
         return ddnm
     heat = getattr(sde, "kappa", 0.0) > 0
-    return covariance_guidance if heat or getattr(operator, "per_channel", False) else filtering_smc
+    if heat or isinstance(operator, ConstrainedMask) or getattr(operator, "per_channel", False):
+        return covariance_guidance
+    return filtering_smc
 
 
 def __getattr__(name: str):  # the exact references moved beside the Gaussian oracle; the old import path still works

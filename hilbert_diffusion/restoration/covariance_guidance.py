@@ -36,13 +36,14 @@ from ..engine import Method, Run, Sampler
 from ..noise import Spectrum
 from ..times import power_times
 from .replacement import RESTORATION_STEPS
+from .vectors import cholesky
 
 __all__ = ["CovarianceGuidance", "covariance_guidance"]
 
 
 class _Carry(NamedTuple):
     x: Tensor
-    rows: Tensor  # Hᵀ e_j on the grid, one per observed entry: (n_obs, channels, *grid)
+    rows: Tensor  # Hᵀ e_j on the grid, one per observed entry: (n_obs, channels, *grid), float64
     observed: Tensor  # boolean (channels, *observation grid): the observed entries of y
     spectrum: Tensor  # c_k per channel (channels, *modes), or a channel covariance per mode (channels, channels, *modes)
 
@@ -96,11 +97,11 @@ class CovarianceGuidance(Method):
         obs_grid = operator.observation_grid(run.grid)
         observed = operator.observed_points(run.grid).to(x.device).expand(x.shape[1], *obs_grid)
         count = int(observed.sum())
-        units = torch.zeros((count, *observed.shape), dtype=x.dtype, device=x.device)
+        units = torch.zeros((count, *observed.shape), dtype=torch.float64, device=x.device)
         units.flatten(1)[torch.arange(count, device=x.device), observed.flatten().nonzero()[:, 0]] = 1
-        probe = torch.zeros((count, *x.shape[1:]), dtype=x.dtype, device=x.device, requires_grad=True)
+        probe = torch.zeros((count, *x.shape[1:]), dtype=torch.float64, device=x.device, requires_grad=True)
         with torch.enable_grad():
-            (rows,) = torch.autograd.grad(operator.forward(probe), probe, grad_outputs=units)  # Hᵀ e_j, Euclidean
+            (rows,) = torch.autograd.grad(operator.forward(probe), probe, grad_outputs=units)  # Hᵀ e_j, float64: K_t is stiff
         return _Carry(x, rows, observed, self._spectrum(run))
 
     def position(self, carry: _Carry) -> Tensor:
@@ -112,9 +113,9 @@ class CovarianceGuidance(Method):
     def _gram(self, run: Run, carry: _Carry, posterior: Tensor) -> Tensor:
         """``K_t = H Σ_t Hᵀ + σ_y² I`` over the observed entries (float64), ``Σ_t`` the grid covariance of the per-mode
         posterior variances ``posterior``."""
-        columns = _covariance(run, carry.rows, posterior)  # Σ_t Hᵀ e_j
+        columns = _covariance(run, carry.rows, posterior.double())  # Σ_t Hᵀ e_j
         operator = run.observation()[0]
-        gram = operator.forward(columns)[:, carry.observed].to(torch.float64)
+        gram = operator.forward(columns)[:, carry.observed]
         variance = operator.noise_std**2 + self.nugget * float(gram.diagonal().mean())
         return gram + variance * torch.eye(len(gram), dtype=torch.float64, device=gram.device)
 
@@ -123,10 +124,11 @@ class CovarianceGuidance(Method):
         a, v, c = run.a(t), run.v(t), carry.spectrum
         posterior = _posterior(c, a, v, mixing=c.dim() == run.basis.ndim + 2)  # Cov[x_0 | x_t] of N(0, c), per mode
         residual = (y - operator.forward(denoised.detach()))[:, carry.observed].to(torch.float64)  # (batch, n_obs)
-        weights = torch.linalg.solve(self._gram(run, carry, posterior), residual.T).T.to(x.dtype)  # K_t⁻¹ (y − H D)
-        shift = torch.einsum("bj,j...->b...", weights, carry.rows)  # Hᵀ K_t⁻¹ (y − H D)
+        weights = torch.cholesky_solve(residual.T, cholesky(self._gram(run, carry, posterior))).T  # K_t⁻¹ (y − H D)
+        shift = torch.einsum("bj,j...->b...", weights, carry.rows).to(x.dtype)  # Hᵀ K_t⁻¹ (y − H D)
         if not self.requires_grad:
-            return carry._replace(x=run.bridge_sample(x.detach(), denoised + _covariance(run, shift, posterior), s, t))
+            conditional = operator.derive(denoised + _covariance(run, shift, posterior))  # a constraint's u = S a
+            return carry._replace(x=run.bridge_sample(x.detach(), conditional, s, t))
         # (CG) per mode: through the model's Jacobian (T2) where the mode's signal-to-noise ratio a²c/v exceeds
         # jacobian_snr, else through the Gaussian's own posterior covariance s_k (where J = A_t Σ_t N_t⁻¹ they agree).
         visible = a**2 * c > self.jacobian_snr * v
@@ -134,10 +136,10 @@ class CovarianceGuidance(Method):
         with torch.enable_grad():
             predicted = operator.forward(denoised)
             target = torch.zeros_like(predicted)
-            target[:, carry.observed] = weights
+            target[:, carry.observed] = weights.to(target.dtype)
             (vjp,) = torch.autograd.grad(predicted, x, grad_outputs=target)  # Jᵀ Hᵀ K_t⁻¹ r
         conditional = conditional + _covariance(run, vjp, torch.where(visible, v / torch.where(visible, a, 1.0), 0.0))
-        return carry._replace(x=run.bridge_sample(x.detach(), conditional, s, t))
+        return carry._replace(x=run.bridge_sample(x.detach(), operator.derive(conditional), s, t))
 
 
 def _posterior(c: Tensor, a: Tensor, v: Tensor, *, mixing: bool) -> Tensor:

@@ -135,6 +135,20 @@ class ObservationOperator(ABC):
     def pseudo_inverse(self, y: Tensor, grid: Grid) -> Tensor:
         """``A⁺ y`` on ``grid`` (Moore–Penrose for the quadrature inner products)."""
 
+    def project(self, x: Tensor) -> Tensor:
+        """The fields as the operator reads them: ``x``, but for operators that derive a channel from others
+        (:class:`~hilbert_diffusion.restoration.constraint.ConstrainedMask` completes ``u = S a``)."""
+        return x
+
+    def derive(self, x: Tensor) -> Tensor:
+        """``x`` with the channels the operator derives from others recomputed (the identity but for constraints)."""
+        return x
+
+    def normalised(self, mean: Sequence[float], std: Sequence[float]) -> ObservationOperator:
+        """The operator on fields normalised per channel, ``(x_c − mean_c)/std_c``, observing ``(y − A mean)/std``:
+        ``A_n x = A(std · x)/std``; an operator acting on each channel alone is its own."""
+        return self
+
     def observation_multiplier(self, grid: Grid) -> Tensor | None:
         """For an operator diagonal in the basis, ``s_k`` with ``A e_k = s_k e_k^g`` on the coefficients of the
         observation grid (its singular values); ``None`` for the others."""

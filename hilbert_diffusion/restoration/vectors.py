@@ -11,7 +11,7 @@ from torch import Tensor
 from ..bases import Grid
 from .operators import ObservationOperator
 
-__all__ = ["observation_matrix"]
+__all__ = ["observation_matrix", "cholesky"]
 
 
 def _to_vector(operator: ObservationOperator, y: Tensor, grid: Grid) -> Tensor:
@@ -46,3 +46,13 @@ def observation_matrix(operator: ObservationOperator, grid: Grid) -> Tensor:
     return _to_vector(operator, operator.forward(identity), grid).T.contiguous()
 
 
+def cholesky(gram: Tensor) -> Tensor:
+    """Cholesky factor of the symmetric positive (semi-)definite ``gram``, with the smallest relative jitter
+    (from 1e-14 of its mean diagonal) that makes it succeed."""
+    scale = gram.diagonal().mean()
+    for jitter in (0.0, 1e-14, 1e-12, 1e-10, 1e-8):
+        factor, info = torch.linalg.cholesky_ex(gram + jitter * scale * torch.eye(len(gram), dtype=gram.dtype, device=gram.device))
+        if int(info) == 0:
+            return factor
+    raise ValueError("the observations' covariance is singular: some observed values are exact linear combinations "
+                     "of others (repeated points?); remove them or add observation noise.")
