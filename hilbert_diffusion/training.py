@@ -230,7 +230,7 @@ def _train_steps(state: RunState, *, sde: DiagonalSDE, config: TrainConfig, cont
             bar.close()
     interrupted = stop == "interrupt" or context.all_agree(interrupts.requested)
     if config.optimised_steps and not interrupted:  # deterministic: every rank stores the same grid
-        state.run_config["times"] = spectrum_times(sde, state.spectra, raw.shape[2:], steps=config.optimised_steps)
+        state.run_config["times"] = spectrum_times(sde, state.spectra, state.x.shape[2:], steps=config.optimised_steps)
     final = hooks.checkpoint()
     if not interrupted:
         hooks.figure(running)
