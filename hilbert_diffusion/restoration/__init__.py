@@ -29,16 +29,8 @@ from ..sde import DiagonalSDE
 from .constraint import ConstrainedMask, SolutionMap
 from .covariance_guidance import CovarianceGuidance, covariance_guidance
 from .guidance import DPS, dps
-from .operators import (
-    BlockAverage,
-    HeatBlur,
-    Mask,
-    ObservationOperator,
-    SpectralDownsample,
-    box_mask,
-    missing_mask,
-    random_mask,
-)
+from .masks import box_mask, missing_mask, random_mask
+from .operators import BlockAverage, HeatBlur, Mask, ObservationOperator, SpectralDownsample
 from .replacement import DDNM, RESTORATION_STEPS, RePaint, ddnm, repaint
 from .points import PointObservation, diffusionpde_points
 from .smc import FilteringSMC, filtering_smc

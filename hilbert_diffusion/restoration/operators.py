@@ -10,7 +10,8 @@ Each operator gives, for a signal grid ``G`` and its observation grid ``g``:
   ``A⁺ A`` an orthogonal projection);
 * ``noise_std`` (``σ_y``) and ``observation_grid(G)`` (``g``, validating that ``G`` can be restored).
 
-Operators: :class:`Mask` (point observations; :func:`box_mask`, :func:`random_mask`, :func:`missing_mask`),
+Operators: :class:`Mask` (point observations; built by :func:`~.masks.box_mask`, :func:`~.masks.random_mask`,
+:func:`~.masks.missing_mask`),
 :class:`SpectralDownsample` (the coefficients a low grid resolves; diagonal in the basis), :class:`BlockAverage`
 (pixelation) and :class:`HeatBlur` (the heat semigroup ``e^{-τA}``, a Gaussian kernel; diagonal in the basis).
 :func:`~.vectors.observation_matrix` (:mod:`.vectors`) is the dense matrix of an operator on one grid (for exact
@@ -29,7 +30,6 @@ import torch
 from torch import Tensor
 
 from ..bases import Grid, SpectralBasis
-from ..bases.base import _as_tuple
 
 __all__ = [
     "ObservationOperator",
@@ -293,69 +293,6 @@ class Mask(ObservationOperator):
         return y if grid == self.grid else _embed(y, self._indices(grid), grid, self.basis.ndim)
 
 
-def _box(basis: SpectralBasis, grid: Grid, low: float | Sequence[float], high: float | Sequence[float]) -> Tensor:
-    low, high = _as_tuple(low, basis.ndim, "low"), _as_tuple(high, basis.ndim, "high")
-    if any(not 0 <= lo < hi <= 1 for lo, hi in zip(low, high)):
-        raise ValueError(
-            f"box corners low={low}, high={high} must be fractional coordinates with 0 ≤ low < high ≤ 1 on every axis."
-        )
-    inside = torch.ones(grid, dtype=torch.bool)
-    for axis, (coord, lo, hi) in enumerate(zip(basis.axis_points(grid, fractional=True), low, high)):
-        shape = [1] * basis.ndim
-        shape[axis] = -1
-        inside = inside & ((coord >= lo) & (coord < hi)).reshape(shape)
-    return inside
-
-
-def box_mask(
-    basis: SpectralBasis,
-    resolution: int | Sequence[int],
-    *,
-    low: float | Sequence[float],
-    high: float | Sequence[float],
-    noise_std: float = 0.0,
-) -> Mask:
-    """A :class:`Mask` hiding the box ``[low, high)`` and observing every other point of the grid ``resolution``.
-
-    Corners are fractional coordinates (``basis.axis_points(grid, fractional=True)``), one per axis or one number
-    for every axis (``box_mask(NeumannBasis(1), 64, low=0.3, high=0.6)``)."""
-    grid = basis.grid(resolution)
-    return Mask(basis=basis, observed=~_box(basis, grid, low, high), noise_std=noise_std)
-
-
-def random_mask(
-    basis: SpectralBasis,
-    resolution: int | Sequence[int],
-    *,
-    observed_fraction: float,
-    generator: torch.Generator | None = None,
-    noise_std: float = 0.0,
-) -> Mask:
-    """A :class:`Mask` observing ``round(observed_fraction · N)`` grid points drawn without replacement."""
-    grid = basis.grid(resolution)
-    n = math.prod(grid)
-    count = round(observed_fraction * n)
-    if not 0 < count < n:
-        raise ValueError(
-            f"observed_fraction={observed_fraction} observes {count} of {n} points; it must leave at least one point "
-            f"observed and one unknown (0 < fraction < 1)."
-        )
-    chosen = torch.randperm(n, generator=generator)[:count]
-    observed = torch.zeros(n, dtype=torch.bool)
-    observed[chosen] = True
-    return Mask(basis=basis, observed=observed.reshape(grid), noise_std=noise_std)
-
-
-def missing_mask(basis: SpectralBasis, observed: Tensor, *, noise_std: float = 0.0) -> tuple[Mask, Tensor]:
-    """``(mask, y)`` from observations ``(*batch, *grid)`` whose missing points are NaN: the :class:`Mask` of the
-    points that are finite in every observation, and ``y`` with the NaN replaced by 0 (off the mask, ignored)."""
-    grid = basis.grid_of(observed)
-    finite = torch.isfinite(observed).reshape(-1, *grid).all(dim=0)
-    if not finite.any():
-        raise ValueError("every point is NaN in some observation: nothing is observed; give finite values where known.")
-    return Mask(basis=basis, observed=finite, noise_std=noise_std), torch.nan_to_num(observed, nan=0.0)
-
-
 @dataclass(frozen=True, kw_only=True, eq=False)
 class _LowGrid(ObservationOperator):
     """Operators observing at a fixed low grid ``resolution``, whatever the signal grid."""
@@ -509,9 +446,13 @@ class HeatBlur(ObservationOperator):
         return self.basis.resample(self.basis.apply_diagonal(y, inverse), grid)
 
 
-def __getattr__(name: str):  # observation_matrix moved to .vectors; the old import path still works
+def __getattr__(name: str):  # moved to .vectors and .masks; the old import paths still work
     if name == "observation_matrix":
         from .vectors import observation_matrix
 
         return observation_matrix
+    if name in ("box_mask", "random_mask", "missing_mask"):
+        from . import masks
+
+        return getattr(masks, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
