@@ -306,6 +306,7 @@ def _bounded(kind: type, accept, wanted: str):
 
 
 _positive_int = _bounded(int, lambda v: v >= 1, "a positive integer")
+_sampling_steps = _bounded(int, lambda v: v >= 2, "an integer ≥ 2 (one step cannot carry noise to data)")
 _count = _bounded(int, lambda v: v >= 0, "an integer ≥ 0 (0: off)")
 _positive_float = _bounded(float, lambda v: v > 0 and math.isfinite(v), "a positive number")
 
@@ -342,7 +343,7 @@ def _add_restoration_commands(commands) -> None:
         r.add_argument("--method", choices=tuple(_methods()), default="auto",
                        help="auto: ddnm for spectral/blur operators (exact there), smc (asymptotically exact) for "
                        "masks/blocks without heat, guidance (covariance guidance) under heat")
-        r.add_argument("--steps", type=_positive_int, help=f"time steps (default {_methods()['ddnm'].default_steps}): "
+        r.add_argument("--steps", type=_sampling_steps, help=f"time steps (default {_methods()['ddnm'].default_steps}): "
                        "fewer is faster, less exact")
         r.add_argument("--particles", type=_positive_int, help="particles per draw of --method smc (default "
                        f"{_methods()['smc'].method.particles}): cost and accuracy grow with them")
@@ -414,7 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
     sa.add_argument("--out", required=True, help="output .npy (num, channels, *grid); a PNG grid is written beside it")
     sa.add_argument("--sampler", choices=tuple(_samplers()), default="multistep",
                     help="multistep: exponential 3M, the default; euler-maruyama: HDM's baseline")
-    sa.add_argument("--steps", type=_positive_int, help="time steps; default: multistep on the run's grid optimised at "
+    sa.add_argument("--steps", type=_sampling_steps, help="time steps; default: multistep on the run's grid optimised at "
                     "training (16 steps), else per sampler (model evaluations): " +
                     ", ".join(f"{n} {s.default_steps} ({s.evaluations()})" for n, s in _samplers().items()))
     sa.add_argument("--batch-size", type=_positive_int, default=64)

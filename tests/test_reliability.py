@@ -345,6 +345,9 @@ MESSAGE_CASES = [
     ("max-minutes", [*TRAIN, "--out", "{p}/r", "--max-minutes", "-1"], "argument --max-minutes: must be a positive"),
     ("sample into a folder", ["sample", "oracle", "--resolution", "8", "--num", "1", "--out", "{p}/folder"],
      "--out {p}/folder is a directory"),
+    ("one sampling step", ["sample", "oracle", "--resolution", "8", "--num", "1", "--steps", "1", "--out", "{p}/s.npy"],
+     "argument --steps: must be an integer ≥ 2"),
+    ("one restoration step", [*INPAINT[:-1], "1"], "argument --steps: must be an integer ≥ 2"),
 ]
 
 
