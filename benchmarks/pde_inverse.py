@@ -210,9 +210,10 @@ def restored(row: Row, obs: PointObservation, pairs: torch.Tensor, direction: st
     y = obs.scatter(obs(pairs), pairs.shape[1])
     out = row.run.restore(operator, y, resolution=grid, num=draws, method=row.method, steps=row.steps,
                           generator=torch.Generator().manual_seed(5))
+    out = out.double()  # the solvers' tolerances are float64's
     if solution is not None:  # u = S(P a) from the restored a
         out = solution.complete(out, len(grid))
-    out = out.reshape(len(pairs), draws, *out.shape[1:]).double()
+    out = out.reshape(len(pairs), draws, *out.shape[1:])
     truth = pairs[:, target].double()
     single = torch.stack([relative_error(out[:, k, target], truth) for k in range(draws)])
     return ({"draw": 100 * single.mean().item(), "mean": 100 * relative_error(out[:, :, target].mean(1), truth).mean().item(),
