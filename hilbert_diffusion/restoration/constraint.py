@@ -72,7 +72,9 @@ class SolutionMap:
         if axis < 0 or max(self.source, self.solution) >= x.shape[axis]:
             raise ValueError(f"the solution map reads channel {self.source} and writes {self.solution} but the field "
                              f"is shaped {tuple(x.shape)}; give (batch, channels, *grid) fields with both.")
-        m_a, s_a, m_u, s_u = self.units if affine else (0.0, *self.units[1:2], 0.0, *self.units[3:])
+        m_a, s_a, m_u, s_u = self.units
+        if not affine:
+            m_a = m_u = 0.0
         source = s_a * x.select(axis, self.source) + m_a  # in data units
         prepared = source if self.prepare is None else self.prepare(source)
         solved = {self.solution: (self.solve(prepared) - m_u) / s_u}  # u = S P a     (complete)

@@ -101,7 +101,7 @@ class CovarianceGuidance(Method):
         units.flatten(1)[torch.arange(count, device=x.device), observed.flatten().nonzero()[:, 0]] = 1
         probe = torch.zeros((count, *x.shape[1:]), dtype=torch.float64, device=x.device, requires_grad=True)
         with torch.enable_grad():
-            (rows,) = torch.autograd.grad(operator.forward(probe), probe, grad_outputs=units)  # Hᵀ e_j, float64: K_t is stiff
+            (rows,) = torch.autograd.grad(operator.forward(probe), probe, grad_outputs=units)  # Hᵀ e_j (K_t is stiff)
         return _Carry(x, rows, observed, self._spectrum(run))
 
     def position(self, carry: _Carry) -> Tensor:
