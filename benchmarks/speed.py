@@ -29,6 +29,9 @@ process (:func:`hilbert_diffusion.cli.default_sde`), data: Matérn GRFs at 32².
    else (one profiled forward; labels by ``record_function``).
 5. **Few steps** (issue 18): sampling wall time (64², batch 16) with 48 evaluations on ``default_times(48)`` against
    16 on the grid a run stores (``spectrum_times``), ``ratio = time(48) / time(16)``.
+6. **Execution** (issue 19, :mod:`benchmarks.speed_execution`): bf16 autocast, ``torch.compile`` and both against
+   eager fp32 in the same run, for the forward at two resolutions and a training step; ``ratio = time(fp32) /
+   time(variant)``, the compilation's own time apart.
 
 Timings alternate between the variants and are repeated; medians are reported. The machine is shared,
 so its load average (``os.getloadavg``) is stored before and after.
@@ -53,9 +56,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+if __package__ in (None, ""):  # run as a file: make the package importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 import torch
 from torch import nn
 from torch.profiler import ProfilerActivity, profile, record_function
+
+from benchmarks.speed_execution import rows as execution_rows, time_execution
 
 from hilbert_diffusion import Matern, PeriodicBasis
 from hilbert_diffusion.cli import default_sde
@@ -86,6 +94,7 @@ class Setting:
     memory_batch: int
     forward_resolution: int
     forward_batch: int
+    execution_resolutions: tuple[int, ...]
 
 
 FULL = Setting(
@@ -93,12 +102,14 @@ FULL = Setting(
     train_resolution=32, train_batch=32, train_steps=25, rounds=3,
     sample_resolution=64, sample_batch=16, forward_repeats=20,
     memory_resolutions=(64, 256), memory_batch=8, forward_resolution=128, forward_batch=8,
+    execution_resolutions=(64, 128),
 )
 QUICK = Setting(
     model=ScoreFNOConfig(hidden_channels=16, n_layers=2, n_modes=6, embedding_dim=32),
     train_resolution=16, train_batch=16, train_steps=20, rounds=2,
     sample_resolution=32, sample_batch=8, forward_repeats=10,
     memory_resolutions=(16, 32), memory_batch=4, forward_resolution=32, forward_batch=4,
+    execution_resolutions=(16, 32),
 )
 SKIP = 3  # first steps of each round not timed (allocation, lazy caches)
 
@@ -399,6 +410,9 @@ def main(argv: list[str] | None = None) -> int:
     forward = time_forward(setting, sde, spectra)
     few_steps = time_few_steps(setting, model.eval(), sde, spectra)
     memory = measure_memory(setting, args.quick)
+    execution = time_execution(lambda: setting.model.build(sde, channels=1, data_spectrum=spectra), sde, data,
+                               forward_resolutions=setting.execution_resolutions, forward_batch=setting.forward_batch,
+                               train_batch=setting.train_batch, repeats=setting.rounds * 3)
     document = {
         "description": "toolkit overhead as ratios measured in one run (targets: training >= 0.9, sampling >= 0.9)",
         "command": f"OMP_NUM_THREADS=1 python benchmarks/speed.py{' --quick' if args.quick else ''}",
@@ -408,6 +422,7 @@ def main(argv: list[str] | None = None) -> int:
         "forward": forward,
         "sampling_16_vs_48": few_steps,
         "memory": memory,
+        "execution": execution,
         "passes": {"training_vs_bare_dsm": training["ratio_vs_bare_dsm"] >= TARGET,
                    "training_vs_bare_fno": training["ratio_vs_bare_fno"] >= TARGET,
                    "sampling": sampling["ratio"] >= TARGET},
@@ -443,6 +458,7 @@ def main(argv: list[str] | None = None) -> int:
          forward["speedup"]),
         (f"sampling {few_steps['resolution']}² b{few_steps['batch']}: 48 / 16 evaluations (optimised grid)",
          f"{few_steps['seconds_median'][48]:.2f}s / {few_steps['seconds_median'][16]:.2f}s", few_steps["ratio_48_over_16"]),
+        *execution_rows(execution),
     ]
     print(f"{'measurement':<52}{'values':<40}{'ratio':>8}")
     for name, values, ratio in rows:
