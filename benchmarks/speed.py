@@ -29,9 +29,9 @@ process (:func:`hilbert_diffusion.cli.default_sde`), data: Matérn GRFs at 32².
    else (one profiled forward; labels by ``record_function``).
 5. **Few steps** (issue 18): sampling wall time (64², batch 16) with 48 evaluations on ``default_times(48)`` against
    16 on the grid a run stores (``spectrum_times``), ``ratio = time(48) / time(16)``.
-6. **Execution** (issue 19, :mod:`benchmarks.speed_execution`): bf16 autocast, ``torch.compile`` and both against
-   eager fp32 in the same run, for the forward at two resolutions and a training step; ``ratio = time(fp32) /
-   time(variant)``, the compilation's own time apart.
+6. **Execution** (issue 19): bf16 autocast and ``torch.compile`` against eager fp32, on this benchmark's model, SDE
+   and data (``execution_resolutions``), is its own benchmark, ``benchmarks/speed_execution.py`` (compiling alone
+   takes minutes on a busy CPU).
 
 Timings alternate between the variants and are repeated; medians are reported. The machine is shared,
 so its load average (``os.getloadavg``) is stored before and after.
@@ -56,14 +56,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a file: make the package importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 import torch
 from torch import nn
 from torch.profiler import ProfilerActivity, profile, record_function
-
-from benchmarks.speed_execution import rows as execution_rows, time_execution
 
 from hilbert_diffusion import Matern, PeriodicBasis
 from hilbert_diffusion.cli import default_sde
@@ -94,7 +89,7 @@ class Setting:
     memory_batch: int
     forward_resolution: int
     forward_batch: int
-    execution_resolutions: tuple[int, ...]
+    execution_resolutions: tuple[int, ...]  # benchmarks/speed_execution.py's forward grids
 
 
 FULL = Setting(
@@ -410,9 +405,6 @@ def main(argv: list[str] | None = None) -> int:
     forward = time_forward(setting, sde, spectra)
     few_steps = time_few_steps(setting, model.eval(), sde, spectra)
     memory = measure_memory(setting, args.quick)
-    execution = time_execution(lambda: setting.model.build(sde, channels=1, data_spectrum=spectra), sde, data,
-                               forward_resolutions=setting.execution_resolutions, forward_batch=setting.forward_batch,
-                               train_batch=setting.train_batch, repeats=setting.rounds * 3)
     document = {
         "description": "toolkit overhead as ratios measured in one run (targets: training >= 0.9, sampling >= 0.9)",
         "command": f"OMP_NUM_THREADS=1 python benchmarks/speed.py{' --quick' if args.quick else ''}",
@@ -422,7 +414,6 @@ def main(argv: list[str] | None = None) -> int:
         "forward": forward,
         "sampling_16_vs_48": few_steps,
         "memory": memory,
-        "execution": execution,
         "passes": {"training_vs_bare_dsm": training["ratio_vs_bare_dsm"] >= TARGET,
                    "training_vs_bare_fno": training["ratio_vs_bare_fno"] >= TARGET,
                    "sampling": sampling["ratio"] >= TARGET},
@@ -458,7 +449,6 @@ def main(argv: list[str] | None = None) -> int:
          forward["speedup"]),
         (f"sampling {few_steps['resolution']}² b{few_steps['batch']}: 48 / 16 evaluations (optimised grid)",
          f"{few_steps['seconds_median'][48]:.2f}s / {few_steps['seconds_median'][16]:.2f}s", few_steps["ratio_48_over_16"]),
-        *execution_rows(execution),
     ]
     print(f"{'measurement':<52}{'values':<40}{'ratio':>8}")
     for name, values, ratio in rows:

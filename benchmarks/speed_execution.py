@@ -1,5 +1,5 @@
 """What bf16 autocast and ``torch.compile`` give on this machine, as ratios to eager fp32 measured in the same run
-(issue 19; a section of ``benchmarks/speed.py``).
+(issue 19; the execution section of the speed benchmarks).
 
 Variants (:func:`hilbert_diffusion.execution.accelerate`): ``fp32`` (eager, the baseline), ``bf16`` (the network under
 bfloat16 autocast), ``compile`` (the backbone through ``torch.compile``), ``compile+bf16``. Measured:
@@ -14,8 +14,8 @@ variant's largest difference from fp32 relative to the output's scale.
 
     OMP_NUM_THREADS=1 python benchmarks/speed_execution.py [--quick]
 
-runs this section alone (``speed.py``'s model, SDE and data; ``speed.py`` runs it too) and writes
-``benchmarks/results/speed_execution[_quick].json``.
+runs it on ``benchmarks/speed.py``'s model, SDE and data and writes ``benchmarks/results/speed_execution[_quick].json``
+(``--quick``: ``speed.py``'s quick sizes, fp32 against bf16 only — compiling alone takes minutes on a busy CPU).
 """
 
 from __future__ import annotations
@@ -124,18 +124,28 @@ def rows(section: dict) -> list[tuple[str, str, float]]:
     return table
 
 
+def headline(document: dict) -> dict[str, object]:
+    """The numbers the runner's summary quotes: each variant's ratio to fp32, forward at the finest grid and step."""
+    finest = document["forward"][max(document["forward"], key=int)]
+    return {f"{part}_{name}": round(ratios[name], 2)
+            for part, ratios in (("forward", finest["ratio_vs_fp32"]),
+                                 ("train_step", document["training_step"]["ratio_vs_fp32"]))
+            for name in ratios if name != "fp32"}
+
+
 def main(argv: list[str] | None = None) -> int:
     from benchmarks import speed
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="speed.py's quick sizes")
+    parser.add_argument("--quick", action="store_true", help="speed.py's quick sizes, fp32 against bf16 only")
     args = parser.parse_args(argv)
     setting = speed.QUICK if args.quick else speed.FULL
+    variants = ("fp32", "bf16") if args.quick else tuple(VARIANTS)  # quick: no compile (minutes on a busy CPU)
     load_before, wall = list(os.getloadavg()), time.monotonic()
     sde, _, data, spectra = speed.build(setting, setting.train_resolution)
     section = time_execution(lambda: setting.model.build(sde, channels=1, data_spectrum=spectra), sde, data,
                              forward_resolutions=setting.execution_resolutions, forward_batch=setting.forward_batch,
-                             train_batch=setting.train_batch, repeats=setting.rounds * 3)
+                             train_batch=setting.train_batch, repeats=setting.rounds * 3, variants=variants)
     document = {"description": "bf16 autocast and torch.compile against eager fp32, ratios measured in one run "
                                "(> 1: faster than fp32)", "model": dict(vars(setting.model)), **section,
                 "wall_seconds": round(time.monotonic() - wall, 1),
