@@ -38,6 +38,7 @@ import torch
 from hilbert_diffusion.execution import accelerate
 from hilbert_diffusion.losses import denoising_loss
 
+RESULTS = Path(__file__).resolve().parent / "results"
 VARIANTS = {"fp32": (False, False), "bf16": (True, False), "compile": (False, True), "compile+bf16": (True, True)}
 
 
@@ -152,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
                 "machine": {"threads": torch.get_num_threads(), "cpu": platform.machine(), "cores": os.cpu_count(),
                             "torch": torch.__version__, "load_average_before": load_before,
                             "load_average_after": list(os.getloadavg())}}
-    out = speed.RESULTS / ("speed_execution_quick.json" if args.quick else "speed_execution.json")
+    out = RESULTS / ("speed_execution_quick.json" if args.quick else "speed_execution.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(document, indent=1))
     print(f"{'measurement':<44}{'values':<44}{'ratio':>8}")

@@ -63,10 +63,10 @@ def _load_config(path: str | None) -> dict:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from .distributed import distributed_context
+    from .execution import on_device
     from .interrupts import TrainingInterrupted
     from .models.fno import ScoreFNOConfig
     from .models.sphere import SphericalScoreConfig
-    from .execution import on_device
     from .rundir import RunDirectory
     from .training import TrainConfig, train, training_bytes
 
