@@ -157,7 +157,7 @@ def test_bf16_training_starts_where_fp32_does_and_stays_close():
 
 @pytest.mark.skipif(os.environ.get("HILBERT_DIFFUSION_TEST_COMPILE") != "1", reason=(
     "torch.compile's first call costs 4-25 s on this 2-core CPU (inductor's C++ builds), too slow for the suite; "
-    "HILBERT_DIFFUSION_TEST_COMPILE=1 runs it, and benchmarks/speed.py checks compile == eager on every run"))
+    "HILBERT_DIFFUSION_TEST_COMPILE=1 runs it, and benchmarks/speed_execution.py checks compile against eager"))
 def test_compile_equals_eager(sde):
     """``torch.compile`` of the backbone gives the eager output to float32 rounding, and switching it off again
     returns to the eager path."""
