@@ -47,6 +47,7 @@ from benchmarks import (
     restoration_navier_stokes,
     sampler_convergence,
     speed,
+    speed_execution,
 )
 
 #: every benchmark, in the order the runner runs them (cheapest first).
@@ -54,6 +55,7 @@ BENCHMARKS: tuple[ModuleType, ...] = (
     sampler_convergence,
     restoration_exact,
     speed,
+    speed_execution,
     denoiser_vs_oracle,
     quadratic,
     few_steps_trained,

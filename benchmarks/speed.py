@@ -29,6 +29,9 @@ process (:func:`hilbert_diffusion.cli.default_sde`), data: Matérn GRFs at 32².
    else (one profiled forward; labels by ``record_function``).
 5. **Few steps** (issue 18): sampling wall time (64², batch 16) with 48 evaluations on ``default_times(48)`` against
    16 on the grid a run stores (``spectrum_times``), ``ratio = time(48) / time(16)``.
+6. **Execution** (issue 19): bf16 autocast and ``torch.compile`` against eager fp32, on this benchmark's model, SDE
+   and data (``execution_resolutions``), is its own benchmark, ``benchmarks/speed_execution.py`` (compiling alone
+   takes minutes on a busy CPU).
 
 Timings alternate between the variants and are repeated; medians are reported. The machine is shared,
 so its load average (``os.getloadavg``) is stored before and after.
@@ -86,6 +89,7 @@ class Setting:
     memory_batch: int
     forward_resolution: int
     forward_batch: int
+    execution_resolutions: tuple[int, ...]  # benchmarks/speed_execution.py's forward grids
 
 
 FULL = Setting(
@@ -93,12 +97,14 @@ FULL = Setting(
     train_resolution=32, train_batch=32, train_steps=25, rounds=3,
     sample_resolution=64, sample_batch=16, forward_repeats=20,
     memory_resolutions=(64, 256), memory_batch=8, forward_resolution=128, forward_batch=8,
+    execution_resolutions=(64, 128),
 )
 QUICK = Setting(
     model=ScoreFNOConfig(hidden_channels=16, n_layers=2, n_modes=6, embedding_dim=32),
     train_resolution=16, train_batch=16, train_steps=20, rounds=2,
     sample_resolution=32, sample_batch=8, forward_repeats=10,
     memory_resolutions=(16, 32), memory_batch=4, forward_resolution=32, forward_batch=4,
+    execution_resolutions=(16, 32),
 )
 SKIP = 3  # first steps of each round not timed (allocation, lazy caches)
 

@@ -63,6 +63,7 @@ def _load_config(path: str | None) -> dict:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from .distributed import distributed_context
+    from .execution import on_device
     from .interrupts import TrainingInterrupted
     from .models.fno import ScoreFNOConfig
     from .models.sphere import SphericalScoreConfig
@@ -74,10 +75,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
         check_options(model_cls, config.get("model", {}), f"--config {args.config}: model", unknown_ok=True)
     train_options = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
                      "checkpoint_every": args.checkpoint_every, "sample_every": args.sample_every,
-                     "resolutions": args.multires}
+                     "resolutions": args.multires, "bf16": args.precision == "bf16" or None,
+                     "compile": args.compile or None}
     train_options = {k: v for k, v in train_options.items() if v is not None} | config.get("train", {})
     train_config = dataclass_from_options(TrainConfig, train_options, f"--config {args.config}: train")
-    context = distributed_context()
+    context = on_device(distributed_context(), args.device)  # a CUDA device that is absent: refused before any work
     run_dir = RunDirectory(args.out, option="--out", resume_option="--resume")
     if context.is_main:  # before any work: the lock, a writable --out, a run exactly when resuming
         run_dir.acquire(resume=args.resume)
@@ -93,7 +95,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         print(f"training on {dataset.name} {tuple(dataset.data.shape)} with {sde}", file=sys.stderr)
         try:
             run = train(dataset, sde=sde, model=model, config=train_config, out_dir=run_dir, resume=args.resume,
-                        progress=not args.quiet, max_seconds=60 * args.max_minutes if args.max_minutes else None)
+                        progress=not args.quiet, max_seconds=60 * args.max_minutes if args.max_minutes else None,
+                        device=context.device)
         except TrainingInterrupted as stop:
             print(f"hilbert-diffusion train: {stop}; continue with the same command and --resume", file=sys.stderr)
             return stop.exit_code
@@ -176,6 +179,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     from .figures import save_sample_figure
 
     context = distributed_context()  # under torchrun: batches of --batch-size spread over the ranks
+    execution = _execution(args)
     check_output_file(args.out)
     run = _load_run(args.run_dir, args.resolution)
     check_generation_memory(run, run.sde.basis.grid(args.resolution), num_out=args.num,
@@ -189,7 +193,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 
     def draw(num: int, generator: torch.Generator) -> torch.Tensor:
         return run.sample(num, args.resolution, sampler=sampler, times=times, generator=generator,
-                          progress=not args.quiet and context.is_main)
+                          progress=not args.quiet and context.is_main, **execution)
 
     samples = sharded_sample(draw, args.num, seed=args.seed, chunk_size=args.batch_size, context=context).to(torch.float32)
     if not torch.isfinite(samples).all():
@@ -220,6 +224,7 @@ def _restore(args: argparse.Namespace, operators, grid, *, mask: torch.Tensor | 
         raise ValueError(f"--particles sets the particles of --method smc; {method.name} has none (drop --particles).")
     method = method.configure(**options)
     steps = args.steps or method.default_steps
+    execution = _execution(args)
     particles = int(getattr(getattr(method, "method", None), "particles", 1))
     check_generation_memory(run, tuple(grid), num_out=y.shape[0] * args.num, batch=args.num * particles,
                              fix_batch="--num × --particles ≤")
@@ -232,7 +237,7 @@ def _restore(args: argparse.Namespace, operators, grid, *, mask: torch.Tensor | 
     def restore_one(index: int) -> torch.Tensor:
         return run.restore(operators(index), y[index : index + 1], resolution=grid, num=args.num, method=method,
                            steps=steps, generator=chunk_generator(args.seed, index),
-                           progress=not args.quiet and context.is_main)
+                           progress=not args.quiet and context.is_main, **execution)
 
     samples = map_chunks(restore_one, y.shape[0], context=context).to(torch.float32)
     if not context.is_main:
@@ -327,6 +332,25 @@ def _debug_option() -> argparse.ArgumentParser:
     return common
 
 
+def _execution_options() -> argparse.ArgumentParser:
+    """``--device``, ``--precision`` and ``--compile`` of the commands that run a score model (:mod:`.execution`)."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda or cuda:N")
+    common.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                        help="bf16: the network under bfloat16 autocast (the SDE maths stay in full precision)")
+    common.add_argument("--compile", action="store_true", help="run the network's backbone through torch.compile")
+    return common
+
+
+def _execution(args: argparse.Namespace) -> dict:
+    """``device``, ``bf16`` and ``compile`` of a sampling or restoration command (under torchrun: this rank's device)."""
+    from .distributed import distributed_context
+    from .execution import on_device
+
+    device = on_device(distributed_context(), args.device).device
+    return {"device": device, "bf16": args.precision == "bf16", "compile": args.compile}
+
+
 def _add_restoration_commands(commands) -> None:
     """``inpaint``, ``superres`` and ``deblur``: the shared options, then each command's own."""
     restorations = {
@@ -335,7 +359,7 @@ def _add_restoration_commands(commands) -> None:
         "deblur": ("invert a heat-kernel (Gaussian) blur", _cmd_deblur),
     }
     for name, (text, handler) in restorations.items():
-        r = commands.add_parser(name, help=text, parents=[_debug_option()])
+        r = commands.add_parser(name, help=text, parents=[_debug_option(), _execution_options()])
         r.add_argument("run_dir", help="run directory from `train`, or oracle[:options] (see `sample`)")
         r.add_argument("--observed", required=True, help="observations (num, channels, *grid) .npy")
         r.add_argument("--out", required=True, help="output .npy: --num samples per observation, observation-major")
@@ -385,7 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.set_defaults(handler=_cmd_data)
 
     tr = commands.add_parser("train", help="train a score operator; checkpoints, figures and config go to --out",
-                             parents=[_debug_option()], epilog=_TRAIN_EPILOG)
+                             parents=[_debug_option(), _execution_options()], epilog=_TRAIN_EPILOG)
     tr.add_argument("--data", required=True, help="built-in NAME[:key=value,...] (" + ", ".join(BUILT_IN) + ") or a .npy/.npz file or an image folder")
     tr.add_argument("--resolution", type=_positive_int, help="training grid (built-in data are generated there, files resampled)")
     tr.add_argument("--out", required=True, help="run directory (locked while training: one trainer at a time)")
@@ -408,7 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.set_defaults(handler=_cmd_train)
 
     sa = commands.add_parser("sample", help="sample a trained run (or the Gaussian oracle) at any resolution",
-                             parents=[_debug_option()])
+                             parents=[_debug_option(), _execution_options()])
     sa.add_argument("run_dir", help="run directory from `train`, or oracle[:dim=2,domain=periodic,alpha=2.5,tau=7]")
     sa.add_argument("--resolution", type=_positive_int, required=True)
     sa.add_argument("--num", type=_positive_int, required=True)

@@ -20,11 +20,11 @@ __all__ = ["RESUMABLE", "RESUME_RULE", "ResumeMismatch", "data_sha256", "check_r
 
 #: TrainConfig fields that may change on resume.
 RESUMABLE = ("steps", "lr", "checkpoint_every", "keep_checkpoints", "sample_every", "sample_steps", "figure_samples",
-             "nonfinite_patience")
+             "nonfinite_patience", "compile")
 
 #: The rule in words (the command line's ``--resume`` help).
-RESUME_RULE = ("continue the newest checkpoint in --out; only --steps, --lr, --checkpoint-every, --sample-every and "
-               "--max-minutes may change (the data, model, SDE, normalisation and other training options must match)")
+RESUME_RULE = ("continue the newest checkpoint in --out; only --steps, --lr, --checkpoint-every, --sample-every, "
+               "--max-minutes and --compile may change (the data, model, SDE, normalisation and other training options must match)")
 
 _SECTIONS = {"sde": "the SDE or model config", "model": "the SDE or model config", "data": "the data set",
              "normalization": "the data normalisation", "train": "a training option"}

@@ -138,13 +138,24 @@ class ScaledSchedule(Schedule):
 
 # --------------------------------------------------------------------------------------- SDEs
 def _time(t: float | Tensor, lam: Tensor) -> Tensor:
-    """``t`` as float64, shaped to broadcast against ``(batch, channels, *coefficients)``."""
+    """``t`` as float64 on its own device (a float: the CPU), shaped to broadcast against
+    ``(batch, channels, *coefficients)``; checked to lie in ``[0, 1]`` (on an accelerator without a host sync)."""
     t = torch.as_tensor(t, dtype=torch.float64)
     if t.dim() > 1:
         raise ValueError(f"t must be a scalar or a (batch,) tensor, got shape {tuple(t.shape)}.")
-    if not torch.isfinite(t).all() or (t < 0).any() or (t > 1).any():
+    inside = ((t >= 0) & (t <= 1)).all()  # NaN fails both comparisons
+    if t.device.type != "cpu":
+        torch._assert_async(inside, "t must lie in [0, 1]")
+    elif not inside:
         raise ValueError(f"t must lie in [0, 1], got {t.tolist()}.")
-    return t.cpu().reshape(*t.shape, *([1] * (lam.dim() + 1))) if t.dim() else t.cpu()
+    return t.reshape(*t.shape, *([1] * (lam.dim() + 1))) if t.dim() else t
+
+
+def _together(*times: float | Tensor) -> list[Tensor]:
+    """The times as float64 tensors on one device: that of the first time tensor not on the CPU, else the CPU."""
+    devices = [t.device for t in times if isinstance(t, Tensor) and t.device.type != "cpu"]
+    device = devices[0] if devices else torch.device("cpu")
+    return [torch.as_tensor(t, dtype=torch.float64).to(device) for t in times]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -171,6 +182,12 @@ class DiagonalSDE:
     def eigenvalues(self, grid: Grid) -> Tensor:
         return self.basis.eigenvalues(grid)
 
+    def _modes(self, t: float | Tensor, grid: Grid) -> tuple[Tensor, Tensor]:
+        """``(t, λ)``: ``t`` shaped by :func:`_time` and the eigenvalues of ``grid``, both on ``t``'s device."""
+        lam = self.eigenvalues(grid)
+        lam = lam.to(t.device) if isinstance(t, Tensor) else lam
+        return _time(t, lam), lam
+
     def q(self, grid: Grid) -> Tensor:
         """``q_k`` of the driving noise."""
         return self.covariance(self.eigenvalues(grid))
@@ -189,18 +206,17 @@ class DiagonalSDE:
 
     def mean_factor(self, t: float | Tensor, grid: Grid) -> Tensor:
         """``a_k(t) = exp(-½ Φ_k(t))`` (equation 2)."""
-        lam = self.eigenvalues(grid)
-        return torch.exp(-0.5 * self._phi(_time(t, lam), lam))
+        t, lam = self._modes(t, grid)
+        return torch.exp(-0.5 * self._phi(t, lam))
 
     def variance(self, t: float | Tensor, grid: Grid) -> Tensor:
         """``v_k(t)``, the variance of ``x_k(t) | x_k(0)`` (equation 3)."""
-        lam = self.eigenvalues(grid)
-        t = _time(t, lam)
-        knots, v_knots = self._variance_table(grid)
+        t, lam = self._modes(t, grid)
+        knots, v_knots = self._variance_table(grid, lam.device)
         steps = len(knots) - 1
         index = torch.clamp((t * steps).floor().long(), 0, steps - 1)
-        v_start = v_knots[index.reshape(-1)].reshape(*index.shape[:2], *lam.shape) if t.dim() else v_knots[index]
-        return self._propagate(v_start, knots[index], t, lam)
+        v_start = v_knots[index.reshape(-1)].reshape(*index.shape[: index.dim() - lam.dim()], *lam.shape)
+        return self._propagate(v_start, knots[index.reshape(-1)].reshape(index.shape), t, lam)  # no host sync
 
     def _panel(self, s: Tensor, t: Tensor, lam: Tensor) -> Tensor:
         """``∫_s^t g(r) e^{-(Φ(t) - Φ(r))} dr / q`` by the exponential rule."""
@@ -214,7 +230,13 @@ class DiagonalSDE:
         decay = torch.exp(-(self._phi(t, lam) - self._phi(start, lam)))
         return decay * v_start + self.covariance(lam) * self._panel(start, t, lam)
 
-    def _variance_table(self, grid: Grid) -> tuple[Tensor, Tensor]:
+    def _variance_table(self, grid: Grid, device: torch.device) -> tuple[Tensor, Tensor]:
+        """``v_k`` at the quadrature knots, built on the CPU once per grid and copied once per device."""
+        if (grid, device) not in self._cache:
+            self._cache[grid, device] = tuple(v.to(device) for v in self._variance_table_cpu(grid))
+        return self._cache[grid, device]
+
+    def _variance_table_cpu(self, grid: Grid) -> tuple[Tensor, Tensor]:
         if grid not in self._cache:
             lam = self.eigenvalues(grid)
             knots = torch.linspace(0, 1, self.quadrature_steps + 1, dtype=torch.float64)
@@ -227,8 +249,9 @@ class DiagonalSDE:
     # -- transitions --------------------------------------------------------------------------
     def transition(self, s: float | Tensor, t: float | Tensor, grid: Grid) -> tuple[Tensor, Tensor]:
         """Factor and variance of ``x(t) | x(s)``, ``s ≤ t`` (equation 5)."""
-        lam = self.eigenvalues(grid)
-        ratio = torch.exp(-0.5 * (self._phi(_time(t, lam), lam) - self._phi(_time(s, lam), lam)))  # a_t / a_s without 0/0
+        s, t = _together(s, t)
+        (tt, lam), (ss, _) = self._modes(t, grid), self._modes(s, grid)
+        ratio = torch.exp(-0.5 * (self._phi(tt, lam) - self._phi(ss, lam)))  # a_t / a_s without 0/0
         var = self.variance(t, grid) - ratio**2 * self.variance(s, grid)
         return ratio, var.clamp_min(0)
 
@@ -238,6 +261,7 @@ class DiagonalSDE:
         ``c_t = (a_t/a_s) v_s / v_t``, ``c_0 = a_s v_{s→t} / v_t``, ``var = v_s v_{s→t} / v_t``
         (Gaussian conditioning of (4) and (5); DDPM's posterior with per-mode ``a``, ``v``).
         """
+        s, t = _together(s, t)
         ratio, v_st = self.transition(s, t, grid)
         v_s, v_t = self.variance(s, grid), self.variance(t, grid)
         v_t = v_t.clamp_min(torch.finfo(v_t.dtype).tiny)
@@ -321,8 +345,7 @@ class DiagonalSDE:
             (probability-flow ODE: the score term halved and no noise)
         """
         grid = self.basis.grid_of(x)
-        lam = self.eigenvalues(grid)
-        tt = _time(t, lam)
+        tt, lam = self._modes(t, grid)
         linear = (0.5 * self._phi_rate(tt, lam)).to(x.device, x.dtype)
         diffusion = (self.noise.rate(tt) * self.covariance(lam)).to(x.device, x.dtype)
         weight = 0.5 if probability_flow else 1.0
@@ -331,8 +354,8 @@ class DiagonalSDE:
 
     def diffusion_variance_rate(self, t: float | Tensor, grid: Grid) -> Tensor:
         """``g(t) q_k``: the per-mode variance rate of the noise in (1)."""
-        lam = self.eigenvalues(grid)
-        return self.noise.rate(_time(t, lam)) * self.covariance(lam)
+        t, lam = self._modes(t, grid)
+        return self.noise.rate(t) * self.covariance(lam)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -357,13 +380,14 @@ class StochasticHeatSDE(DiagonalSDE):
 
     def stationary_variance(self, grid: Grid) -> Tensor:
         """``q̃_k = q_k / (1 + κ λ_k)``: the per-mode variance of the terminal law."""
-        lam = self.eigenvalues(grid)
+        return self._stationary(self.eigenvalues(grid))
+
+    def _stationary(self, lam: Tensor) -> Tensor:
         return self.covariance(lam) / (1 + self.kappa * lam)
 
     def variance(self, t: float | Tensor, grid: Grid) -> Tensor:
-        lam = self.eigenvalues(grid)
-        phi = self._phi(_time(t, lam), lam)
-        return -self.stationary_variance(grid) * torch.expm1(-phi)  # q̃ (1 - a²)
+        t, lam = self._modes(t, grid)
+        return -self._stationary(lam) * torch.expm1(-self._phi(t, lam))  # q̃ (1 - a²)
 
 
 def default_sde(basis: SpectralBasis, grid: Sequence[int], *, kappa_nyquist: float = 0.0,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["stream_seed", "stream_generator"]
+__all__ = ["stream_seed", "stream_generator", "draw_device"]
 
 
 def stream_seed(seed: int, index: int) -> int:
@@ -20,3 +20,9 @@ def stream_seed(seed: int, index: int) -> int:
 def stream_generator(seed: int, index: int) -> torch.Generator:
     """A CPU ``torch.Generator`` seeded with :func:`stream_seed` ``(seed, index)``."""
     return torch.Generator().manual_seed(stream_seed(seed, index))
+
+
+def draw_device(generator: torch.Generator | None, device: torch.device | str | None) -> torch.device | str | None:
+    """Where to draw random numbers for a tensor that lives on ``device``: the generator's own device (a seed then
+    gives the same numbers wherever the result lives; move them after drawing), else ``device``."""
+    return generator.device if generator is not None else device

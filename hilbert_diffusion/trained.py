@@ -28,6 +28,7 @@ from .restoration import (
     missing_mask,
 )
 from .engine import Model, Sampler
+from .execution import accelerate, model_device, resolve_device
 from .sampling import exponential_multistep, sample
 from .sde import DiagonalSDE
 
@@ -67,17 +68,25 @@ class TrainedRun:
         times: Tensor | None = None,
         generator: torch.Generator | None = None,
         progress: bool = False,
+        device: torch.device | str | None = None,
+        bf16: bool = False,
+        compile: bool = False,
         **options: Any,
     ) -> Tensor:
         """``num`` samples in data units, ``(num, channels, *grid)``, at any resolution, from the prior drawn at that
         grid: ``sampler`` on ``times`` if given, else on :meth:`sampling_times` ``(sampler, steps)`` — for the default
-        sampler the grid optimised at training (or for ``steps``), otherwise the sampler's own grid."""
+        sampler the grid optimised at training (or for ``steps``), otherwise the sampler's own grid.
+
+        ``device`` (``"auto"``, ``"cpu"``, ``"cuda:N"``; default: where the model is) moves the model there and
+        samples there; ``bf16`` runs the network under bfloat16 autocast and ``compile`` its backbone through
+        ``torch.compile`` (:mod:`hilbert_diffusion.execution`). The samples are returned on that device."""
         if times is not None and steps is not None:
             raise ValueError("give steps (a grid of that many steps is chosen for you) or times (a grid of yours), not both.")
         if times is None:
             times, _ = self.sampling_times(sampler, steps)
+        device = self._execute(device, bf16=bf16, compile=compile)
         x = sample(self.model, self.sde, num=num, resolution=resolution, channels=self.channels, sampler=sampler,
-                   times=times, generator=generator, progress=progress, **options)
+                   times=times, generator=generator, progress=progress, device=device, **options)
         return self.normalization.decode(x)
 
     def sampling_times(self, sampler: Sampler = exponential_multistep, steps: int | None = None) -> tuple[Tensor, str]:
@@ -109,6 +118,9 @@ class TrainedRun:
         steps: int | None = None,
         generator: torch.Generator | None = None,
         progress: bool = False,
+        device: torch.device | str | None = None,
+        bf16: bool = False,
+        compile: bool = False,
         **options: Any,
     ) -> Tensor:
         """``num`` posterior draws per observation ``y`` ``(n_obs, channels, *observation_grid)`` (data units) of
@@ -116,10 +128,11 @@ class TrainedRun:
 
         ``method`` defaults to :func:`~hilbert_diffusion.restoration.default_method` (DDNM for operators diagonal in the
         basis, SMC where it is exact, covariance guidance under heat and for channel-wise masks), on its own time grid with ``steps`` steps; ``options`` go to it (e.g. ``particles=8``). The operator's
-        ``noise_std`` is in normalised units (data units divided by the channel's std)."""
+        ``noise_std`` is in normalised units (data units divided by the channel's std). ``device``, ``bf16`` and
+        ``compile`` as in :meth:`sample` (the draws are returned on that device)."""
         if not isinstance(num, int) or num < 1:
             raise ValueError(f"num must be a positive int (posterior draws per observation), got {num!r}.")
-        y = self._observations(y)
+        y = self._observations(y).to(self._execute(device, bf16=bf16, compile=compile))
         grid = self.sde.basis.grid(resolution if resolution is not None else tuple(y.shape[2:]))
         method = default_method(self.sde, operator) if method is None else method
         y_model = self._encode_observation(operator, y, grid).repeat_interleave(num, dim=0)
@@ -161,6 +174,12 @@ class TrainedRun:
         return self.restore(HeatBlur(basis=self.sde.basis, time=blur_time, noise_std=noise_std), self._observations(y),
                             **options)
 
+    def _execute(self, device: torch.device | str | None, *, bf16: bool, compile: bool) -> torch.device:
+        """Move the model to ``device`` (default: where it is) with its precision and compile switches; the device."""
+        device = model_device(self.model) if device is None else resolve_device(device)
+        accelerate(self.model, device=device, bf16=bf16, compile=compile)
+        return device
+
     # -- units ------------------------------------------------------------------------------------
     def _observations(self, y: Tensor, *, allow_nan: bool = False) -> Tensor:
         y = torch.as_tensor(y)
@@ -180,8 +199,8 @@ class TrainedRun:
         ``A m`` the operator applied to the constant mean field on ``grid`` (a constant for masks, truncations and
         block averages; blurred on a Dirichlet domain)."""
         shape = (1, self.channels, *[1] * len(grid))
-        mean = torch.tensor(self.normalization.mean, dtype=y.dtype).reshape(shape)
-        std = torch.tensor(self.normalization.std, dtype=y.dtype).reshape(shape)
+        mean = torch.tensor(self.normalization.mean, dtype=y.dtype, device=y.device).reshape(shape)
+        std = torch.tensor(self.normalization.std, dtype=y.dtype, device=y.device).reshape(shape)
         if all(m == 0 for m in self.normalization.mean):
             return y / std
         observed_mean = operator.forward(mean.expand(1, self.channels, *grid).to(y.dtype))

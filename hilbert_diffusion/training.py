@@ -46,6 +46,7 @@ from torch import Tensor, nn
 from .bases import SpectralBasis
 from .checkpoint import TrainedRun
 from .distributed import DistributedContext, chunk_seed, distributed_context
+from .execution import accelerate, on_device
 from .figures import save_sample_figure
 from .interrupts import InterruptGuard, TrainingInterrupted
 from .losses import StratifiedTime, UniformTime, denoising_loss
@@ -81,7 +82,9 @@ class TrainConfig:
     periodically; a figure is always drawn at the end when ``figure_samples > 0`` and there is an
     output directory). A step whose loss or gradient is not finite is skipped (no update) and reported;
     after ``nonfinite_patience`` such steps in a row the last good state (the newest checkpoint, or the
-    start) is restored in memory, and if that does not help either, training stops with an error.
+    start) is restored in memory, and if that does not help either, training stops with an error. ``bf16``: the
+    network's forward under bfloat16 autocast (the SDE, the loss and the preconditioning stay in full precision);
+    ``compile``: its backbone through ``torch.compile`` (:mod:`.execution`).
     """
 
     steps: int = 2000
@@ -105,6 +108,8 @@ class TrainConfig:
     figure_samples: int = 4
     nonfinite_patience: int = 3
     optimised_steps: int = 16
+    bf16: bool = False
+    compile: bool = False
 
     def __post_init__(self) -> None:
         positive = ("steps", "batch_size", "keep_checkpoints", "sample_steps", "nonfinite_patience")
@@ -144,6 +149,7 @@ def train(
     progress: bool = True,
     callback: Callable[[int, float], None] | None = None,
     max_seconds: float | None = None,
+    device: str | torch.device | None = None,
 ) -> TrainedRun:
     """Train a score operator on ``data`` ``(num, channels, *grid)`` for the forward process ``sde``.
 
@@ -167,6 +173,8 @@ def train(
         callback: ``callback(step, loss)`` after every optimisation step.
         max_seconds: stop (with a checkpoint, saying so) once this much wall-clock time has passed, even
             before ``config.steps``; the cosine schedule still refers to ``config.steps``.
+        device: where the network and the batches live (``"auto"``, ``"cpu"``, ``"cuda:N"``; default: the CPU, or
+            ``cuda:LOCAL_RANK`` under ``torchrun``); the data set, the draws and the returned model stay on the CPU.
 
     SIGINT or SIGTERM during training finishes the step, writes a checkpoint and raises
     :class:`~hilbert_diffusion.interrupts.TrainingInterrupted` (a ``KeyboardInterrupt``; a second signal
@@ -180,7 +188,7 @@ def train(
     Under ``torchrun`` every rank calls ``train`` with the same arguments; ``config.batch_size`` is the
     global batch (at least the number of processes), see the module docstring.
     """
-    context = distributed_context()
+    context = on_device(distributed_context(), device)
     _check_options(model, config, context, max_seconds)
     spec = getattr(data, "spec", None)  # a FieldDataset's recipe, stored for reproducibility
     spec = spec if isinstance(spec, dict) else None
@@ -191,6 +199,7 @@ def train(
     with held_run_directory(out_dir, resume=resume, lock=context.is_main) as path, InterruptGuard() as interrupts:
         state = start_or_resume(raw, sde=sde, model=model, config=config, out_dir=path, resume=resume, spec=spec,
                                 device=context.device)
+        accelerate(state.net, bf16=config.bf16, compile=config.compile)
         hooks = _Hooks(state, sde=sde, config=config, out_dir=path, context=context, data=raw)
         return _train_steps(state, sde=sde, config=config, context=context, hooks=hooks, interrupts=interrupts,
                             progress=progress, callback=callback, max_seconds=max_seconds)
@@ -305,7 +314,7 @@ def _optimisation_step(state: RunState, local_model: nn.Module, *, sde: Diagonal
     the loss and gradient were finite (else no update is made and the step does not advance)."""
     for group in state.optimizer.param_groups:
         group["lr"] = config.learning_rate(state.step)
-    batch = _draw_batch(state, sde.basis, config)
+    batch = _draw_batch(state, sde.basis, config).to(context.device)
     # The global batch's times and noise (one generator), the model on this rank's rows only.
     shard = context.shard(config.batch_size)
     per_sample = denoising_loss(_Sliced(local_model, batch, shard, context.device), batch, sde,

@@ -8,6 +8,8 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
+from ..seeding import draw_device
+
 __all__ = ["Grid", "SpectralBasis"]
 
 
@@ -80,7 +82,7 @@ class SpectralBasis(ABC):
             )
         if not x.is_floating_point():
             raise ValueError(f"{name} has dtype {x.dtype}; fields must be real floating point (x.float()).")
-        if finite and not torch.isfinite(x).all():
+        if finite and x.device.type != "meta" and not torch.isfinite(x).all():  # a meta tensor has no values
             bad = int((~torch.isfinite(x)).sum())
             raise ValueError(f"{name} contains {bad} NaN or inf values; clean or mask them before calling.")
         return self.grid_of(x)
@@ -157,7 +159,8 @@ class SpectralBasis(ABC):
         so its coefficients have ``E|c_k|² = 1``. Not a function (not trace class): use it only
         through a trace-class filter."""
         w = self.weights(grid).to(device=device, dtype=dtype)
-        z = torch.randn((*shape, *grid), generator=generator, dtype=dtype, device=device)
+        z = torch.randn((*shape, *grid), generator=generator, dtype=dtype, device=draw_device(generator, device))
+        z = z.to(w.device)
         return z / w.sqrt()
 
     def sample_gaussian(

@@ -34,9 +34,11 @@ refined (all spectra are trace class); ``S_t`` acts per mode at whatever grid th
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -84,8 +86,8 @@ class EmpiricalSpectrum(Spectrum):
     def __call__(self, lam: Tensor) -> Tensor:
         lam = torch.as_tensor(lam, dtype=torch.float64)
         u = torch.log1p(lam.clamp_min(0) / self.lam_ref)
-        knots = torch.tensor(self.knots, dtype=torch.float64)
-        values = torch.tensor(self.log_values, dtype=torch.float64)
+        knots = torch.tensor(self.knots, dtype=torch.float64, device=lam.device)
+        values = torch.tensor(self.log_values, dtype=torch.float64, device=lam.device)
         if len(knots) == 1:
             log_c = values[0] + self.tail_slope * (u - knots[0]).clamp_min(0)
             return log_c.exp()
@@ -179,6 +181,12 @@ class _OperatorConfig:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}.")
 
 
+@functools.cache
+def _compiled(backbone: Callable[..., Tensor]) -> Callable[..., Tensor]:
+    """``torch.compile`` of a backbone method (built at the first call that asks for it, then reused)."""
+    return torch.compile(backbone)
+
+
 def _as_spectra(data_spectrum: Spectrum | Sequence[Spectrum], channels: int) -> tuple[Spectrum, ...]:
     spectra = (data_spectrum,) if isinstance(data_spectrum, Spectrum) else tuple(data_spectrum)
     if len(spectra) == 1:
@@ -192,7 +200,7 @@ def _as_spectra(data_spectrum: Spectrum | Sequence[Spectrum], channels: int) -> 
 
 
 def _time_vector(t: float | Tensor, batch: int) -> Tensor:
-    t = torch.as_tensor(t, dtype=torch.float64).detach().cpu()
+    t = torch.as_tensor(t, dtype=torch.float64).detach()
     if t.dim() == 0:
         t = t.expand(batch)
     if t.shape != (batch,):
@@ -227,19 +235,24 @@ class PreconditionedScoreOperator(nn.Module, ABC):
         self.config = config
         self.data_spectrum = _as_spectra(data_spectrum, channels)
         self.time_embedding = TimeEmbedding(config.embedding_dim)
-        self._spectrum_cache: dict[Grid, Tensor] = {}
+        self._spectrum_cache: dict[tuple[Grid, torch.device], Tensor] = {}
+        self.bf16 = False
+        """Run the network (time embedding and backbone) under bfloat16 autocast; the preconditioning, the Wiener
+        skip and the spectral transforms stay in full precision (:func:`hilbert_diffusion.execution.accelerate`)."""
+        self.compiled = False
+        """Run the backbone through ``torch.compile`` (:func:`hilbert_diffusion.execution.accelerate`)."""
 
     @property
     def basis(self) -> SpectralBasis:
         return self.sde.basis
 
     # -- preconditioning --------------------------------------------------------------------------
-    def _data_variance(self, grid: Grid) -> Tensor:
-        """``c_k`` per channel, float64, shape ``(channels, *coefficient_shape)``."""
-        if grid not in self._spectrum_cache:
-            lam = self.basis.eigenvalues(grid)
-            self._spectrum_cache[grid] = torch.stack([s(lam) for s in self.data_spectrum])
-        return self._spectrum_cache[grid]
+    def _data_variance(self, grid: Grid, device: torch.device) -> Tensor:
+        """``c_k`` per channel, float64, shape ``(channels, *coefficient_shape)``, on ``device``."""
+        if (grid, device) not in self._spectrum_cache:
+            lam = self.basis.eigenvalues(grid).to(device)
+            self._spectrum_cache[grid, device] = torch.stack([s(lam) for s in self.data_spectrum])
+        return self._spectrum_cache[grid, device]
 
     def preconditioning(
         self, t: float | Tensor, grid: Grid, *, batch: int
@@ -250,10 +263,10 @@ class PreconditionedScoreOperator(nn.Module, ABC):
         t = _time_vector(t, batch)
         a = self.sde.mean_factor(t, grid)  # (batch, 1, *coef)
         v = self.sde.variance(t, grid)
-        c = self._data_variance(grid).unsqueeze(0)  # (1, channels, *coef)
+        c = self._data_variance(grid, t.device).unsqueeze(0)  # (1, channels, *coef)
         tiny = torch.finfo(torch.float64).tiny
         sigma2 = (a**2 * c + v).clamp_min(tiny)  # (P2)
-        m = self.basis.multiplicity(grid)
+        m = self.basis.multiplicity(grid).to(t.device)
         volume = float(self.basis.weights(grid).sum())
 
         def domain_mean(per_mode: Tensor) -> Tensor:
@@ -293,17 +306,23 @@ class PreconditionedScoreOperator(nn.Module, ABC):
         or a float in ``[0, 1]``; returns ``(batch, channels, *grid)`` in ``x``'s dtype."""
         grid = self._check_input(x)
         batch = x.shape[0]
-        gain, c_in, c_out, _ = self.preconditioning(t, grid, batch=batch)
+        gain, c_in, c_out, _ = self.preconditioning(_time_vector(t, batch).to(x.device), grid, batch=batch)
         dtype = self.time_embedding.sinusoid.freqs.dtype
         device = x.device
         shape = (batch, self.channels, *([1] * self.basis.ndim))
         h = x.to(dtype) * c_in.to(device, dtype).reshape(shape)
-        emb = self.time_embedding(_time_vector(t, batch).to(device, dtype))
-        out = self._backbone(h, emb) * c_out.to(device, dtype).reshape(shape)
-        if self.config.wiener_skip:
+        with torch.autocast(device.type, dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext():
+            emb = self.time_embedding(_time_vector(t, batch).to(device, dtype))
+            out = self._network(h, emb)
+        out = out.to(dtype) * c_out.to(device, dtype).reshape(shape)
+        if self.config.wiener_skip:  # exact per-mode maths: outside the autocast region
             xs = x.to(dtype)
             out = out + self.basis.inverse(gain.to(device, dtype) * self.basis.forward(xs), grid)  # S_t x_t
         return out.to(x.dtype)
+
+    def _network(self, h: Tensor, embedding: Tensor) -> Tensor:
+        """The backbone, by ``torch.compile`` when :attr:`compiled` (one compiled function per model class)."""
+        return _compiled(type(self)._backbone)(self, h, embedding) if self.compiled else self._backbone(h, embedding)
 
     @abstractmethod
     def _backbone(self, h: Tensor, embedding: Tensor) -> Tensor:

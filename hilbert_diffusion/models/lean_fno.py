@@ -154,6 +154,9 @@ def _along(c: Tensor, dim: int, matrix: Tensor) -> Tensor:
 def _spectral(conv: nn.Module, x: Tensor) -> Tensor:
     """``SpectralConv.forward`` (real data, dense weights): truncated DFTs by matrix products, axis by axis, onto the
     kept modes only (module docstring), the contraction as one batched product over modes, and back."""
+    if x.dtype in (torch.float16, torch.bfloat16):  # under autocast: the DFTs and the complex product in float32
+        with torch.autocast(x.device.type, enabled=False):
+            return _spectral(conv, x.float())
     weight = conv.weight.tensor  # (in, out, *kept modes), complex
     grid, kept, norm = x.shape[2:], weight.shape[2:], conv.fft_norm
     dft = functools.partial(_dft, norm=norm, dtype=x.dtype, device=x.device)

@@ -60,7 +60,7 @@ class GaussianOracle(nn.Module):
     def marginal_variance(self, t: float | Tensor, grid: Grid) -> Tensor:
         """``σ²_k(t) = a_k² c_k + v_k`` (O1)."""
         a = self.sde.mean_factor(t, grid)
-        return a**2 * self.data_variance(grid) + self.sde.variance(t, grid)
+        return a**2 * self.data_variance(grid).to(a.device) + self.sde.variance(t, grid)
 
     def _centred(self, x: Tensor, t: float | Tensor) -> tuple[Tensor, Tensor, Tensor | float, Grid]:
         grid = self.basis.check_field(x, "x")

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from ..engine import Method, Run, Sampler
+from ..seeding import draw_device
 from ..times import power_times
 from .vectors import _from_vector, _to_vector
 from .replacement import RESTORATION_STEPS
@@ -96,7 +97,9 @@ def _systematic_resample(log_weights: Tensor, generator: torch.Generator | None)
     filters, particles = log_weights.shape
     cumulative = torch.softmax(log_weights, dim=1).cumsum(1)
     cumulative[:, -1] = 1.0
-    u = (torch.rand((filters, 1), generator=generator, dtype=_F64) + torch.arange(particles)) / particles
+    where = draw_device(generator, log_weights.device)
+    u = torch.rand((filters, 1), generator=generator, dtype=_F64, device=where)
+    u = (u + torch.arange(particles, device=where)) / particles
     return torch.searchsorted(cumulative, u.to(cumulative.device)).clamp_max(particles - 1)
 
 
@@ -120,7 +123,8 @@ class _Filter:
         return float(run.sde.mean_factor(t, run.grid).flatten()[0])
 
     def white(self, shape: Sequence[int]) -> Tensor:
-        return torch.randn(tuple(shape), generator=self.run.generator, dtype=_F64).to(self.run.x.device)
+        where = draw_device(self.run.generator, self.run.x.device)
+        return torch.randn(tuple(shape), generator=self.run.generator, dtype=_F64, device=where).to(self.run.x.device)
 
     def per_particle(self, v: Tensor) -> Tensor:
         """``(batch, ...) -> (batch · particles, ...)``."""
@@ -261,7 +265,7 @@ class FilteringSMC(Method):
     def finish(self, run: Run, carry: _Particles) -> Tensor:
         """One particle per filter, drawn by the final weights."""
         batch = carry.log_weights.shape[0]
-        probabilities = torch.softmax(carry.log_weights, dim=1).cpu()
+        probabilities = torch.softmax(carry.log_weights, dim=1).to(draw_device(run.generator, "cpu"))
         choice = torch.multinomial(probabilities, 1, generator=run.generator)[:, 0].to(carry.state.device)
         out = carry.state.reshape(batch, self.particles, *run.x.shape[1:])[torch.arange(batch, device=choice.device), choice]
         return out.to(carry.dtype)
