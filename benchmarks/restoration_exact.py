@@ -126,10 +126,17 @@ def tasks(ndim: int, quick: bool) -> list[Task]:
     return all_tasks
 
 
-def setting(ndim: int) -> tuple[GaussianOracle, tuple[int, ...]]:
+#: the forward processes compared, by ``κ λ_max`` at the grid: DDO's (every mode shares ``a(t)``), HDM's heat
+#: (``¼``, as ``benchmarks/quadratic.py`` and the command line's heat), and IHDM-like strong heat, where the finest mode
+#: dissipates 26× faster than the mean and its stationary noise is 26× smaller.
+PROCESSES = {"κ=0": 0.0, "heat ¼": 0.25, "heat 25": 25.0}
+
+
+def setting(ndim: int, *, kappa_nyquist: float = 0.0) -> tuple[GaussianOracle, tuple[int, ...]]:
     basis = PeriodicBasis(ndim)
     grid = basis.grid(64 if ndim == 1 else 16)
-    sde = StochasticHeatSDE(basis=basis, covariance=Matern(alpha=ndim / 2 + 0.5, tau=8.0), kappa=0.0, decay=CosineSchedule())
+    kappa = kappa_nyquist / float(basis.eigenvalues(grid).max())  # κ λ_max = kappa_nyquist
+    sde = StochasticHeatSDE(basis=basis, covariance=Matern(alpha=ndim / 2 + 0.5, tau=8.0), kappa=kappa, decay=CosineSchedule())
     x = torch.arange(grid[0], dtype=torch.float64) / grid[0]
     mean = (0.5 * torch.sin(2 * math.pi * x)).reshape(1, -1, *[1] * (ndim - 1)).expand(1, *grid).clone()
     return GaussianOracle(sde, Matern(alpha=ndim / 2 + 1.5, tau=8.0), mean=mean), grid
@@ -182,7 +189,8 @@ def _scores(samples: torch.Tensor, truth: torch.Tensor, exact: GaussianPosterior
 
 
 def run_task(
-    oracle, grid, task: Task, method_list: list[Method], *, steps: int, truths: int, samples: int, seed: int
+    oracle, grid, task: Task, method_list: list[Method], *, steps: int, truths: int, samples: int, seed: int,
+    process: str = "κ=0",
 ) -> list[dict]:
     basis, sde = oracle.basis, oracle.sde
     op = task.make(basis, grid)
@@ -211,6 +219,9 @@ def run_task(
         if op.noise_std > 0 and not method.noisy:
             rows.append({**row, "skipped": "treats the observation as exact (σ_y ignored): A⁺ amplifies the noise"})
             continue
+        if method.sampler is filtering_smc and not op.diagonal and getattr(sde, "kappa", 0.0) > 0:
+            rows.append({**row, "skipped": "exact only when A commutes with a(t) (κ = 0 or A diagonal)"})
+            continue
         per_truth = int(samples * method.fraction)
         counter = Counter(oracle)
         x = sde.prior_sample(truths * per_truth, grid, generator=gen, dtype=torch.float64)
@@ -221,14 +232,16 @@ def run_task(
         scores = _scores(out.reshape(truths, per_truth, *out.shape[1:]), truth, exact, reference, basis)
         rows.append({**row, **scores, "samples": truths * per_truth, "nfe": counter.rows / len(out), "seconds": elapsed,
                      "floor_std_ratio": floor})
-        if task.label in FIGURE_TASKS and basis.ndim == 1:
+        if (process, task.label) in FIGURE_TASKS and basis.ndim == 1:
             entry = {"truth": truth[0, 0], "y": y[0, 0], "op": op, "exact": exact, "grid": grid, "methods": {}}
-            FIGURE.setdefault(task.label, entry)
-            FIGURE[task.label]["methods"][method.label] = out[:per_truth, 0]
+            key = f"{process}, {task.label}"
+            FIGURE.setdefault(key, entry)
+            FIGURE[key]["methods"][method.label] = out[:per_truth, 0]
     return rows
 
 
-FIGURE_TASKS = ("box", "random 80%", "spectral ×4")
+FIGURE_TASKS = (("κ=0", "box"), ("κ=0", "random 80%"), ("κ=0", "spectral ×4"), ("heat 25", "box"),
+                ("heat 25", "block ×4"), ("heat 25", "heat blur σ=0.02"))
 COLORS = {"repaint": "tab:blue", "repaint U": "tab:orange", "ddnm": "tab:green", "dps": "tab:red", "smc": "tab:purple",
           "guidance": "tab:brown"}
 FIGURE: dict = {}
@@ -236,13 +249,13 @@ FIGURE: dict = {}
 
 def print_table(rows: list[dict]) -> None:
     head = (
-        f"{'setting':8s} {'task':18s} {'method':12s} {'mean err':>8s} {'mc':>6s} {'bias':>6s} {'std':>6s} {'vs floor':>13s} "
+        f"{'process':8s} {'setting':8s} {'task':18s} {'method':12s} {'mean err':>8s} {'mc':>6s} {'bias':>6s} {'std':>6s} {'vs floor':>13s} "
         f"{'floor':>6s} {'cal90':>6s} {'NFE':>6s} {'time':>6s}"
     )
     print(head)
     print("-" * len(head))
     for r in rows:
-        lead = f"{r['setting']:8s} {r['task']:18s} {r['method']:12s}"
+        lead = f"{r['process']:8s} {r['setting']:8s} {r['task']:18s} {r['method']:12s}"
         if "skipped" in r:
             print(f"{lead} n/a: {r['skipped']}")
         else:
@@ -288,25 +301,30 @@ def figure(path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="1-D, three tasks, 50 steps, fewer samples")
+    parser.add_argument("--process", action="append", choices=list(PROCESSES),
+                        help="the forward process(es) to run (κ λ_max at the grid; repeatable; default: all)")
     args = parser.parse_args(argv)
+    processes = args.process or list(PROCESSES)
     torch.set_num_threads(1)
-    steps, truths = (50, 4) if args.quick else (100, 6)
+    steps, truths = (50, 4) if args.quick else (100, 12)
     rows = []
     started = time.perf_counter()
-    for ndim in (1,) if args.quick else (1, 2):
-        oracle, grid = setting(ndim)
-        samples = 64 if args.quick else (256 if ndim == 1 else 128)
+    for process, ndim in ((p, d) for p in processes for d in ((1,) if args.quick else (1, 2))):
+        oracle, grid = setting(ndim, kappa_nyquist=PROCESSES[process])
+        samples = 64 if args.quick else (512 if ndim == 1 else 128)
         for i, task in enumerate(tasks(ndim, args.quick)):
             method_list = methods(args.quick, ndim)
-            runs = run_task(oracle, grid, task, method_list, steps=steps, truths=truths, samples=samples, seed=100 + i)
-            print(f"{ndim}-D {task.label}: {time.perf_counter() - started:.0f} s", flush=True)
+            runs = run_task(oracle, grid, task, method_list, steps=steps, truths=truths, samples=samples, seed=100 + i,
+                            process=process)
+            print(f"{process} {ndim}-D {task.label}: {time.perf_counter() - started:.0f} s", flush=True)
             for row in runs:
-                rows.append({"setting": f"{ndim}-D {'×'.join(map(str, grid))}", **row})
+                rows.append({"process": process, "kappa_nyquist": PROCESSES[process],
+                             "setting": f"{ndim}-D {'×'.join(map(str, grid))}", **row})
     print_table(rows)
     stem = "restoration_exact_quick" if args.quick else "restoration_exact"
     RESULTS.mkdir(exist_ok=True)
     config = {"steps": steps, "times": "power_times(steps, rho=2, t_end=1e-4)", "truths": truths,
-              "samples_per_truth": {"1-D": 64 if args.quick else 256, "2-D": 128},
+              "samples_per_truth": {"1-D": 64 if args.quick else 512, "2-D": 128},
               "smc_samples_per_truth": "half of samples_per_truth",
               "platform": platform.platform(), "torch": torch.__version__}
     (RESULTS / f"{stem}.json").write_text(json.dumps({"config": config, "rows": rows}, indent=1, ensure_ascii=False))
