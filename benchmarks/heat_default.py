@@ -89,6 +89,7 @@ class Plan:
     curves: int
     samples: tuple[int, int]  # fields sampled at the training grid and at 4×
     image_samples: int
+    sampler_steps: int  # default_times(sampler_steps) for every unconditional draw
     restoration: rns.Setting
 
 
@@ -106,23 +107,25 @@ FULL = Plan(
     curves=400,
     samples=(32, 4),
     image_samples=64,
+    sampler_steps=48,
     restoration=rns.FULL,
 )
 QUICK = Plan(
     quadratic_model=ScoreFNOConfig(hidden_channels=8, n_modes=8, n_layers=2, embedding_dim=16, positional_embedding=True),
-    quadratic_train=TrainConfig(steps=30, batch_size=32, lr=3e-3, warmup_steps=5, checkpoint_every=0, figure_samples=0,
+    quadratic_train=TrainConfig(steps=10, batch_size=32, lr=3e-3, warmup_steps=5, checkpoint_every=0, figure_samples=0,
                             optimised_steps=0),
     field_model=ScoreFNOConfig(hidden_channels=8, n_layers=2, n_modes=6, embedding_dim=16),
-    field_train=TrainConfig(steps=20, batch_size=8, lr=3e-3, warmup_steps=5, checkpoint_every=0, figure_samples=0,
+    field_train=TrainConfig(steps=10, batch_size=8, lr=3e-3, warmup_steps=5, checkpoint_every=0, figure_samples=0,
                             optimised_steps=0),
     resolution=16,
     ns_data=dict(num=24, resolution=32, solver_resolution=32, horizon=2.0, time_step=0.05, seed=0),
     ns_train=16,
     repetitions=2,
-    curves=100,
+    curves=40,
     samples=(8, 2),
     image_samples=8,
-    restoration=replace(rns.QUICK, test_fields=4),
+    sampler_steps=6,
+    restoration=replace(rns.QUICK, test_fields=2),
 )
 BASIS = rt.BASIS  # the periodic square
 
@@ -137,16 +140,17 @@ def fit(data: Tensor, basis, kappa_nyquist: float, model: ScoreFNOConfig, config
                  "cpu_seconds": round(time.process_time() - cpu, 1)}
 
 
-def _sample(run, num: int, resolution, seed: int) -> Tensor:
+def _sample(run, plan: Plan, num: int, resolution, seed: int) -> Tensor:
     """``num`` draws of the library default sampler, in data units."""
-    return rt.draw(run, exponential_multistep, default_times(48), num, resolution, seed)[0]
+    return rt.draw(run, exponential_multistep, default_times(plan.sampler_steps), num, resolution, seed)[0]
 
 
 # --------------------------------------------------------------------------------------- the domains
 def quadratic_domain(plan: Plan, kappa: float) -> dict:
     data = quadratic(1000, 100, seed=0)
     run, timing = fit(data.data, data.basis, kappa, plan.quadratic_model, plan.quadratic_train)
-    sampling = qb.Sampling("exponential 3M, default_times(48)", exponential_multistep, default_times(48))
+    times = default_times(plan.sampler_steps)
+    sampling = qb.Sampling(f"exponential 3M, default_times({plan.sampler_steps})", exponential_multistep, times)
 
     def draw(num: int, resolution: int, generator: torch.Generator) -> Tensor:
         return qb.generate(run, run.model, sampling, num=num, resolution=resolution, generator=generator)[0]
@@ -177,7 +181,7 @@ def grf_domain(plan: Plan, kappa: float) -> dict:
     n0 = plan.resolution
     data = gaussian_random_fields(2000, n0, spectrum=rt.GRF_SPECTRUM, basis=BASIS, seed=0).data
     run, timing = fit(data, BASIS, kappa, plan.field_model, plan.field_train)
-    samples = {n: _sample(run, num, n, seed=100) for n, num in zip((n0, 4 * n0), plan.samples)}
+    samples = {n: _sample(run, plan, num, n, seed=100) for n, num in zip((n0, 4 * n0), plan.samples)}
     row = {"train": timing, **_spectra_rows(samples, rt.exact_grf_spectrum, n0, top=2 * n0 - 1)}
     return row | {"restoration": grf_restoration(run, plan)}
 
@@ -206,7 +210,7 @@ def ns_domain(plan: Plan, kappa: float, fields: Tensor) -> dict:
     held = fields[plan.ns_train:].to(torch.float64)
     data = BASIS.resample(fields[: plan.ns_train], n0).float()
     run, timing = fit(data, BASIS, kappa, plan.field_model, plan.field_train)
-    samples = {n: _sample(run, num, n, seed=100) for n, num in zip((n0, 4 * n0), plan.samples)}
+    samples = {n: _sample(run, plan, num, n, seed=100) for n, num in zip((n0, 4 * n0), plan.samples)}
     reference = lambda n: radial_spectrum(BASIS.resample(held, n), BASIS)  # noqa: E731
     row = {"train": timing, **_spectra_rows(samples, reference, n0, top=(solver - 1) // 3)}
     return row | {"restoration": ns_restoration(run, plan, held)}
@@ -254,7 +258,7 @@ def images_domain(plan: Plan, kappa: float) -> dict:
     data = from_array(train_set, basis=NeumannBasis(2), name="lfw_subset")
     model = replace(plan.field_model, positional_embedding=True)  # walls: as the command line does
     run, timing = fit(data.data, data.basis, kappa, model, plan.field_train)
-    samples = _sample(run, plan.image_samples, data.grid, seed=100)
+    samples = _sample(run, plan, plan.image_samples, data.grid, seed=100)
     stats, reference = image_statistics(samples), image_statistics(held)
     return {"train": timing, "samples": stats, "held_out": reference, "training_set": image_statistics(train_set),
             "kurtosis_error": abs(stats["kurtosis"] - reference["kurtosis"]),
@@ -383,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
     document = {
         "config": {"processes": {p: {"kappa_lambda_max": k} for p, k in PROCESSES.items()},
                    "sde": "hilbert_diffusion.sde.default_sde(basis, training grid, kappa_nyquist=κ λ_max)",
-                   "sampler": "exponential_multistep, default_times(48) (48 evaluations)",
+                   "sampler": f"exponential_multistep, default_times({plan.sampler_steps})",
                    "budget": {"quadratic": {"steps": plan.quadratic_train.steps, "batch_size": plan.quadratic_train.batch_size},
                               "fields": {"steps": plan.field_train.steps, "batch_size": plan.field_train.batch_size},
                               "seconds": "per model in each row's train record (wall and CPU, one thread)"},
