@@ -96,7 +96,7 @@ class Plan:
 FULL = Plan(
     quadratic_model=ScoreFNOConfig(hidden_channels=32, n_modes=16, n_layers=4, positional_embedding=True),
     quadratic_train=TrainConfig(steps=800, batch_size=128, lr=2e-3, checkpoint_every=0, figure_samples=0,
-                            optimised_steps=0),
+                                optimised_steps=0),
     field_model=ScoreFNOConfig(hidden_channels=32, n_layers=4, n_modes=12, embedding_dim=64),
     field_train=TrainConfig(steps=320, batch_size=32, lr=2e-3, warmup_steps=50, ema_decay=0.995, checkpoint_every=0,
                             figure_samples=0, optimised_steps=0),
@@ -113,18 +113,13 @@ FULL = Plan(
 QUICK = Plan(
     quadratic_model=ScoreFNOConfig(hidden_channels=8, n_modes=8, n_layers=2, embedding_dim=16, positional_embedding=True),
     quadratic_train=TrainConfig(steps=10, batch_size=32, lr=3e-3, warmup_steps=5, checkpoint_every=0, figure_samples=0,
-                            optimised_steps=0),
+                                optimised_steps=0),
     field_model=ScoreFNOConfig(hidden_channels=8, n_layers=2, n_modes=6, embedding_dim=16),
     field_train=TrainConfig(steps=10, batch_size=8, lr=3e-3, warmup_steps=5, checkpoint_every=0, figure_samples=0,
                             optimised_steps=0),
     resolution=16,
     ns_data=dict(num=24, resolution=32, solver_resolution=32, horizon=2.0, time_step=0.05, seed=0),
-    ns_train=16,
-    repetitions=2,
-    curves=40,
-    samples=(8, 2),
-    image_samples=8,
-    sampler_steps=6,
+    ns_train=16, repetitions=2, curves=40, samples=(8, 2), image_samples=8, sampler_steps=6,
     restoration=replace(rns.QUICK, test_fields=2),
 )
 BASIS = rt.BASIS  # the periodic square
