@@ -34,7 +34,7 @@ the library default (the exponential
 The budgets are small (about 1 CPU-minute per model on one thread, on a machine shared four ways; ``--scale S`` multiplies every training's steps):
 the differences below a few model-to-model seeds' scatter are not evidence. A longer run::
 
-    OMP_NUM_THREADS=1 nice -n 5 python benchmarks/heat_default.py --scale 4
+    OMP_NUM_THREADS=1 nice -n 5 python benchmarks/heat_default.py --scale 8
 
 writes ``benchmarks/results/heat_default.json`` and ``heat_default.png``; ``--quick``: tiny models, seconds.
 """
