@@ -40,6 +40,7 @@ import torch
 from benchmarks import (
     denoiser_vs_oracle,
     few_steps_trained,
+    heat_default,
     pde_inverse,
     quadratic,
     resolution_transfer,
@@ -62,6 +63,7 @@ BENCHMARKS: tuple[ModuleType, ...] = (
     resolution_transfer,
     restoration_navier_stokes,
     pde_inverse,
+    heat_default,
 )
 DEFAULT_RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -116,10 +116,7 @@ def _train_setup(args: argparse.Namespace, config: dict):
     dataset = dataset_from_spec(args.data, num=args.num, resolution=args.resolution, seed=args.seed)
     if args.resolution is not None and not isinstance(dataset.basis, SphereBasis) and dataset.grid != dataset.basis.grid(args.resolution):
         dataset = dataset.resample(args.resolution)
-    if "sde" in config:
-        sde = from_config(config["sde"], expect=DiagonalSDE)
-    else:
-        sde = default_sde(dataset.basis, dataset.grid, kappa_nyquist=args.kappa_nyquist)
+    sde = _train_sde(args, config, dataset)
     if type(sde.basis) is not type(dataset.basis):
         raise ValueError(f"the SDE's basis {sde.basis} does not fit the data's domain {dataset.basis}.")
     model_cls = SphericalScoreConfig if isinstance(dataset.basis, SphereBasis) else ScoreFNOConfig
@@ -129,6 +126,48 @@ def _train_setup(args: argparse.Namespace, config: dict):
     elif not isinstance(dataset.basis, PeriodicBasis):  # walls break translation invariance: let F see where it is
         model_options = {"positional_embedding": True} | model_options
     return dataset, sde, dataclass_from_options(model_cls, model_options, f"--config {args.config}: model")
+
+
+def _train_sde(args: argparse.Namespace, config: dict, dataset) -> DiagonalSDE:
+    """``train``'s forward process: ``--config``'s ``sde``; a resumed run's own (whatever today's default);
+    ``--kappa-nyquist``; else the default of the data's domain (:data:`DEFAULT_HEAT`)."""
+    if "sde" in config:
+        return from_config(config["sde"], expect=DiagonalSDE)
+    if args.resume and args.kappa_nyquist is None:
+        from .checkpoint import read_checkpoint
+
+        return from_config(read_checkpoint(args.out).config["sde"], expect=DiagonalSDE)
+    heat = args.kappa_nyquist
+    if heat is None:
+        domain = _domain(dataset.basis)
+        heat = DEFAULT_HEAT[domain][0]
+        print(f"forward process for {domain}: κ λ_max = {heat:g} (the default; --kappa-nyquist sets it)", file=sys.stderr)
+    return default_sde(dataset.basis, dataset.grid, kappa_nyquist=heat)
+
+
+#: ``train``'s forward process per domain when neither ``--kappa-nyquist`` nor ``--config`` sets one: ``κ λ_max`` at the
+#: training grid (``default_sde``) and the reason, measured by ``benchmarks/heat_default.py`` (README, "Which forward
+#: process"). A trained run keeps the process stored in its checkpoint: changing these never changes an old run.
+DEFAULT_HEAT: dict[str, tuple[float, str]] = {
+    "curves": (0.0, "Quadratic MMD power ties (5.0 / 5.4 / 4.6 ± 1-2 for κλ_max 0 / ¼ / 25, all at a perfect "
+               "generator's 5), and κ = 0 keeps SMC inpainting exact"),
+    "periodic fields": (0.0, "GRF spectra tie; Navier-Stokes spectrum errors are mixed (strong heat 6 % lower on the "
+                        "trained band, 6 % higher beyond it); restoration PSNR favours κ = 0 (29.8 / 29.4 / 28.3 dB)"),
+    "images": (0.0, "no evidence at the measured budget: no process learned the edges' heavy tails (kurtosis of "
+               "pixel differences ≈ 0 against 4.8 held out), so HDM's and IHDM's case for heat is untested; kept"),
+    "sphere": (0.0, "not measured; κ = 0 kept"),
+}
+
+
+def _domain(basis) -> str:
+    """The key of :data:`DEFAULT_HEAT` for a data set's basis: the sphere, the torus, 1-D walls, walled boxes."""
+    from .bases import SphereBasis
+
+    if isinstance(basis, SphereBasis):
+        return "sphere"
+    if isinstance(basis, PeriodicBasis):
+        return "periodic fields"
+    return "curves" if basis.ndim == 1 else "images"
 
 
 def _samplers() -> dict:
@@ -314,6 +353,7 @@ _positive_int = _bounded(int, lambda v: v >= 1, "a positive integer")
 _sampling_steps = _bounded(int, lambda v: v >= 2, "an integer ≥ 2 (one step cannot carry noise to data)")
 _count = _bounded(int, lambda v: v >= 0, "an integer ≥ 0 (0: off)")
 _positive_float = _bounded(float, lambda v: v > 0 and math.isfinite(v), "a positive number")
+_non_negative_float = _bounded(float, lambda v: v >= 0 and math.isfinite(v), "a number ≥ 0")
 
 
 def _resolutions(text: str) -> tuple[int, ...]:
@@ -421,8 +461,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--lr", type=_positive_float)
     tr.add_argument("--width", type=_positive_int, default=32, help="FNO hidden channels")
     tr.add_argument("--modes", type=_positive_int, default=12, help="FNO Fourier modes per axis")
-    tr.add_argument("--kappa-nyquist", type=float, default=0.0,
-                    help="heat: κ λ_max at the training grid (default 0: coloured-noise VP; e.g. 1 for HDM-like heat)")
+    tr.add_argument("--kappa-nyquist", type=_non_negative_float,
+                    help="heat: κ λ_max at the training grid (0: DDO's coloured-noise VP; ¼: HDM's heat); default per "
+                    "domain: " + ", ".join(f"{d} {k:g}" for d, (k, _) in DEFAULT_HEAT.items()) + " (why: below)")
     tr.add_argument("--multires", type=_resolutions, help="train on batches resampled to these resolutions, e.g. 32,48")
     tr.add_argument("--checkpoint-every", type=_count, help="steps between checkpoints (default 500; 0: at the end)")
     tr.add_argument("--sample-every", type=_count, help="steps between sample figures (default: at the end)")
@@ -454,7 +495,9 @@ def build_parser() -> argparse.ArgumentParser:
 _TRAIN_EPILOG = (
     "Ctrl-C or SIGTERM finishes the step, writes a checkpoint and exits with 130 or 143 (a second Ctrl-C exits at "
     "once); a second trainer on the same --out is refused; free disk space is checked before every checkpoint. "
-    "Resume: " + RESUME_RULE + "."
+    "Resume: " + RESUME_RULE + ". The default forward process (--kappa-nyquist) per domain, and why (measured by "
+    "benchmarks/heat_default.py; a trained run keeps its own): "
+    + "; ".join(f"{d}: {k:g}, {why}" for d, (k, why) in DEFAULT_HEAT.items()) + "."
 )
 
 

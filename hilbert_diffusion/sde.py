@@ -398,9 +398,11 @@ def default_sde(basis: SpectralBasis, grid: Sequence[int], *, kappa_nyquist: flo
     correlation length follows the domain), and heat ``κ`` set so that ``κ λ_max = kappa_nyquist`` at
     the training grid (the finest trained mode dissipates at ``1 + kappa_nyquist`` times the mean's rate).
 
-    The default is no heat (``κ = 0``, DDO's coloured-noise process): every mode then shares ``a(t)``, which
-    makes sequential Monte Carlo inpainting exact (``restoration.filtering_smc``) and keeps the explicit ODE
-    samplers stable at every resolution; ``kappa_nyquist > 0`` gives HDM's heat process."""
+    ``kappa_nyquist = 0`` (the function's default) is DDO's coloured-noise process: every mode then shares
+    ``a(t)``, which makes sequential Monte Carlo inpainting exact (``restoration.filtering_smc``);
+    ``kappa_nyquist > 0`` gives HDM's heat process (restoration: ``covariance_guidance``, exact for Gaussian data
+    under heat too). The command line picks it per domain (``cli.DEFAULT_HEAT``, measured by
+    ``benchmarks/heat_default.py``)."""
     if kappa_nyquist < 0 or not tau_ratio > 0:
         raise ValueError(f"default_sde needs kappa_nyquist ≥ 0 and tau_ratio > 0, got {kappa_nyquist} and {tau_ratio}.")
     lam = basis.eigenvalues(tuple(grid))

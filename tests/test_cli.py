@@ -1,13 +1,17 @@
 """The command line end to end: data → train → sample at a new resolution → restore; and its errors."""
 
 import json
+import math
 
 import numpy as np
 import pytest
 import torch
 
-from hilbert_diffusion import GaussianRandomField, Matern, PeriodicBasis
+from hilbert_diffusion import GaussianRandomField, Matern, NeumannBasis, PeriodicBasis, SphereBasis, cli
+from hilbert_diffusion.checkpoint import read_checkpoint
 from hilbert_diffusion.cli import main
+from hilbert_diffusion.config import from_config
+from hilbert_diffusion.sde import DiagonalSDE
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +45,28 @@ def test_walled_domains_get_a_positional_embedding(run_dir, tmp_path):
     assert main(["train", "--data", "grf:dim=1,alpha=1.5,domain=neumann", "--num", "16", "--resolution", "16",
                  "--out", str(walled), "--steps", "1", "--batch-size", "4", "--width", "4", "--modes", "4", "--quiet"]) == 0
     assert _model_config(walled)["positional_embedding"] is True
+
+
+def _stored_kappa(run) -> float:
+    return from_config(read_checkpoint(run).config["sde"], expect=DiagonalSDE).kappa
+
+
+def test_default_process_per_domain_and_a_resumed_run_keeps_its_own(run_dir, tmp_path, monkeypatch):
+    """Without --kappa-nyquist the data's domain picks κ λ_max (DEFAULT_HEAT); a run resumed after the default
+    changed keeps the process stored in its checkpoint (so old runs stay loadable and resumable)."""
+    lam_max = lambda basis, n: float(basis.eigenvalues((n,)).max())  # noqa: E731
+    expected = cli.DEFAULT_HEAT["periodic fields"][0] / lam_max(PeriodicBasis(1), 32)
+    assert math.isclose(_stored_kappa(run_dir), expected, rel_tol=1e-12)  # the fixture: 1-D periodic, no --kappa-nyquist
+    old = tmp_path / "curves"
+    command = ["train", "--data", "grf:dim=1,alpha=1.5,domain=neumann", "--num", "8", "--resolution", "16", "--out",
+               str(old), "--batch-size", "4", "--width", "4", "--modes", "4", "--quiet"]
+    assert main([*command, "--steps", "1"]) == 0
+    before = _stored_kappa(old)
+    assert math.isclose(before, cli.DEFAULT_HEAT["curves"][0] / lam_max(NeumannBasis(1), 16), rel_tol=1e-12)
+    monkeypatch.setitem(cli.DEFAULT_HEAT, "curves", (cli.DEFAULT_HEAT["curves"][0] + 7.0, "a changed default"))
+    assert main([*command, "--steps", "2", "--resume"]) == 0
+    assert _stored_kappa(old) == before
+    assert cli._domain(SphereBasis()) == "sphere" and cli._domain(NeumannBasis(2)) == "images"
 
 
 @pytest.mark.parametrize("resolution", [32, 96])
