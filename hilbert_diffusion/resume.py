@@ -1,6 +1,8 @@
 """What a resumed run must keep and what it may change.
 
-A resume continues the *same* run: the data (their grid, number, recipe and content hash), the model, the
+A resume continues the *same* run: the data (their grid, number, recipe and content hash; for data read lazily
+from files, the files' sizes and the hashes of their headers and of blocks sampled across them, see
+:func:`~hilbert_diffusion.datasets.lazy.file_fingerprint`), the model, the
 SDE and the normalisation must be exactly the checkpoint's, and so must every training option that shapes
 the optimisation except those in :data:`RESUMABLE` (how long to train, the learning rate, how often to save
 and draw). Anything else is refused naming the first field that differs, so a resume can never continue
@@ -20,11 +22,11 @@ __all__ = ["RESUMABLE", "RESUME_RULE", "ResumeMismatch", "data_sha256", "check_r
 
 #: TrainConfig fields that may change on resume.
 RESUMABLE = ("steps", "lr", "checkpoint_every", "keep_checkpoints", "sample_every", "sample_steps", "figure_samples",
-             "nonfinite_patience")
+             "nonfinite_patience", "workers")
 
 #: The rule in words (the command line's ``--resume`` help).
-RESUME_RULE = ("continue the newest checkpoint in --out; only --steps, --lr, --checkpoint-every, --sample-every and "
-               "--max-minutes may change (the data, model, SDE, normalisation and other training options must match)")
+RESUME_RULE = ("continue the newest checkpoint in --out; only --steps, --lr, --checkpoint-every, --sample-every, "
+               "--workers, --log-dir and --max-minutes may change (the data, model, SDE, normalisation and other training options must match)")
 
 _SECTIONS = {"sde": "the SDE or model config", "model": "the SDE or model config", "data": "the data set",
              "normalization": "the data normalisation", "train": "a training option"}
