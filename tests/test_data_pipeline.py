@@ -235,3 +235,91 @@ def test_bad_lazy_input_is_refused_clearly(tmp_path):
         train(open_npy(tmp_path / "a.npy"), sde=SDE, model=MODEL, config=_config(), out_dir=tmp_path / "run",
               resume=True, progress=False)
     assert json.loads((tmp_path / "run" / "checkpoint-00000002" / "checkpoint.json").read_text())["step"] == 2  # kept
+
+
+SHARD_WORKER = """
+import json, sys
+from pathlib import Path
+
+import torch.distributed as dist
+
+from hilbert_diffusion.datasets.lazy import open_npy
+from hilbert_diffusion.distributed import distributed_context
+from hilbert_diffusion.loader import NormalisedFields
+from hilbert_diffusion.training import train
+from test_data_pipeline import MODEL, SDE, _config
+
+root = Path(sys.argv[1])
+context = distributed_context()
+read = []  # the positions this rank's loader reads, batch by batch
+original = NormalisedFields.__getitems__
+NormalisedFields.__getitems__ = lambda self, p: read.append(list(p)) or original(self, p)
+train(open_npy(root / "a.npy"), sde=SDE, model=MODEL, config=_config(), out_dir=root / "two", progress=False)
+(root / f"read{context.rank}.json").write_text(json.dumps(read))
+dist.destroy_process_group()
+"""
+
+
+def test_two_torchrun_processes_read_disjoint_shards(tmp_path):
+    """2 ranks train 4 steps of global batch 5 on 10 fields of a memory-mapped file (2 epochs): each rank's
+    loader reads its 2 or 3 rows of every batch only, the two never read the same field within an epoch and
+    together read each field once per epoch; the weights are the one-process run's (float32 all-reduce noise)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from test_distributed import _free_port
+
+    from hilbert_diffusion.checkpoint import read_checkpoint
+
+    np.save(tmp_path / "a.npy", _fields(num=10))
+    train(open_npy(tmp_path / "a.npy"), sde=SDE, model=MODEL, config=_config(), out_dir=tmp_path / "one", progress=False)
+    (tmp_path / "worker.py").write_text(SHARD_WORKER)
+    tests = str(Path(__file__).parent)
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
+    env |= {"OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([tests, env.get("PYTHONPATH", "")])}
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--nnodes=1",
+               "--master_addr=127.0.0.1", f"--master_port={_free_port()}", str(tmp_path / "worker.py"), str(tmp_path)]
+    result = subprocess.run(command, check=False, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    reads = [json.loads((tmp_path / f"read{r}.json").read_text()) for r in (0, 1)]
+    assert [len(b) for b in reads[0]] == [2] * 4 and [len(b) for b in reads[1]] == [3] * 4
+    for epoch in (slice(0, 2), slice(2, 4)):  # draws 0-1 and 2-3: positions 0-9 and 10-19 of the stream
+        mine = [sum(reads[r][epoch], []) for r in (0, 1)]
+        assert not set(mine[0]) & set(mine[1]) and sorted(mine[0] + mine[1]) == list(range(10))
+    one, two = read_checkpoint(tmp_path / "one"), read_checkpoint(tmp_path / "two")
+    assert max(float((one.tensors[k] - v).abs().max()) for k, v in two.tensors.items()) < 1e-6
+
+
+def test_command_line_trains_on_hdf5_and_refuses_a_changed_file(tmp_path, capsys):
+    """`train --data FILE.h5:key=…,axes=…` with --val-fraction and --log-dir writes a checkpoint, metrics.jsonl
+    with held-out losses and event files; a resume after the file grew is refused in one line, no traceback,
+    and the checkpoint is kept."""
+    from hilbert_diffusion.cli import main
+
+    _pdebench_and_well(tmp_path)
+    spec = f"{tmp_path / 'pdebench_cfd.hdf5'}:key=density+Vx,axes=ntxy"
+    argv = ["train", "--data", spec, "--out", str(tmp_path / "run"), "--steps", "2", "--batch-size", "2",
+            "--width", "4", "--modes", "2", "--checkpoint-every", "1", "--val-fraction", "0.34", "--log-dir",
+            str(tmp_path / "tb"), "--quiet", "--config", str(tmp_path / "c.json")]
+    (tmp_path / "c.json").write_text(json.dumps({"model": {"n_layers": 1, "embedding_dim": 8},
+                                                 "train": {"figure_samples": 0, "optimised_steps": 0}}))
+    assert main(argv) == 0
+    assert [r["step"] for r in read_metrics(tmp_path / "run") if "val_loss" in r] == [1, 2]
+    assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
+    with h5py.File(tmp_path / "pdebench_cfd.hdf5", "a") as f:
+        f["density"][0, 0, 0, 0] = 7.0  # rewrites a byte inside the file: the sampled hash differs
+        f["extra"] = np.zeros(3000)  # and the file grows
+    capsys.readouterr()
+    assert main([*argv[:6], "4", *argv[7:], "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1].startswith("hilbert-diffusion train: error: cannot resume") and "Traceback" not in err
+    assert "data.file.bytes" in err
+    assert read_checkpoint_steps(tmp_path / "run") == [1, 2]
+
+
+def read_checkpoint_steps(run_dir):
+    from hilbert_diffusion.checkpoint import list_checkpoints
+
+    return sorted(int(p.name.split("-")[1]) for p in list_checkpoints(run_dir))
