@@ -38,6 +38,7 @@ if __package__ in (None, ""):  # run as a file (python benchmarks/run.py): make 
 import torch
 
 from benchmarks import (
+    data_pipeline,
     denoiser_vs_oracle,
     few_steps_trained,
     pde_inverse,
@@ -54,6 +55,7 @@ BENCHMARKS: tuple[ModuleType, ...] = (
     sampler_convergence,
     restoration_exact,
     speed,
+    data_pipeline,
     denoiser_vs_oracle,
     quadratic,
     few_steps_trained,

@@ -206,7 +206,7 @@ def train(
                  fix="lower batch_size or the model's hidden_channels, or train on a coarser grid")
     with held_run_directory(out_dir, resume=resume, lock=context.is_main) as path, InterruptGuard() as interrupts:
         state = start_or_resume(raw, sde=sde, model=model, config=config, out_dir=path, resume=resume, spec=spec,
-                                device=context.device)
+                                device=context.device, context=context)
         log = RunLog(path, log_dir=log_dir, start_step=state.step, enabled=context.is_main)
         hooks = _Hooks(state, sde=sde, config=config, out_dir=path, context=context, log=log)
         try:

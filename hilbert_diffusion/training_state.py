@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from .checkpoint import Checkpoint, checkpoint_path, list_checkpoints, read_checkpoint, write_checkpoint
 from .config import from_config, to_config
 from .data_statistics import stream_statistics
+from .distributed import DistributedContext
 from .datasets.lazy import LazyFields
 from .loader import NormalisedFields, split_rows
 from .losses import denoising_loss
@@ -126,11 +127,12 @@ def _record(data: Tensor | LazyFields, *, sde: DiagonalSDE, model: Any, config: 
     }
 
 
-def _statistics(data: Tensor | LazyFields, rows: range, *, sde: DiagonalSDE,
-                enabled: bool) -> tuple[Normalization, list]:
-    """Normalisation and data spectra of the training rows: in memory, or in one streaming pass for lazy data."""
+def _statistics(data: Tensor | LazyFields, rows: range, *, sde: DiagonalSDE, enabled: bool,
+                context: DistributedContext | None = None) -> tuple[Normalization, list]:
+    """Normalisation and data spectra of the training rows: in memory, or in one streaming pass for lazy data
+    (each torchrun rank reading its share)."""
     if isinstance(data, LazyFields):
-        normalization, spectra = stream_statistics(data, basis=sde.basis, enabled=enabled, rows=rows)
+        normalization, spectra = stream_statistics(data, basis=sde.basis, enabled=enabled, rows=rows, context=context)
         return normalization, list(spectra)
     train = data[rows.start : rows.stop]
     normalization = Normalization.fit(train, basis=sde.basis, enabled=enabled)
@@ -138,11 +140,13 @@ def _statistics(data: Tensor | LazyFields, rows: range, *, sde: DiagonalSDE,
 
 
 def start_or_resume(data: Tensor | LazyFields, *, sde: DiagonalSDE, model: Any, config: Any, out_dir: Path | None,
-                    resume: bool, spec: dict | None, device: torch.device) -> RunState:
+                    resume: bool, spec: dict | None, device: torch.device,
+                    context: DistributedContext | None = None) -> RunState:
     """A fresh run of ``model`` (a config with ``.build``) on ``data`` (from :func:`check_data`) under the
     :class:`~hilbert_diffusion.training.TrainConfig` ``config``, or the newest checkpoint's in ``out_dir``
     (refused, naming the field, unless the data, model, SDE, normalisation and fixed options all match).
-    The last ``config.val_fraction`` of the fields are held out (:func:`~.loader.split_rows`)."""
+    The last ``config.val_fraction`` of the fields are held out (:func:`~.loader.split_rows`); under torchrun
+    (``context``) each rank streams its share of lazy data for the statistics."""
     train_rows, val_rows = split_rows(data.shape[0], config.val_fraction)
     if resume:  # the stored statistics are used: check the files and options before a streaming pass
         stored = _resumable(out_dir, _record(data, sde=sde, model=model, config=config, spec=spec,
@@ -156,7 +160,7 @@ def start_or_resume(data: Tensor | LazyFields, *, sde: DiagonalSDE, model: Any, 
     else:
         if out_dir is not None and list_checkpoints(out_dir):
             raise ValueError(f"{out_dir} already holds a run; pass resume=True to continue it or choose another out_dir.")
-        normalization, spectra = _statistics(data, train_rows, sde=sde, enabled=config.normalize)
+        normalization, spectra = _statistics(data, train_rows, sde=sde, enabled=config.normalize, context=context)
     run_config = _record(data, sde=sde, model=model, config=config, spec=spec, normalization=normalization)
     checkpoint = stored if resume else None
     fields = NormalisedFields(data, train_rows, normalization)

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from hilbert_diffusion import GaussianRandomField, Matern, NeumannBasis, PeriodicBasis, StochasticHeatSDE
-from hilbert_diffusion.data_statistics import stream_statistics
+from hilbert_diffusion.data_statistics import StreamingStatistics, stream_statistics
 from hilbert_diffusion.datasets.hdf5 import open_hdf5
 from hilbert_diffusion.datasets.lazy import open_npy, open_shards
 from hilbert_diffusion.datasets.spec import dataset_from_spec
@@ -123,6 +123,17 @@ def test_streaming_statistics_equal_the_in_memory_ones(tmp_path, basis, monkeypa
     encoded = EmpiricalSpectrum.estimate(exact.encode(torch.from_numpy(data)), basis)
     for got, want in zip(spectra, encoded):
         assert np.allclose(got.log_values, want.log_values, rtol=0, atol=1e-6)
+    halves = [StreamingStatistics(basis), StreamingStatistics(basis)]  # two ranks' shares, shifted differently
+    halves[0].add(torch.from_numpy(data[:11]))
+    halves[1].add(torch.from_numpy(data[11:] + 5.0))
+    halves[0].merge(halves[1])
+    shifted = np.concatenate([data[:11], data[11:] + 5.0])
+    merged = EmpiricalSpectrum.from_power(halves[0].power(Normalization.identity(2)), basis, (16,))
+    for got, want in zip(merged, EmpiricalSpectrum.estimate(torch.from_numpy(shifted), basis)):
+        assert np.allclose(got.log_values, want.log_values, rtol=0, atol=1e-12)
+    mean, std = halves[0].moments()
+    exact = Normalization.fit(torch.from_numpy(shifted).float(), basis=basis)
+    assert np.allclose(mean, exact.mean, rtol=1e-6) and np.allclose(std, exact.std, rtol=1e-6)
 
 
 # ----------------------------------------------------------------------------------------- loader
@@ -241,8 +252,10 @@ SHARD_WORKER = """
 import json, sys
 from pathlib import Path
 
+import torch
 import torch.distributed as dist
 
+from hilbert_diffusion.data_statistics import StreamingStatistics
 from hilbert_diffusion.datasets.lazy import open_npy
 from hilbert_diffusion.distributed import distributed_context
 from hilbert_diffusion.loader import NormalisedFields
@@ -251,11 +264,14 @@ from test_data_pipeline import MODEL, SDE, _config
 
 root = Path(sys.argv[1])
 context = distributed_context()
-read = []  # the positions this rank's loader reads, batch by batch
+read, streamed = [], []  # the positions this rank's loader reads, batch by batch; the fields it streams
 original = NormalisedFields.__getitems__
 NormalisedFields.__getitems__ = lambda self, p: read.append(list(p)) or original(self, p)
+add = StreamingStatistics.add
+StreamingStatistics.add = lambda self, fields: streamed.append(fields.clone()) or add(self, fields)
 train(open_npy(root / "a.npy"), sde=SDE, model=MODEL, config=_config(), out_dir=root / "two", progress=False)
 (root / f"read{context.rank}.json").write_text(json.dumps(read))
+torch.save(torch.cat(streamed), root / f"streamed{context.rank}.pt")
 dist.destroy_process_group()
 """
 
@@ -263,7 +279,8 @@ dist.destroy_process_group()
 def test_two_torchrun_processes_read_disjoint_shards(tmp_path):
     """2 ranks train 4 steps of global batch 5 on 10 fields of a memory-mapped file (2 epochs): each rank's
     loader reads its 2 or 3 rows of every batch only, the two never read the same field within an epoch and
-    together read each field once per epoch; the weights are the one-process run's (float32 all-reduce noise)."""
+    together read each field once per epoch; for the statistics each streams its half of the file; the weights
+    are the one-process run's (float32 all-reduce noise and the merged statistics' rounding)."""
     import os
     import subprocess
     import sys
@@ -288,6 +305,8 @@ def test_two_torchrun_processes_read_disjoint_shards(tmp_path):
     for epoch in (slice(0, 2), slice(2, 4)):  # draws 0-1 and 2-3: positions 0-9 and 10-19 of the stream
         mine = [sum(reads[r][epoch], []) for r in (0, 1)]
         assert not set(mine[0]) & set(mine[1]) and sorted(mine[0] + mine[1]) == list(range(10))
+    halves = [torch.load(tmp_path / f"streamed{r}.pt", weights_only=True) for r in (0, 1)]
+    assert torch.equal(torch.cat(halves), torch.from_numpy(_fields(num=10))) and len(halves[0]) == 5
     one, two = read_checkpoint(tmp_path / "one"), read_checkpoint(tmp_path / "two")
     assert max(float((one.tensors[k] - v).abs().max()) for k, v in two.tensors.items()) < 1e-6
 
