@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 import h5py
 import numpy as np
@@ -60,6 +61,25 @@ def test_memory_mapped_npy_and_shards_read_the_rows_asked_for(tmp_path):
     assert torch.equal(shards.read([19, 6, 7, 8, 0]), torch.from_numpy(data[[19, 6, 7, 8, 0]].astype(np.float32)))
     coarse = open_npy(tmp_path / "a.npy").resample(8)  # band-limited on reading, as FieldDataset.resample
     assert torch.allclose(coarse.read([1]), NeumannBasis(1).resample(torch.from_numpy(data[[1]]).float(), (8,)))
+
+
+def _rss_file_kib() -> int:
+    return int(next(line for line in open("/proc/self/status") if line.startswith("RssFile:")).split()[1])
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="RssFile is Linux's")
+def test_memory_mapped_reads_do_not_stay_resident(tmp_path):
+    """Reading all of a 32 MiB memory-mapped file, in order and at random, leaves its pages unmapped: the
+    process' file-backed resident memory grows by less than 4 MiB (it grew by the whole file before the
+    pages around each read were released, the kernel's fault-around mapping neighbours along)."""
+    np.save(tmp_path / "big.npy", np.ones((2048, 1, 64, 64), np.float32))
+    lazy = open_npy(tmp_path / "big.npy")
+    lazy.read([0])
+    before = _rss_file_kib()
+    for start in range(0, 2048, 256):
+        assert float(lazy.read(range(start, start + 256)).sum()) == 256 * 4096
+    lazy.read(torch.randperm(2048)[:512])
+    assert _rss_file_kib() - before < 4096
 
 
 def _pdebench_and_well(path):

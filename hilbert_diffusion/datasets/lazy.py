@@ -8,9 +8,9 @@ larger than memory. It is a ``torch.utils.data.Dataset`` (one field per index, o
 
 Sources (anything with ``shape``, ``read(rows)`` and ``fingerprint()``):
 
-* :class:`MappedNpy` — one ``.npy`` file, memory-mapped; the pages a read touched are handed back to the
-  kernel at once (``madvise(MADV_DONTNEED)``), so the process' resident memory stays the size of a batch
-  however much of the file training has visited.
+* :class:`MappedNpy` — one ``.npy`` file, memory-mapped; the pages a read touched (and their neighbours, which
+  the kernel maps along) are handed back at once (``madvise(MADV_DONTNEED)``: they stay in the page cache), so
+  the process' resident memory stays the size of a batch however much of the file training has visited.
 * :class:`NpyShards` — a folder of ``.npy`` files sharing ``(channels, *grid)``, concatenated along the
   first axis in file-name order.
 * :class:`~.hdf5.Hdf5Fields` — datasets of an HDF5 file (:mod:`.hdf5`).
@@ -41,7 +41,7 @@ __all__ = ["FieldSource", "LazyFields", "MappedNpy", "NpyShards", "file_fingerpr
 
 _HEADER_BYTES = 1 << 16  # hashed from the start of every file
 _SAMPLE_BLOCKS, _BLOCK_BYTES = 16, 4096  # blocks hashed at evenly spread offsets
-_PAGE = mmap.PAGESIZE
+_RELEASE = 1 << 20  # bytes, a multiple of the page size and of the kernel's fault-around window (64 KiB)
 
 
 class FieldSource(Protocol):
@@ -115,12 +115,25 @@ class MappedNpy:
         """Rows ``rows`` (any order, repeats allowed) as a new array ``(len(rows), channels, *grid)``."""
         mapped = self._mapped()
         out = np.empty((len(rows), *self.shape[1:]), dtype=self.dtype)
-        for j, row in enumerate(rows):
-            start = self.offset + int(row) * self.row_bytes
+        starts = [self.offset + int(row) * self.row_bytes for row in rows]
+        for j, start in enumerate(starts):
             out[j] = np.frombuffer(mapped, self.dtype, count=self.row_items, offset=start).reshape(self.shape[1:])
-            page = start - start % _PAGE  # the copy is ours: give the mapped pages back (RSS stays one batch)
-            mapped.madvise(mmap.MADV_DONTNEED, page, start + self.row_bytes - page)
+        self._release(mapped, starts)
         return out
+
+    def _release(self, mapped: mmap.mmap, starts: list[int]) -> None:
+        """Unmap the pages around the rows just copied (their data stay in the page cache), in windows of
+        :data:`_RELEASE` bytes: a page fault maps its aligned neighbourhood too (the kernel's fault-around)."""
+        windows = sorted((s - s % _RELEASE, min(len(mapped), -(-(s + self.row_bytes) // _RELEASE) * _RELEASE))
+                         for s in starts)
+        merged: list[list[int]] = []
+        for low, high in windows:
+            if merged and low <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], high)
+            else:
+                merged.append([low, high])
+        for low, high in merged:
+            mapped.madvise(mmap.MADV_DONTNEED, low, high - low)
 
     def fingerprint(self) -> dict:
         return file_fingerprint([self.path])
