@@ -15,9 +15,9 @@ Per case: the median time of a training step (from ``train``'s callback, the fir
 time (from the call of ``train`` to its first step: for lazy data mostly the streaming statistics pass), and the
 process' peak RSS (``VmHWM``; imports, statistics pass and training included). Reported:
 ``ratio = steps/s(lazy) / steps/s(memory)`` (target ≥ 0.9) and ``rss_ratio = peak RSS on the large file / on the
-small file`` (target: independent of size, ≈ 1). The cases run in two alternating
-rounds; medians over both. The files were just written, so they are read from the page cache; a cold read
-from a real disk adds that disk's latency. ``--quick``: tiny files at 16², a few steps, in this process
+small file`` (target: independent of size, ≈ 1). ``Setting.rounds`` repeats the cases in alternation (medians
+over the rounds; one in the committed run, for the shared machine's time). The files were just written, so they
+are read from the page cache; a cold read from a real disk adds that disk's latency. ``--quick``: tiny files at 16², a few steps, in this process
 (seconds; the test suite runs it).
 
     OMP_NUM_THREADS=1 python benchmarks/data_pipeline.py [--quick]
@@ -63,7 +63,7 @@ class Setting:
     rounds: int
 
 
-FULL = Setting(resolution=64, small_fields=4096, large_fields=131_072, steps=40, skip=5, batch=16, rounds=2)
+FULL = Setting(resolution=64, small_fields=4096, large_fields=131_072, steps=30, skip=5, batch=16, rounds=1)
 QUICK = Setting(resolution=16, small_fields=64, large_fields=512, steps=6, skip=2, batch=4, rounds=1)
 
 
