@@ -7,6 +7,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -14,6 +17,7 @@ import pytest
 import torch
 
 from hilbert_diffusion import GaussianRandomField, Matern, NeumannBasis, PeriodicBasis, StochasticHeatSDE
+from hilbert_diffusion.checkpoint import read_checkpoint
 from hilbert_diffusion.data_statistics import StreamingStatistics, stream_statistics
 from hilbert_diffusion.datasets.hdf5 import open_hdf5
 from hilbert_diffusion.datasets.lazy import open_npy, open_shards
@@ -59,6 +63,9 @@ def test_memory_mapped_npy_and_shards_read_the_rows_asked_for(tmp_path):
     shards = dataset_from_spec(str(tmp_path / "shards"), num=20)
     assert shards.shape == (20, 2, 16)
     assert torch.equal(shards.read([19, 6, 7, 8, 0]), torch.from_numpy(data[[19, 6, 7, 8, 0]].astype(np.float32)))
+    np.save(tmp_path / "shards" / "part9.npy", data[:2, :1])
+    with pytest.raises(ValueError, match="'part9.npy' holds fields \\(1, 16\\) but 'part0.npy' holds \\(2, 16\\)"):
+        open_shards(tmp_path / "shards")
     coarse = open_npy(tmp_path / "a.npy").resample(8)  # band-limited on reading, as FieldDataset.resample
     assert torch.allclose(coarse.read([1]), NeumannBasis(1).resample(torch.from_numpy(data[[1]]).float(), (8,)))
 
@@ -301,14 +308,7 @@ def test_two_torchrun_processes_read_disjoint_shards(tmp_path):
     loader reads its 2 or 3 rows of every batch only, the two never read the same field within an epoch and
     together read each field once per epoch; for the statistics each streams its half of the file; the weights
     are the one-process run's (float32 all-reduce noise and the merged statistics' rounding)."""
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
     from test_distributed import _free_port
-
-    from hilbert_diffusion.checkpoint import read_checkpoint
 
     np.save(tmp_path / "a.npy", _fields(num=10))
     train(open_npy(tmp_path / "a.npy"), sde=SDE, model=MODEL, config=_config(), out_dir=tmp_path / "one", progress=False)
@@ -362,3 +362,18 @@ def read_checkpoint_steps(run_dir):
     from hilbert_diffusion.checkpoint import list_checkpoints
 
     return sorted(int(p.name.split("-")[1]) for p in list_checkpoints(run_dir))
+
+
+def test_a_checkpoint_from_before_val_fraction_resumes_only_without_it():
+    """An older checkpoint's train options lack val_fraction: resuming with the default 0 continues, with a held-out
+    split it is refused naming the option, and any other option missing from the checkpoint stays refused."""
+    from hilbert_diffusion.config import to_config
+    from hilbert_diffusion.resume import check_resume
+
+    given = to_config(_config())
+    old = {"train": {k: v for k, v in given.items() if k != "val_fraction"}}
+    check_resume(old, {"train": given}, Path("run"))
+    with pytest.raises(ResumeMismatch, match="train.val_fraction is None in the checkpoint but 0.1"):
+        check_resume(old, {"train": to_config(_config(val_fraction=0.1))}, Path("run"))
+    with pytest.raises(ResumeMismatch, match="train.grad_clip"):
+        check_resume({"train": {k: v for k, v in given.items() if k != "grad_clip"}}, {"train": given}, Path("run"))
