@@ -4,21 +4,22 @@ Data: ``(num, 1, 64, 64)`` float32 fields (standard normal values; the content d
 a small file (64 MiB) and a large one (≥ 2 GiB), each written to the system's temporary folder twice — as a
 ``.npy`` file read memory-mapped (``FILE.npy:mmap=true``) and as HDF5 (one chunk per field,
 ``FILE.h5:key=fields``) — and removed afterwards. Model: the same small score FNO for every case (hidden 16,
-2 layers, 8 modes, batch 16 at 64², so that reading is a large share of a step: the hard case for the
-pipeline). Cases, each in a fresh subprocess so that its peak resident memory is its own:
+2 layers, 8 modes, batch 16 at 64²: a small model, so that a slow reader would show in the steps/s). Cases,
+each in a fresh subprocess so that its peak resident memory is its own:
 
 * ``memory`` — the small file loaded into memory (``np.load``), the baseline;
 * ``mmap`` / ``hdf5`` at both sizes — the same training reading batches lazily (``LazyFields``), after the
   streaming pass for the normalisation and the data spectrum.
 
-Per case: the median time of a training step (from ``train``'s callback, the first steps dropped), the setup
-time (from the call of ``train`` to its first step: for lazy data mostly the streaming statistics pass), and the
+Per case: the median time of a training step (from ``train``'s callback, the first steps dropped), the time to
+read a batch (100 random batches read as training reads them, after training: the reader's share of a step), the
+setup time (from the call of ``train`` to its first step: for lazy data mostly the streaming statistics pass), and the
 process' peak RSS (``VmHWM``; imports, statistics pass and training included). Reported:
 ``ratio = steps/s(lazy) / steps/s(memory)`` (target ≥ 0.9) and ``rss_ratio = peak RSS on the large file / on the
 small file`` (target: independent of size, ≈ 1). ``Setting.rounds`` repeats the cases in alternation (medians
-over the rounds; one in the committed run, for the shared machine's time). The files were just written, so they
-are read from the page cache; a cold read from a real disk adds that disk's latency. ``--quick``: tiny files at 16², a few steps, in this process
-(seconds; the test suite runs it).
+over the rounds). The files were just written, so they are read from the page cache; a cold read from a real
+disk adds that disk's latency. ``--quick``: tiny files at 16², a few steps, in this process (seconds; the test
+suite runs it).
 
     OMP_NUM_THREADS=1 python benchmarks/data_pipeline.py [--quick]
 
@@ -63,7 +64,7 @@ class Setting:
     rounds: int
 
 
-FULL = Setting(resolution=64, small_fields=4096, large_fields=131_072, steps=30, skip=5, batch=16, rounds=1)
+FULL = Setting(resolution=64, small_fields=4096, large_fields=131_072, steps=30, skip=5, batch=16, rounds=3)
 QUICK = Setting(resolution=16, small_fields=64, large_fields=512, steps=6, skip=2, batch=4, rounds=1)
 
 
@@ -97,6 +98,8 @@ def run_case(kind: str, path: str, quick: bool) -> dict:
     """Train on ``path`` read as ``kind`` (``memory``, ``mmap``, ``hdf5``); time per step and peak RSS."""
     from hilbert_diffusion.cli import default_sde
     from hilbert_diffusion.datasets.spec import dataset_from_spec
+    from hilbert_diffusion.loader import NormalisedFields
+    from hilbert_diffusion.normalization import Normalization
     from hilbert_diffusion.models.fno import ScoreFNOConfig
     from hilbert_diffusion.training import TrainConfig, train
 
@@ -113,8 +116,14 @@ def run_case(kind: str, path: str, quick: bool) -> dict:
     train(data, sde=sde, model=model, config=config, progress=False,
           callback=lambda step, loss: times.append(time.perf_counter()))
     steps = np.diff(times[1:])[setting.skip :]
+    reader = NormalisedFields(data, range(len(dataset)), Normalization.identity(dataset.channels))  # what train reads
+    draws = [torch.randint(len(reader), (setting.batch,), generator=torch.Generator().manual_seed(i)) for i in range(100)]
+    start = time.perf_counter()
+    for index in draws:
+        reader.raw(index)
     return {"kind": kind, "file_bytes": Path(path).stat().st_size, "step_seconds_median": float(np.median(steps)),
-            "setup_seconds": times[1] - times[0], "peak_rss_mib": (_peak_kib() or 0) / 1024}
+            "setup_seconds": times[1] - times[0], "read_ms_per_batch": (time.perf_counter() - start) * 10,
+            "peak_rss_mib": (_peak_kib() or 0) / 1024}
 
 
 def _case_in_subprocess(kind: str, path: Path, quick: bool) -> dict:
@@ -143,6 +152,7 @@ def summarise(rows: dict[str, list[dict]]) -> dict:
         step = statistics.median(r["step_seconds_median"] for r in runs)
         out[name] = {"file_gib": runs[0]["file_bytes"] / 2**30, "step_seconds": step, "steps_per_second": 1 / step,
                      "setup_seconds": statistics.median(r["setup_seconds"] for r in runs),
+                     "read_ms_per_batch": statistics.median(r["read_ms_per_batch"] for r in runs),
                      "peak_rss_mib": max(r["peak_rss_mib"] for r in runs), "runs": runs}
     base = out["memory_small"]["step_seconds"]
     for name, row in out.items():
@@ -191,10 +201,11 @@ def main(argv: list[str] | None = None) -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"data_pipeline{'_quick' if args.quick else ''}.json"
     out.write_text(json.dumps(document, indent=1))
-    print(f"{'case':14s} {'file GiB':>9s} {'steps/s':>8s} {'× memory':>9s} {'setup s':>8s} {'peak RSS MiB':>13s}")
+    print(f"{'case':14s} {'file GiB':>9s} {'steps/s':>8s} {'× memory':>9s} {'read ms':>8s} {'setup s':>8s} "
+          f"{'peak RSS MiB':>13s}")
     for name, row in cases.items():
         print(f"{name:14s} {row['file_gib']:9.3f} {row['steps_per_second']:8.2f} {row['ratio_vs_memory']:9.3f} "
-              f"{row['setup_seconds']:8.1f} {row['peak_rss_mib']:13.0f}")
+              f"{row['read_ms_per_batch']:8.2f} {row['setup_seconds']:8.1f} {row['peak_rss_mib']:13.0f}")
     print(f"wrote {out}")
     return 0
 

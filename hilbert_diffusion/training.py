@@ -23,9 +23,9 @@ shuffled epochs of :mod:`.loader` (a pure function of the seed and the number of
 each rank reads only its slice; every rank draws the global batch's times and noise from the one generator
 (so its state, checkpointed, is the same on every rank and a run resumes on any number of processes),
 evaluates the model on its slice of the batch with the loss scaled so that DDP's gradient average is the
-gradient of the global batch mean, and steps identical weights and EMA. Rank 0 alone draws the progress bar and writes
-checkpoints and figures (``out_dir`` must be shared by the ranks for ``resume``). The weights equal
-one process' up to the order of floating-point summation in the all-reduce.
+gradient of the global batch mean, and steps identical weights and EMA. Rank 0 alone draws the progress
+bar and writes checkpoints and figures (``out_dir`` must be shared by the ranks for ``resume``). The
+weights equal one process' up to the order of floating-point summation in the all-reduce.
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ from .datasets.lazy import LazyFields
 from .distributed import DistributedContext, chunk_seed, distributed_context
 from .figures import save_sample_figure
 from .interrupts import InterruptGuard, TrainingInterrupted
+from .loader import batch_stream
 from .losses import StratifiedTime, UniformTime, denoising_loss
 from .models.fno import ScoreFNOConfig, clean_state_dict
 from .normalization import Normalization
@@ -59,7 +60,6 @@ from .resources import check_memory, field_bytes, model_bytes, network_bytes
 from .rundir import RunDirectory, held_run_directory
 from .sampling import exponential_multistep
 from .sde import DiagonalSDE
-from .loader import batch_stream
 from .tracking import RunLog
 from .training_state import RunState, check_data, held_out_loss, save_state, start_or_resume
 
@@ -86,9 +86,9 @@ class TrainConfig:
     periodically; a figure is always drawn at the end when ``figure_samples > 0`` and there is an
     output directory). ``val_fraction``: the last fields held out, their loss logged at every checkpoint
     (:func:`~.loader.split_rows`). ``workers``: processes reading batches ahead (0: the training process reads
-    them; :func:`~.loader.batch_stream`). A step whose loss or gradient is not finite is skipped (no update) and reported;
-    after ``nonfinite_patience`` such steps in a row the last good state (the newest checkpoint, or the
-    start) is restored in memory, and if that does not help either, training stops with an error.
+    them; :func:`~.loader.batch_stream`). A step whose loss or gradient is not finite is skipped (no update)
+    and reported; after ``nonfinite_patience`` such steps in a row the last good state (the newest checkpoint,
+    or the start) is restored in memory, and if that does not help either, training stops with an error.
     """
 
     steps: int = 2000

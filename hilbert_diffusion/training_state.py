@@ -248,7 +248,7 @@ def save_state(state: RunState, out_dir: Path, *, keep: int, is_main: bool) -> P
         return checkpoint_path(out_dir, state.step)
     tensors = {f"model.{k}": v for k, v in clean_state_dict(state.net).items()}
     tensors.update({f"ema.{k}": v for k, v in clean_state_dict(state.ema.model).items()})
-    training_state = {"optimizer": state.optimizer.state_dict(), "generator": state.generator.get_state(), "step": state.step,
-                      "draws": state.draws}
+    training_state = {"optimizer": state.optimizer.state_dict(), "generator": state.generator.get_state(),
+                      "step": state.step, "draws": state.draws}
     return write_checkpoint(out_dir, step=state.step, config=state.run_config, tensors=tensors,
                             training_state=training_state, keep=keep)

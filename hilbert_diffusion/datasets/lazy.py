@@ -73,7 +73,8 @@ def file_fingerprint(paths: Sequence[Path]) -> dict:
 
 def check_field_shape(shape: Sequence[int], dtype: np.dtype, what: str) -> None:
     """Refuse arrays that cannot hold fields ``(num, channels, *grid)`` of real numbers."""
-    if dtype == object or not (np.issubdtype(dtype, np.number) or dtype == np.bool_) or np.issubdtype(dtype, np.complexfloating):
+    real = np.issubdtype(dtype, np.number) and not np.issubdtype(dtype, np.complexfloating)
+    if dtype == object or not (real or dtype == np.bool_):
         raise ValueError(f"{what} has dtype {dtype}; it must hold real numbers (convert it with .astype(np.float32)).")
     if len(shape) < 3:
         raise ValueError(f"{what} has shape {tuple(shape)} (rank {len(shape)}), but fields must be shaped "
@@ -185,7 +186,8 @@ class LazyFields(Dataset):
         shape = self.source.shape
         if len(shape) != 2 + self.basis.ndim:
             raise ValueError(f"{self.name}: fields of shape {tuple(shape)} do not fit (num, channels, *grid) with the "
-                             f"{self.basis.ndim}-D grid of {type(self.basis).__name__}; they need {2 + self.basis.ndim} axes.")
+                             f"{self.basis.ndim}-D grid of {type(self.basis).__name__}; they need "
+                             f"{2 + self.basis.ndim} axes.")
         self.basis.grid_of(torch.empty((1, 1, *shape[2:]), dtype=torch.float32))
         if self.rows is None:
             object.__setattr__(self, "rows", range(shape[0]))
