@@ -38,6 +38,7 @@ if __package__ in (None, ""):  # run as a file (python benchmarks/run.py): make 
 import torch
 
 from benchmarks import (
+    data_pipeline,
     denoiser_vs_oracle,
     few_steps_trained,
     heat_default,
@@ -57,6 +58,7 @@ BENCHMARKS: tuple[ModuleType, ...] = (
     restoration_exact,
     speed,
     speed_execution,
+    data_pipeline,
     denoiser_vs_oracle,
     quadratic,
     few_steps_trained,

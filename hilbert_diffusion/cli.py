@@ -20,6 +20,7 @@ from .bases import PeriodicBasis
 from .cli_files import check_output_file, load_mask, load_observation, save_array
 from .cli_limits import check_data_memory, check_generation_memory
 from .config import from_config
+from .datasets.lazy import LazyFields
 from .datasets.spec import BUILT_IN, dataset_from_spec, parse_options
 from .noise import Matern
 from .resources import check_memory
@@ -37,6 +38,8 @@ def _cmd_data(args: argparse.Namespace) -> int:
     check_output_file(args.out)
     check_data_memory(args.spec, num=args.num, resolution=args.resolution, extra=extra)
     dataset = dataset_from_spec(args.spec, num=args.num, resolution=args.resolution, seed=args.seed, **extra)
+    if isinstance(dataset, LazyFields):
+        raise ValueError(f"`data` writes built-in data sets; {args.spec!r} is already a file: train on it directly.")
     data = dataset.data.to(torch.float32)
     out = save_array(args.out, data)
     shown, note = data[: min(4, len(data))], ""
@@ -75,8 +78,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         check_options(model_cls, config.get("model", {}), f"--config {args.config}: model", unknown_ok=True)
     train_options = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
                      "checkpoint_every": args.checkpoint_every, "sample_every": args.sample_every,
-                     "resolutions": args.multires, "bf16": args.precision == "bf16" or None,
-                     "compile": args.compile or None}
+                     "resolutions": args.multires, "val_fraction": args.val_fraction, "workers": args.workers,
+                     "bf16": args.precision == "bf16" or None, "compile": args.compile or None}
     train_options = {k: v for k, v in train_options.items() if v is not None} | config.get("train", {})
     train_config = dataclass_from_options(TrainConfig, train_options, f"--config {args.config}: train")
     context = on_device(distributed_context(), args.device)  # a CUDA device that is absent: refused before any work
@@ -89,14 +92,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
         check_data_memory(args.data, num=args.num, resolution=args.resolution, extra={},
                            batch=train_config.batch_size, width=width, layers=layers)
         dataset, sde, model = _train_setup(args, config)
-        check_memory(training_bytes(dataset.data, sde=sde, model=model, config=train_config),
-                     what=f"training on {tuple(dataset.data.shape)} in batches of {train_config.batch_size} at width "
+        fields = dataset if isinstance(dataset, LazyFields) else dataset.data  # lazy: read from disk as needed
+        check_memory(training_bytes(fields, sde=sde, model=model, config=train_config),
+                     what=f"training on {tuple(fields.shape)} in batches of {train_config.batch_size} at width "
                      f"{width}", fix="lower --batch-size or --width, or train at a coarser --resolution")
-        print(f"training on {dataset.name} {tuple(dataset.data.shape)} with {sde}", file=sys.stderr)
+        print(f"training on {dataset.name} {tuple(fields.shape)} with {sde}", file=sys.stderr)
         try:
             run = train(dataset, sde=sde, model=model, config=train_config, out_dir=run_dir, resume=args.resume,
                         progress=not args.quiet, max_seconds=60 * args.max_minutes if args.max_minutes else None,
-                        device=context.device)
+                        device=context.device, log_dir=args.log_dir)
         except TrainingInterrupted as stop:
             print(f"hilbert-diffusion train: {stop}; continue with the same command and --resume", file=sys.stderr)
             return stop.exit_code
@@ -351,6 +355,7 @@ def _bounded(kind: type, accept, wanted: str):
 
 _positive_int = _bounded(int, lambda v: v >= 1, "a positive integer")
 _sampling_steps = _bounded(int, lambda v: v >= 2, "an integer ≥ 2 (one step cannot carry noise to data)")
+_fraction = _bounded(float, lambda v: 0 <= v < 1, "a fraction in [0, 1)")
 _count = _bounded(int, lambda v: v >= 0, "an integer ≥ 0 (0: off)")
 _positive_float = _bounded(float, lambda v: v > 0 and math.isfinite(v), "a positive number")
 _non_negative_float = _bounded(float, lambda v: v >= 0 and math.isfinite(v), "a number ≥ 0")
@@ -450,7 +455,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     tr = commands.add_parser("train", help="train a score operator; checkpoints, figures and config go to --out",
                              parents=[_debug_option(), _execution_options()], epilog=_TRAIN_EPILOG)
-    tr.add_argument("--data", required=True, help="built-in NAME[:key=value,...] (" + ", ".join(BUILT_IN) + ") or a .npy/.npz file or an image folder")
+    tr.add_argument("--data", required=True, help="built-in NAME[:key=value,...] (" + ", ".join(BUILT_IN) + "), a .npy/.npz "
+                    "file or an image folder; read lazily (larger than memory): FILE.npy:mmap=true, "
+                    "FILE.h5:key=NAME,axes=ntxy (n samples, t time, c channels, others grid) or a folder of .npy shards")
     tr.add_argument("--resolution", type=_positive_int, help="training grid (built-in data are generated there, files resampled)")
     tr.add_argument("--out", required=True, help="run directory (locked while training: one trainer at a time)")
     tr.add_argument("--steps", type=_positive_int, help="optimisation steps (default 2000)")
@@ -468,6 +475,10 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--checkpoint-every", type=_count, help="steps between checkpoints (default 500; 0: at the end)")
     tr.add_argument("--sample-every", type=_count, help="steps between sample figures (default: at the end)")
     tr.add_argument("--max-minutes", type=_positive_float, help="stop (with a checkpoint) after this wall time")
+    tr.add_argument("--val-fraction", type=_fraction,
+                    help="hold out this fraction of the fields (the last ones); their loss is logged at checkpoints")
+    tr.add_argument("--workers", type=_count, help="processes reading batches ahead (default 0: the trainer reads them)")
+    tr.add_argument("--log-dir", help="also log to TensorBoard there (metrics.jsonl in --out is always written)")
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--quiet", action="store_true", help="no progress bar")
     tr.set_defaults(handler=_cmd_train)

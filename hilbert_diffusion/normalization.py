@@ -48,7 +48,11 @@ class Normalization:
         (:meth:`FieldDataset.channel_statistics`); the identity when not ``enabled``."""
         if not enabled:
             return cls.identity(data.shape[1])
-        mean, std = FieldDataset(data=data, basis=basis, name="", spec={}).channel_statistics()
+        return cls.from_moments(*FieldDataset(data=data, basis=basis, name="", spec={}).channel_statistics())
+
+    @classmethod
+    def from_moments(cls, mean: Tensor, std: Tensor) -> Normalization:
+        """From per-channel quadrature moments (refused when a channel is constant: ``std`` below 1e-6 ``|mean|``)."""
         if not bool((std > _CONSTANT * mean.abs()).all()):
             raise ValueError(f"a channel of the data is constant (std {std.tolist()}); it cannot be normalised.")
         return cls(tuple(mean.tolist()), tuple(std.tolist()))

@@ -1,6 +1,8 @@
 """What a resumed run must keep and what it may change.
 
-A resume continues the *same* run: the data (their grid, number, recipe and content hash), the model, the
+A resume continues the *same* run: the data (their grid, number, recipe and content hash; for data read lazily
+from files, the files' sizes and the hashes of their headers and of blocks sampled across them, see
+:func:`~hilbert_diffusion.datasets.lazy.file_fingerprint`), the model, the
 SDE and the normalisation must be exactly the checkpoint's, and so must every training option that shapes
 the optimisation except those in :data:`RESUMABLE` (how long to train, the learning rate, how often to save
 and draw). Anything else is refused naming the first field that differs, so a resume can never continue
@@ -16,15 +18,19 @@ from typing import Any
 
 from torch import Tensor
 
-__all__ = ["RESUMABLE", "RESUME_RULE", "ResumeMismatch", "data_sha256", "check_resume"]
+__all__ = ["RESUMABLE", "RESUME_RULE", "ADDED_OPTIONS", "ResumeMismatch", "data_sha256", "check_resume"]
 
 #: TrainConfig fields that may change on resume.
 RESUMABLE = ("steps", "lr", "checkpoint_every", "keep_checkpoints", "sample_every", "sample_steps", "figure_samples",
-             "nonfinite_patience", "compile")
+             "nonfinite_patience", "compile", "workers")
 
 #: The rule in words (the command line's ``--resume`` help).
 RESUME_RULE = ("continue the newest checkpoint in --out; only --steps, --lr, --checkpoint-every, --sample-every, "
-               "--max-minutes and --compile may change (the data, model, SDE, normalisation and other training options must match)")
+               "--workers, --log-dir, --compile and --max-minutes may change (the data, model, SDE, normalisation and other "
+               "training options must match)")
+
+#: TrainConfig fields added after runs were first checkpointed, with the value an older checkpoint trained with.
+ADDED_OPTIONS = {"val_fraction": 0.0, "bf16": False}
 
 _SECTIONS = {"sde": "the SDE or model config", "model": "the SDE or model config", "data": "the data set",
              "normalization": "the data normalisation", "train": "a training option"}
@@ -68,7 +74,8 @@ def _comparable(section: str, stored: dict, given: dict) -> tuple[Any, Any]:
     a, b = stored.get(section), given.get(section)
     if section == "train" and isinstance(a, dict) and isinstance(b, dict):
         a = {k: v for k, v in a.items() if k not in RESUMABLE}
-        b = {k: v for k, v in b.items() if k not in RESUMABLE}
+        b = {k: v for k, v in b.items() if k not in RESUMABLE and (k in a or k not in ADDED_OPTIONS
+                                                                       or ADDED_OPTIONS[k] != v)}
     if section == "data" and isinstance(a, dict) and isinstance(b, dict) and "sha256" not in a:
         b = {k: v for k, v in b.items() if k != "sha256"}  # a checkpoint from before the hash was stored
     if section == "model" and isinstance(a, dict) and isinstance(b, dict):

@@ -3,7 +3,8 @@
 :func:`train` takes data shaped ``(num, channels, *grid)`` and an SDE (whose basis is the domain) and
 runs AdamW with linear warm-up (then optional cosine decay), gradient clipping, an EMA of the weights,
 fixed seeds, a progress bar (loss and steps/s), periodic checkpoints (:mod:`.checkpoint`) and
-sample figures, with optional multi-resolution batches. Everything random comes from one
+sample figures, with optional multi-resolution batches. Batches come from the shuffled epochs of
+:mod:`.loader` (data in memory or read from disk as needed); everything else random comes from one
 ``torch.Generator`` seeded by ``TrainConfig.seed`` whose state is checkpointed, and the learning rate
 is a pure function of the step, so ``resume=True`` continues exactly: ``S`` steps at once and
 ``S/2 + resume + S/2`` give bit-identical weights.
@@ -17,13 +18,14 @@ model (zero network) is the per-mode Wiener filter of the data spectrum, whose l
 per run (``loss/wiener`` in the progress bar, ``run.config["wiener_loss"]``).
 
 Under ``torchrun --nproc_per_node=N`` (see :mod:`.distributed`) the same call trains with
-DistributedDataParallel: ``TrainConfig.batch_size`` is the *global* batch; every rank draws the
-global batch's indices, times and noise from the one generator (so its state, checkpointed, is the
-same on every rank and a run resumes on any number of processes), evaluates the model on its slice
-of the batch with the loss scaled so that DDP's gradient average is the gradient of the global batch
-mean, and steps identical weights and EMA. Rank 0 alone draws the progress bar and writes
-checkpoints and figures (``out_dir`` must be shared by the ranks for ``resume``). The weights equal
-one process' up to the order of floating-point summation in the all-reduce.
+DistributedDataParallel: ``TrainConfig.batch_size`` is the *global* batch; its fields come from the
+shuffled epochs of :mod:`.loader` (a pure function of the seed and the number of batches drawn), of which
+each rank reads only its slice; every rank draws the global batch's times and noise from the one generator
+(so its state, checkpointed, is the same on every rank and a run resumes on any number of processes),
+evaluates the model on its slice of the batch with the loss scaled so that DDP's gradient average is the
+gradient of the global batch mean, and steps identical weights and EMA. Rank 0 alone draws the progress
+bar and writes checkpoints and figures (``out_dir`` must be shared by the ranks for ``resume``). The
+weights equal one process' up to the order of floating-point summation in the all-reduce.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -45,10 +47,12 @@ from torch import Tensor, nn
 
 from .bases import SpectralBasis
 from .checkpoint import TrainedRun
+from .datasets.lazy import LazyFields
 from .distributed import DistributedContext, chunk_seed, distributed_context
 from .execution import accelerate, on_device
 from .figures import save_sample_figure
 from .interrupts import InterruptGuard, TrainingInterrupted
+from .loader import batch_stream
 from .losses import StratifiedTime, UniformTime, denoising_loss
 from .models.fno import ScoreFNOConfig, clean_state_dict
 from .normalization import Normalization
@@ -57,7 +61,8 @@ from .resources import check_memory, field_bytes, model_bytes, network_bytes
 from .rundir import RunDirectory, held_run_directory
 from .sampling import exponential_multistep
 from .sde import DiagonalSDE
-from .training_state import RunState, check_data, save_state, start_or_resume
+from .tracking import RunLog
+from .training_state import RunState, check_data, held_out_loss, save_state, start_or_resume
 
 __all__ = ["TrainConfig", "Normalization", "ModelConfig", "train"]
 
@@ -80,9 +85,11 @@ class TrainConfig:
     ``resolutions``: if non-empty, each batch is resampled (band-limited) to one of them, drawn
     uniformly. ``checkpoint_every`` / ``sample_every``: in steps (0: only at the end / never
     periodically; a figure is always drawn at the end when ``figure_samples > 0`` and there is an
-    output directory). A step whose loss or gradient is not finite is skipped (no update) and reported;
-    after ``nonfinite_patience`` such steps in a row the last good state (the newest checkpoint, or the
-    start) is restored in memory, and if that does not help either, training stops with an error. ``bf16``: the
+    output directory). ``val_fraction``: the last fields held out, their loss logged at every checkpoint
+    (:func:`~.loader.split_rows`). ``workers``: processes reading batches ahead (0: the training process reads
+    them; :func:`~.loader.batch_stream`). A step whose loss or gradient is not finite is skipped (no update)
+    and reported; after ``nonfinite_patience`` such steps in a row the last good state (the newest checkpoint,
+    or the start) is restored in memory, and if that does not help either, training stops with an error. ``bf16``: the
     network's forward under bfloat16 autocast (the SDE, the loss and the preconditioning stay in full precision);
     ``compile``: its backbone through ``torch.compile`` (:mod:`.execution`).
     """
@@ -110,6 +117,8 @@ class TrainConfig:
     optimised_steps: int = 16
     bf16: bool = False
     compile: bool = False
+    val_fraction: float = 0.0
+    workers: int = 0
 
     def __post_init__(self) -> None:
         positive = ("steps", "batch_size", "keep_checkpoints", "sample_steps", "nonfinite_patience")
@@ -123,6 +132,9 @@ class TrainConfig:
             raise ValueError(f"TrainConfig needs lr > 0, weight_decay ≥ 0, grad_clip > 0; got {self}.")
         if self.optimised_steps < 0 or self.optimised_steps in (1, 2):
             raise ValueError(f"TrainConfig.optimised_steps must be 0 (none) or at least 3, got {self.optimised_steps}.")
+        if not 0 <= self.val_fraction < 1 or self.workers < 0:
+            raise ValueError(f"TrainConfig needs val_fraction in [0, 1) and workers ≥ 0, got {self.val_fraction}, "
+                             f"{self.workers}.")
         if not 0 <= self.ema_decay < 1 or not 0 <= self.min_lr_ratio <= 1:
             raise ValueError(f"ema_decay must be in [0, 1) and min_lr_ratio in [0, 1], got {self}.")
         object.__setattr__(self, "resolutions", tuple(r if isinstance(r, int) else tuple(r) for r in self.resolutions))
@@ -150,12 +162,15 @@ def train(
     callback: Callable[[int, float], None] | None = None,
     max_seconds: float | None = None,
     device: str | torch.device | None = None,
+    log_dir: str | os.PathLike | None = None,
 ) -> TrainedRun:
     """Train a score operator on ``data`` ``(num, channels, *grid)`` for the forward process ``sde``.
 
     Args:
-        data: training fields on one grid of ``sde.basis``: a tensor, a numpy array, or an object with a
-            ``.data`` tensor (a :class:`~hilbert_diffusion.datasets.FieldDataset`).
+        data: training fields on one grid of ``sde.basis``: a tensor, a numpy array, an object with a
+            ``.data`` tensor (a :class:`~hilbert_diffusion.datasets.FieldDataset`), or fields read from disk as
+            needed (:class:`~hilbert_diffusion.datasets.lazy.LazyFields`: memory-mapped ``.npy``, HDF5, shards),
+            whose normalisation and spectrum are then computed in one streaming pass.
         sde: the forward process; its basis is the domain (e.g. ``default_sde(basis, grid)``).
         model: the architecture, e.g. ``ScoreFNOConfig(...)`` or ``SphericalScoreConfig(...)``.
         config: optimisation, schedule, EMA, checkpoint and figure options.
@@ -175,6 +190,7 @@ def train(
             before ``config.steps``; the cosine schedule still refers to ``config.steps``.
         device: where the network and the batches live (``"auto"``, ``"cpu"``, ``"cuda:N"``; default: the CPU, or
             ``cuda:LOCAL_RANK`` under ``torchrun``); the data set, the draws and the returned model stay on the CPU.
+        log_dir: also log to TensorBoard there (:mod:`.tracking`); ``out_dir/metrics.jsonl`` is always written.
 
     SIGINT or SIGTERM during training finishes the step, writes a checkpoint and raises
     :class:`~hilbert_diffusion.interrupts.TrainingInterrupted` (a ``KeyboardInterrupt``; a second signal
@@ -198,23 +214,29 @@ def train(
                  fix="lower batch_size or the model's hidden_channels, or train on a coarser grid")
     with held_run_directory(out_dir, resume=resume, lock=context.is_main) as path, InterruptGuard() as interrupts:
         state = start_or_resume(raw, sde=sde, model=model, config=config, out_dir=path, resume=resume, spec=spec,
-                                device=context.device)
+                                device=context.device, context=context)
         accelerate(state.net, bf16=config.bf16, compile=config.compile)
-        hooks = _Hooks(state, sde=sde, config=config, out_dir=path, context=context, data=raw)
-        return _train_steps(state, sde=sde, config=config, context=context, hooks=hooks, interrupts=interrupts,
-                            progress=progress, callback=callback, max_seconds=max_seconds)
+        log = RunLog(path, log_dir=log_dir, start_step=state.step, enabled=context.is_main)
+        hooks = _Hooks(state, sde=sde, config=config, out_dir=path, context=context, log=log)
+        try:
+            return _train_steps(state, sde=sde, config=config, context=context, hooks=hooks, interrupts=interrupts,
+                                progress=progress, callback=callback, max_seconds=max_seconds)
+        finally:
+            log.close()
 
 
-def training_bytes(data: Tensor, *, sde: DiagonalSDE, model: Any, config: TrainConfig) -> float:
+def training_bytes(data: Tensor | LazyFields, *, sde: DiagonalSDE, model: Any, config: TrainConfig) -> float:
     """Estimated peak memory of training ``model`` on ``data`` (see :mod:`.resources`): the data (raw and
-    normalised), one batch through the network and back at the largest training grid, the weights."""
+    normalised; nothing for lazily read data), one batch through the network and back at the largest training
+    grid, the weights."""
     grids = [tuple(data.shape[2:])] + [sde.basis.grid(r) for r in config.resolutions]
     points = max(math.prod(grid) for grid in grids)
     width, layers = getattr(model, "hidden_channels", 32), getattr(model, "n_layers", 4)
     modes = getattr(model, "n_modes", 12)
     modes = math.prod(modes) if isinstance(modes, tuple) else modes ** sde.basis.ndim
     channels = data.shape[1]
-    return (field_bytes(data.shape[0], channels, math.prod(data.shape[2:]), copies=3)
+    stored = 0 if isinstance(data, LazyFields) else data.shape[0]
+    return (field_bytes(stored, channels, math.prod(data.shape[2:]), copies=3)
             + network_bytes(batch=config.batch_size, channels=channels, points=points, width=width, layers=layers)
             + model_bytes(channels=channels, width=width, layers=layers, modes=modes))
 
@@ -239,7 +261,7 @@ def _train_steps(state: RunState, *, sde: DiagonalSDE, config: TrainConfig, cont
             bar.close()
     interrupted = stop == "interrupt" or context.all_agree(interrupts.requested)
     if config.optimised_steps and not interrupted:  # deterministic: every rank stores the same grid
-        state.run_config["times"] = spectrum_times(sde, state.spectra, state.x.shape[2:], steps=config.optimised_steps)
+        state.run_config["times"] = spectrum_times(sde, state.spectra, state.fields.grid, steps=config.optimised_steps)
     final = hooks.checkpoint()
     if not interrupted:
         hooks.figure(running)
@@ -283,13 +305,17 @@ def _run_steps(state: RunState, *, sde: DiagonalSDE, config: TrainConfig, contex
     guard.remember(state.step)
     failures, running = 0, None
     state.net.train()
+    batches = batch_stream(state.fields, seed=config.seed, batch_size=config.batch_size, start=state.draws,
+                           shard=context.shard(config.batch_size), workers=config.workers,
+                           pin_memory=context.device.type == "cuda")
     start = time.monotonic()
     while state.step < config.steps:
         if max_seconds is not None and context.all_agree(time.monotonic() - start > max_seconds):
             return "time", running
         if context.all_agree(interrupts.requested):
             return "interrupt", running
-        value, finite = _optimisation_step(state, local_model, sde=sde, config=config, context=context, weight=weight)
+        value, finite, grad_norm = _optimisation_step(state, local_model, batches, sde=sde, config=config,
+                                                      context=context, weight=weight)
         if not finite:  # gradients are all-reduced: ranks agree
             failures += 1
             guard.report(f"non-finite loss or gradient ({value:.4g}) at step {state.step}: "
@@ -304,19 +330,21 @@ def _run_steps(state: RunState, *, sde: DiagonalSDE, config: TrainConfig, contex
                          "lr": f"{config.learning_rate(state.step - 1):.2e}"}, refresh=False)
         if callback is not None:
             callback(state.step, value)
+        hooks.log.step(state.step, loss=value, lr=config.learning_rate(state.step - 1), grad_norm=grad_norm)
         hooks.after_step(running, guard)
     return "done", running
 
 
-def _optimisation_step(state: RunState, local_model: nn.Module, *, sde: DiagonalSDE, config: TrainConfig,
-                       context: DistributedContext, weight: Callable | None) -> tuple[float, bool]:
-    """One AdamW step at ``state.step`` on a fresh global batch; returns the batch's mean loss and whether
-    the loss and gradient were finite (else no update is made and the step does not advance)."""
+def _optimisation_step(state: RunState, local_model: nn.Module, batches: Iterator[Tensor], *, sde: DiagonalSDE,
+                       config: TrainConfig, context: DistributedContext,
+                       weight: Callable | None) -> tuple[float, bool, float]:
+    """One AdamW step at ``state.step`` on the next global batch; returns the batch's mean loss, whether the
+    loss and gradient were finite (else no update is made and the step does not advance) and the gradient norm."""
     for group in state.optimizer.param_groups:
         group["lr"] = config.learning_rate(state.step)
-    batch = _draw_batch(state, sde.basis, config).to(context.device)
-    # The global batch's times and noise (one generator), the model on this rank's rows only.
     shard = context.shard(config.batch_size)
+    batch = _draw_batch(state, batches, shard, sde.basis, config).to(context.device)
+    # The global batch's times and noise (one generator), the model on this rank's rows only.
     per_sample = denoising_loss(_Sliced(local_model, batch, shard, context.device), batch, sde,
                                 time_sampler=config.time_sampler, weight=weight, generator=state.generator)
     # DDP averages gradients over the W ranks: W/B × (this rank's sum) averages to the global batch mean.
@@ -324,22 +352,30 @@ def _optimisation_step(state: RunState, local_model: nn.Module, *, sde: Diagonal
     value = float(context.sum(per_sample[shard].detach().sum())) / config.batch_size  # the global mean
     state.optimizer.zero_grad(set_to_none=True)
     if not math.isfinite(value):
-        return value, False
+        return value, False, math.nan
     loss.backward()
-    if not math.isfinite(float(nn.utils.clip_grad_norm_(state.net.parameters(), config.grad_clip))):
-        return value, False
+    grad_norm = float(nn.utils.clip_grad_norm_(state.net.parameters(), config.grad_clip))
+    if not math.isfinite(grad_norm):
+        return value, False, grad_norm
     state.optimizer.step()
     state.ema.update(state.net, state.step)
     state.step += 1
-    return value, True
+    return value, True, grad_norm
 
 
-def _draw_batch(state: RunState, basis: SpectralBasis, config: TrainConfig) -> Tensor:
-    """``batch_size`` fields drawn with replacement, resampled to one of ``config.resolutions`` if any."""
+def _draw_batch(state: RunState, batches: Iterator[Tensor], shard: slice, basis: SpectralBasis,
+                config: TrainConfig) -> Tensor:
+    """The next global batch of the shuffled epochs (:mod:`.loader`), resampled to one of
+    ``config.resolutions`` if any. Only this rank's rows ``shard`` are read; the others stay zero, which
+    changes nothing: their loss is zero whatever they hold (:class:`_Sliced`)."""
     if config.resolutions:
         choice = int(torch.randint(len(config.resolutions), (1,), generator=state.generator))
-    index = torch.randint(state.x.shape[0], (config.batch_size,), generator=state.generator)
-    batch = state.x[index]
+    mine = next(batches)
+    state.draws += 1
+    batch = mine
+    if mine.shape[0] != config.batch_size:
+        batch = mine.new_zeros((config.batch_size, *mine.shape[1:]))
+        batch[shard] = mine
     if config.resolutions:
         batch = basis.resample(batch, config.resolutions[choice])
     return batch
@@ -350,9 +386,11 @@ class _Hooks:
     written by rank 0 into ``out_dir`` (nothing without one)."""
 
     def __init__(self, state: RunState, *, sde: DiagonalSDE, config: TrainConfig, out_dir: Path | None,
-                 context: DistributedContext, data: Tensor) -> None:
+                 context: DistributedContext, log: RunLog) -> None:
         self.state, self.sde, self.config, self.out_dir, self.context = state, sde, config, out_dir, context
-        self.data = data[: config.figure_samples]  # real fields drawn beside the samples
+        self.log = log
+        shown = torch.arange(min(config.figure_samples, len(state.fields)))
+        self.data = state.fields.raw(shown)  # real fields drawn beside the samples
 
     def after_step(self, loss: float, guard: _NonFiniteGuard) -> None:
         step, config = self.state.step, self.config
@@ -363,9 +401,14 @@ class _Hooks:
             self.figure(loss)
 
     def checkpoint(self) -> Path | None:
+        """Save the state and log the held-out loss (rank 0)."""
         if self.out_dir is None:
             return None
-        return save_state(self.state, self.out_dir, keep=self.config.keep_checkpoints, is_main=self.context.is_main)
+        path = save_state(self.state, self.out_dir, keep=self.config.keep_checkpoints, is_main=self.context.is_main)
+        if self.context.is_main and self.state.held_out is not None:
+            loss = held_out_loss(self.state, self.sde, config=self.config, device=self.context.device)
+            self.log.validation(self.state.step, loss)
+        return path
 
     def figure(self, loss: float | None) -> None:
         """EMA samples beside real data, titled with the run's name, step and (running) loss."""
@@ -381,7 +424,9 @@ class _Hooks:
         title = f"{self.out_dir.resolve().name} · step {state.step}"
         if loss is not None:
             title += f" · loss {loss:.3g} ({loss / state.wiener_loss:.2f} × Wiener)"
-        save_sample_figure(samples, self.out_dir / "samples" / f"step_{state.step:08d}.png", title=title, data=self.data)
+        png = self.out_dir / "samples" / f"step_{state.step:08d}.png"
+        save_sample_figure(samples, png, title=title, data=self.data)
+        self.log.figure(state.step, png)
 
 
 class _NonFiniteGuard:

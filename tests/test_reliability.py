@@ -261,7 +261,7 @@ def test_stale_temporary_folders_are_removed_on_the_next_start(trained, tmp_path
         (tmp_path / name).mkdir()
         (tmp_path / name / "weights.safetensors").write_bytes(b"partial")
     train(DATA, sde=SDE, model=TINY, config=TrainConfig(steps=2, **FAST), out_dir=tmp_path, resume=True, progress=False)
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".lock", "checkpoint-00000001", "checkpoint-00000002"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".lock", "checkpoint-00000001", "checkpoint-00000002", "metrics.jsonl"]
 
 
 # ------------------------------------------------------------------------------------ 7. document schemas

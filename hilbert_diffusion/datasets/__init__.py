@@ -9,12 +9,16 @@ spectral domain, plus the spec that rebuilds them). Nothing is downloaded: data 
   of coefficient (or source, or initial state) and solution, as 2-channel fields.
 * :func:`sphere_random_fields`, :func:`shallow_water` — fields on S².
 * :func:`load_array`, :func:`load_images`, :func:`from_array` — the user's own data.
+* :func:`open_npy`, :func:`open_shards`, :func:`open_hdf5` — the user's data read lazily (:class:`LazyFields`),
+  for sets larger than memory.
 """
 
 from .base import FieldDataset, dataset_spec, field_generator, field_seed, from_spec, grid_coordinates
 from .cache import CACHE_ENV, cached_tensor, default_cache_dir
 from .files import from_array, load_array, load_images
 from .grf import gaussian_random_fields
+from .hdf5 import open_hdf5
+from .lazy import LazyFields, open_npy, open_shards
 from .navier_stokes import (
     FNO_INITIAL_VORTICITY,
     VorticitySolver,
@@ -59,4 +63,8 @@ __all__ = [
     "from_array",
     "load_array",
     "load_images",
+    "LazyFields",
+    "open_npy",
+    "open_shards",
+    "open_hdf5",
 ]

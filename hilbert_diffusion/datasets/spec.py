@@ -2,7 +2,9 @@
 
 ``grf``, ``grf:dim=1,alpha=1.5``, ``quadratic``, ``navier-stokes:horizon=10``, ``sphere-grf``,
 ``shallow-water``, DiffusionPDE's pairs ``poisson``, ``helmholtz``, ``darcy``, ``ns-pair``; a ``.npy``/``.npz`` file ``(num, channels, *grid)``
-(``file.npz:key=NAME`` picks one array of several); a folder of PNG/JPEG images. :func:`spec_size` tells the
+(``file.npz:key=NAME`` picks one array of several); a folder of PNG/JPEG images. Read lazily, for data larger
+than memory (:class:`~.lazy.LazyFields`): ``file.npy:mmap=true`` (memory-mapped), ``file.h5:key=NAME,axes=ntxy``
+(HDF5, :mod:`.hdf5`), a folder of ``.npy`` shards. :func:`spec_size` tells the
 size of a built-in request before it is generated, so its memory can be checked first.
 """
 
@@ -16,8 +18,10 @@ from pathlib import Path
 from ..bases import DirichletBasis, NeumannBasis, PeriodicBasis, SpectralBasis
 from ..noise import Matern
 from .base import FieldDataset
-from .files import load_array, load_images
+from .files import IMAGE_SUFFIXES, load_array, load_images
 from .grf import gaussian_random_fields
+from .hdf5 import HDF5_SUFFIXES, open_hdf5
+from .lazy import LazyFields, open_npy, open_shards
 from .navier_stokes import navier_stokes, navier_stokes_pair
 from .pde_pairs import darcy, helmholtz, poisson
 from .quadratic import quadratic
@@ -120,35 +124,62 @@ def spec_size(spec: str, *, num: int | None = None, resolution: int | None = Non
     return num, int(options.get("channels", _CHANNELS.get(name, 1))), int(points)
 
 
-def _file_and_key(spec: str) -> tuple[Path, str | None] | None:
-    """``file.npz:key=NAME`` (or a plain ``.npy``/``.npz`` path) → the path and the key, else ``None``."""
+# The options each kind of file takes on the command line (``file.SUFFIX:key=value,...``).
+_FILE_OPTIONS = {".npy": {"mmap"}, ".npz": {"key"}, ".h5": {"key", "axes"}, ".hdf5": {"key", "axes"}}
+
+
+def _file_and_options(spec: str) -> tuple[Path, dict] | None:
+    """``file.npz:key=NAME``, ``file.npy:mmap=true``, ``file.h5:key=NAME,axes=ntxy`` (or a plain path) → the
+    path and its options, else ``None``."""
     path = Path(spec).expanduser()
-    if path.suffix.lower() in (".npy", ".npz") or path.exists():
-        return path, None
+    if path.suffix.lower() in _FILE_OPTIONS or path.exists():
+        return path, {}
     head, sep, text = spec.rpartition(":")
-    if sep and Path(head).suffix.lower() in (".npy", ".npz"):
+    suffix = Path(head).suffix.lower()
+    if sep and suffix in _FILE_OPTIONS:
         options = parse_options(text)
-        if set(options) != {"key"}:
-            raise ValueError(f"data {spec!r}: a file takes one option, key=NAME (the array of an .npz), "
+        if not set(options) <= _FILE_OPTIONS[suffix]:
+            raise ValueError(f"data {spec!r}: a {suffix} file takes the options {sorted(_FILE_OPTIONS[suffix])}, "
                              f"got {sorted(options)}.")
-        return Path(head).expanduser(), str(options["key"])
+        return Path(head).expanduser(), options
     return None
 
 
+def _open_file(path: Path, options: dict) -> FieldDataset | LazyFields:
+    """The data set of a file: HDF5 and ``mmap=true`` ``.npy`` read lazily, others loaded."""
+    if path.suffix.lower() in HDF5_SUFFIXES:
+        key, axes = options.get("key"), options.get("axes")
+        return open_hdf5(path, key=None if key is None else str(key), axes=None if axes is None else str(axes))
+    if options.get("mmap", False) is True:
+        return open_npy(path)
+    if options.get("mmap", False) is not False:
+        raise ValueError(f"mmap={options['mmap']!r}: write mmap=true (read lazily) or mmap=false (load into memory).")
+    key = options.get("key")
+    return load_array(path, key=None if key is None else str(key))
+
+
+def _open_folder(path: Path, resolution: int | None) -> FieldDataset | LazyFields:
+    """A folder of ``.npy`` shards (read lazily) or of images (loaded)."""
+    files = [p.suffix.lower() for p in path.iterdir() if p.is_file()]
+    if ".npy" in files and not any(suffix in IMAGE_SUFFIXES for suffix in files):
+        return open_shards(path)
+    return load_images(path, resolution=resolution)
+
+
 def dataset_from_spec(spec: str, *, num: int | None = None, resolution: int | None = None, seed: int | None = None,
-                      **extra) -> FieldDataset:
+                      **extra) -> FieldDataset | LazyFields:
     """The data set a command-line ``SPEC`` names (see the module docstring).
 
     ``num``, ``resolution`` and ``seed`` override the built-in defaults when given; for files,
     ``resolution`` resizes images (arrays keep their grid) and ``num`` keeps the first fields.
     """
     path = Path(spec).expanduser()
-    if path.is_dir():
-        return load_images(path, resolution=resolution)
-    found = _file_and_key(spec)
+    found = (path, {}) if path.is_dir() else _file_and_options(spec)
     if found is not None:
-        dataset = load_array(found[0], key=found[1])
-        return dataset if num is None else replace(dataset, data=dataset.data[:num])
+        dataset = _open_folder(path, resolution) if path.is_dir() else _open_file(*found)
+        if num is None:
+            return dataset
+        return dataset.head(num) if isinstance(dataset, LazyFields) else replace(dataset, data=dataset.data[:num])
     name, _, text = spec.partition(":")
     if name not in BUILT_IN:
         raise ValueError(

@@ -114,9 +114,24 @@ class EmpiricalSpectrum(Spectrum):
         ``-(ndim/2 + 1/2)`` so that the extrapolation is trace class.
         """
         basis.check_field(data, "data")
+        power = []
+        for channel in range(data.shape[1]):
+            total = 0.0
+            for chunk in data[:, channel].split(256):
+                total = total + (basis.forward(chunk.to(torch.float64)).abs() ** 2).sum(0)
+            power.append(total / data.shape[0])
+        return cls.from_power(torch.stack(power), basis, basis.grid_of(data), bin_width=bin_width,
+                              tail_fraction=tail_fraction)
+
+    @classmethod
+    def from_power(
+        cls, power: Tensor, basis: SpectralBasis, grid: Grid, *, bin_width: float = 0.25, tail_fraction: float = 0.3
+    ) -> tuple[EmpiricalSpectrum, ...]:
+        """One spectrum per channel from ``power`` ``(channels, *coefficients)``: the mean ``|x_k|²`` over the
+        samples on ``grid`` (how :meth:`estimate` and the streaming pass of :mod:`hilbert_diffusion.data_statistics`
+        both end)."""
         if bin_width <= 0 or not 0 < tail_fraction <= 1:
             raise ValueError(f"bin_width must be > 0 and tail_fraction in (0, 1], got {bin_width}, {tail_fraction}.")
-        grid = basis.grid_of(data)
         lam = basis.eigenvalues(grid).reshape(-1)
         lam_ref = float(lam[lam > 0].min()) if (lam > 0).any() else 1.0
         u = torch.log1p(lam / lam_ref)
@@ -128,13 +143,8 @@ class EmpiricalSpectrum(Spectrum):
         weight = torch.zeros(len(labels), dtype=torch.float64).index_add_(0, inverse, mult)
         centres = torch.zeros_like(weight).index_add_(0, inverse, mult * u) / weight
         out = []
-        for channel in range(data.shape[1]):
-            power = torch.zeros(u.numel(), dtype=torch.float64)
-            for chunk in data[:, channel].split(256):
-                c = basis.forward(chunk.to(torch.float64)).abs() ** 2
-                power += c.sum(0).reshape(-1)[keep]
-            power = power / data.shape[0]
-            mean = torch.zeros_like(weight).index_add_(0, inverse, mult * power) / weight
+        for channel_power in power.to(torch.float64):
+            mean = torch.zeros_like(weight).index_add_(0, inverse, mult * channel_power.reshape(-1)[keep]) / weight
             floor = mean.max().clamp_min(torch.finfo(torch.float64).tiny) * 1e-12
             log_mean = mean.clamp_min(floor).log()
             slope = _tail_slope(centres, log_mean, tail_fraction, cap=-(basis.ndim / 2 + 0.5))
