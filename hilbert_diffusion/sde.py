@@ -339,10 +339,9 @@ class DiagonalSDE:
     def reverse_drift(
         self, x: Tensor, t: float | Tensor, denoised: Tensor, *, probability_flow: bool = False
     ) -> Tensor:
-        """Drift of the reverse-time SDE in forward time ``t`` (to be integrated from 1 down to 0)::
-
-            dx_k = [-½ (β + h λ_k) x_k - g q_k ∂_k log p_t(x)] dt + sqrt(g q_k) dw̄_k
-            (probability-flow ODE: the score term halved and no noise)
+        """Drift of the reverse-time SDE in forward time ``t`` (to be integrated from 1 down to 0),
+        ``dx_k = [-½ (β + h λ_k) x_k - g q_k ∂_k log p_t(x)] dt + sqrt(g q_k) dw̄_k``
+        (probability-flow ODE: the score term halved and no noise).
         """
         grid = self.basis.grid_of(x)
         tt, lam = self._modes(t, grid)

@@ -85,7 +85,7 @@ class _Operators(NamedTuple):
 
 @dataclass(frozen=True)
 class VorticitySolver:
-    """Pseudo-spectral solver of (NS) on the unit torus at ``resolution``² points.
+    """Pseudo-spectral solver of (NS) on the unit torus on a ``resolution × resolution`` grid.
 
     Args:
         resolution: grid points per axis (the solver's own grid).

@@ -314,7 +314,7 @@ class SpectralDownsample(_LowGrid):
     whose coefficients are those of ``x`` that grid resolves (``basis.resample``).
 
     Diagonal in the basis: ``A⁺ A`` is the projection on the resolved modes (for an even periodic grid,
-    the two Nyquist modes ``±n/2`` are averaged, as resampling does), ``A⁺ = `` zero-padding up, and a
+    the two Nyquist modes ``±n/2`` are averaged, as resampling does), ``A⁺`` zero-padding up, and a
     low-grid observation of a field at any finer grid is exact in those modes.
     """
 
