@@ -28,7 +28,7 @@ from .losses import denoising_loss
 from .models.fno import EmpiricalSpectrum, clean_state_dict
 from .noise import Spectrum
 from .normalization import Normalization
-from .resume import check_resume, data_sha256
+from .resume import check_resume, data_probe, data_sha256
 from .sde import DiagonalSDE
 
 __all__ = ["ExponentialMovingAverage", "RunState", "check_data", "start_or_resume", "save_state", "mean_loss",
@@ -117,7 +117,10 @@ def _record(data: Tensor | LazyFields, *, sde: DiagonalSDE, model: Any, config: 
             normalization: Normalization) -> dict:
     """The JSON record of a run (all but the data spectrum and the Wiener loss, added once known). Lazy data
     are identified by their files' sizes and sampled hashes (:func:`~.datasets.lazy.file_fingerprint`)."""
-    content = {"file": data.fingerprint()} if isinstance(data, LazyFields) else {"sha256": data_sha256(data)}
+    if isinstance(data, LazyFields):
+        content = {"file": data.fingerprint()}
+    else:
+        content = {"sha256": data_sha256(data), "probe": data_probe(data)}
     return {
         "sde": to_config(sde),
         "model": {"config": to_config(model), "channels": data.shape[1]},
