@@ -36,8 +36,8 @@ from .sampling import multistep_update
 from .sde import DiagonalSDE
 from .times import default_times, power_times
 
-__all__ = ["GaussianTarget", "multistep_gaussian_w2", "optimise_times", "OptimisedTimes", "STARTS", "FINER_POINTS",
-           "target_grids", "spectrum_times"]
+__all__ = ["GaussianTarget", "multistep_gaussian_w2", "optimise_times", "OptimisedTimes", "STARTS", "FLOOR",
+           "FINER_POINTS", "target_grids", "spectrum_times"]
 
 
 @dataclass(frozen=True)
@@ -139,6 +139,14 @@ STARTS: tuple[tuple[float, float], ...] = ((2.5, 5e-4), (1.5, 2e-3), (3.0, 2e-4)
 """``(ρ, t_end)`` of the power grids :func:`optimise_times` starts from (the first is :func:`default_times`)."""
 
 
+FLOOR = 1e-4
+"""The relative W2 at which :func:`optimise_times` stops: a grid this close to the exact law on every target grid is
+far inside any trained denoiser's own error (a few per cent, ``benchmarks/denoiser_vs_oracle.py``); going on to 1e-7
+costs 4-6× the time and changes no sample a model draws."""
+
+_ROUND = 10  # L-BFGS iterations between checks against the floor
+
+
 def optimise_times(
     sde: DiagonalSDE,
     targets: Sequence[GaussianTarget],
@@ -146,6 +154,7 @@ def optimise_times(
     steps: int,
     order: int = 3,
     iterations: int = 100,
+    floor: float = FLOOR,
 ) -> OptimisedTimes:
     """The grid of ``steps`` steps (= model evaluations of :data:`~hilbert_diffusion.sampling.exponential_multistep`)
     minimising ``log Σ_targets W2²`` of the sampler's exact output law (:func:`multistep_gaussian_w2`; the hardest grid
@@ -153,9 +162,9 @@ def optimise_times(
 
     L-BFGS (strong Wolfe line search, ``iterations`` per start) from each power grid of :data:`STARTS`; the best end
     point is returned, and ``default_times(steps)`` itself when nothing beats it, so the result is never worse than
-    the default on the summed objective. Modes whose mean factor underflows anywhere on ``[0, 1]`` (fine grids with
-    strong heat) have forgotten the data and are left out of the objective. Seconds on one CPU core for a 32² grid; with
-    its 4× refinement (128²) 4–30 s on a loaded 2-core machine (benchmarks/sampler_convergence.py)."""
+    the default on the summed objective. It stops once the W2 on every target is below ``floor`` (``0``: never). Modes whose mean factor underflows anywhere on ``[0, 1]`` (fine grids with
+    strong heat) have forgotten the data and are left out of the objective. A few seconds on one CPU core for a 32²
+    grid with its 4× refinement (128²) where the floor is reached; up to 30 s where it is not (rough data)."""
     if not isinstance(steps, int) or steps < 3:
         raise ValueError(f"optimise_times needs steps ≥ 3 (an int), got {steps!r}; use default_times for fewer.")
     if not targets:
@@ -166,11 +175,14 @@ def optimise_times(
     def objective(times: Tensor) -> Tensor:
         return sum(_w2(sde, times, grid, modes, order=order) ** 2 for grid, modes in prepared).log()
 
+    enough = 2 * math.log(floor) if floor > 0 else -math.inf  # Σ W2² < floor²: every W2 below the floor
     best = default_times(steps)
     with torch.no_grad():
         best_value = objective(best)
     for rho, t_end in STARTS:
-        times = _descend(objective, power_times(steps, rho=rho, t_end=t_end), iterations)
+        if best_value < enough:
+            break
+        times = _descend(objective, power_times(steps, rho=rho, t_end=t_end), iterations, enough=enough)
         with torch.no_grad():
             value = objective(times)
         if torch.isfinite(value) and value < best_value:
@@ -182,11 +194,12 @@ def optimise_times(
     return OptimisedTimes(times=times, w2=w2, w2_default=w2_default)
 
 
-def _descend(objective, start: Tensor, iterations: int) -> Tensor:
-    """L-BFGS on ``θ`` (:func:`_times`) from ``start``; a non-finite objective (a step into a degenerate grid) reads as
-    a large value, so the line search backs off."""
+def _descend(objective, start: Tensor, iterations: int, *, enough: float) -> Tensor:
+    """L-BFGS on ``θ`` (:func:`_times`) from ``start``, in rounds of :data:`_ROUND` iterations until ``iterations`` or an
+    objective below ``enough``; a non-finite objective (a step into a degenerate grid) reads as a large value, so the
+    line search backs off."""
     theta = _theta(start).clone().requires_grad_(True)
-    optimiser = torch.optim.LBFGS([theta], lr=1.0, max_iter=iterations, line_search_fn="strong_wolfe")
+    optimiser = torch.optim.LBFGS([theta], lr=1.0, max_iter=min(_ROUND, iterations), line_search_fn="strong_wolfe")
 
     def closure() -> Tensor:
         optimiser.zero_grad()
@@ -200,7 +213,9 @@ def _descend(objective, start: Tensor, iterations: int) -> Tensor:
             theta.grad.zero_()
         return loss.detach()
 
-    optimiser.step(closure)
+    for _ in range(math.ceil(iterations / _ROUND)):  # the history carries over from round to round
+        if float(optimiser.step(closure)) < enough or not torch.isfinite(theta).all():
+            break
     theta = theta.detach()
     return _times(theta) if torch.isfinite(theta).all() else start
 
