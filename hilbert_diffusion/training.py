@@ -30,7 +30,6 @@ weights equal one process' up to the order of floating-point summation in the al
 
 from __future__ import annotations
 
-import copy
 import math
 import os
 import signal
@@ -38,7 +37,6 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -50,19 +48,18 @@ from .checkpoint import TrainedRun
 from .datasets.lazy import LazyFields
 from .distributed import DistributedContext, chunk_seed, distributed_context
 from .execution import accelerate, on_device
-from .figures import save_sample_figure
 from .interrupts import InterruptGuard, TrainingInterrupted
 from .loader import batch_stream
 from .losses import StratifiedTime, UniformTime, denoising_loss
-from .models.fno import ScoreFNOConfig, clean_state_dict
+from .models.fno import ScoreFNOConfig
 from .normalization import Normalization
 from .optimal_times import spectrum_times
 from .resources import check_memory, field_bytes, model_bytes, network_bytes
 from .rundir import RunDirectory, held_run_directory
-from .sampling import exponential_multistep
 from .sde import DiagonalSDE
 from .tracking import RunLog
-from .training_state import RunState, check_data, held_out_loss, save_state, start_or_resume
+from .training_hooks import NonFiniteGuard, RunHooks
+from .training_state import RunState, check_data, start_or_resume
 
 __all__ = ["TrainConfig", "Normalization", "ModelConfig", "train"]
 
@@ -217,7 +214,7 @@ def train(
                                 device=context.device, context=context)
         accelerate(state.net, bf16=config.bf16, compile=config.compile)
         log = RunLog(path, log_dir=log_dir, start_step=state.step, enabled=context.is_main)
-        hooks = _Hooks(state, sde=sde, config=config, out_dir=path, context=context, log=log)
+        hooks = RunHooks(state, sde=sde, config=config, out_dir=path, context=context, log=log)
         try:
             return _train_steps(state, sde=sde, config=config, context=context, hooks=hooks, interrupts=interrupts,
                                 progress=progress, callback=callback, max_seconds=max_seconds)
@@ -242,7 +239,7 @@ def training_bytes(data: Tensor | LazyFields, *, sde: DiagonalSDE, model: Any, c
 
 
 def _train_steps(state: RunState, *, sde: DiagonalSDE, config: TrainConfig, context: DistributedContext,
-                 hooks: _Hooks, interrupts: InterruptGuard, progress: bool,
+                 hooks: RunHooks, interrupts: InterruptGuard, progress: bool,
                  callback: Callable[[int, float], None] | None, max_seconds: float | None) -> TrainedRun:
     """The loop of :func:`train` on a started or resumed ``state``, its final checkpoint and figure."""
     from tqdm import tqdm
@@ -294,13 +291,13 @@ def _check_options(model: Any, config: TrainConfig, context: DistributedContext,
 
 
 def _run_steps(state: RunState, *, sde: DiagonalSDE, config: TrainConfig, context: DistributedContext, bar: Any,
-               hooks: _Hooks, report: Callable[[str], None], callback: Callable[[int, float], None] | None,
+               hooks: RunHooks, report: Callable[[str], None], callback: Callable[[int, float], None] | None,
                max_seconds: float | None, interrupts: InterruptGuard) -> tuple[str, float | None]:
     """Optimisation steps up to ``config.steps``; returns why they stopped (``"done"``, ``"time"``: ``max_seconds``
     passed, ``"interrupt"``: a signal, see :mod:`.interrupts`) and the running loss."""
     weight = state.net.loss_weight if config.edm_weighting else None
     local_model = _data_parallel(state.net, context)
-    guard = _NonFiniteGuard(state.net, state.ema.model, state.optimizer, patience=config.nonfinite_patience,
+    guard = NonFiniteGuard(state.net, state.ema.model, state.optimizer, patience=config.nonfinite_patience,
                             report=report)
     guard.remember(state.step)
     failures, running = 0, None
@@ -379,84 +376,6 @@ def _draw_batch(state: RunState, batches: Iterator[Tensor], shard: slice, basis:
     if config.resolutions:
         batch = basis.resample(batch, config.resolutions[choice])
     return batch
-
-
-class _Hooks:
-    """Checkpoints and sample figures of a run, periodic (``checkpoint_every`` / ``sample_every``) and final,
-    written by rank 0 into ``out_dir`` (nothing without one)."""
-
-    def __init__(self, state: RunState, *, sde: DiagonalSDE, config: TrainConfig, out_dir: Path | None,
-                 context: DistributedContext, log: RunLog) -> None:
-        self.state, self.sde, self.config, self.out_dir, self.context = state, sde, config, out_dir, context
-        self.log = log
-        shown = torch.arange(min(config.figure_samples, len(state.fields)))
-        self.data = state.fields.raw(shown)  # real fields drawn beside the samples
-
-    def after_step(self, loss: float, guard: _NonFiniteGuard) -> None:
-        step, config = self.state.step, self.config
-        if config.checkpoint_every and step % config.checkpoint_every == 0 and step < config.steps:
-            self.checkpoint()
-            guard.remember(step)
-        if config.sample_every and step % config.sample_every == 0 and step < config.steps:
-            self.figure(loss)
-
-    def checkpoint(self) -> Path | None:
-        """Save the state and log the held-out loss (rank 0)."""
-        if self.out_dir is None:
-            return None
-        path = save_state(self.state, self.out_dir, keep=self.config.keep_checkpoints, is_main=self.context.is_main)
-        if self.context.is_main and self.state.held_out is not None:
-            loss = held_out_loss(self.state, self.sde, config=self.config, device=self.context.device)
-            self.log.validation(self.state.step, loss)
-        return path
-
-    def figure(self, loss: float | None) -> None:
-        """EMA samples beside real data, titled with the run's name, step and (running) loss."""
-        config, state = self.config, self.state
-        if self.out_dir is None or config.figure_samples < 1 or not self.context.is_main:
-            return
-        averaged = copy.deepcopy(state.ema.model).cpu().eval()
-        run = TrainedRun(model=averaged, sde=self.sde, normalization=state.normalization, step=state.step,
-                         config=state.run_config)
-        figure_gen = torch.Generator().manual_seed(config.seed + 1)  # separate: figures never disturb training
-        samples = run.sample(config.figure_samples, tuple(self.data.shape[2:]), generator=figure_gen,
-                             times=exponential_multistep.times(config.sample_steps))
-        title = f"{self.out_dir.resolve().name} · step {state.step}"
-        if loss is not None:
-            title += f" · loss {loss:.3g} ({loss / state.wiener_loss:.2f} × Wiener)"
-        png = self.out_dir / "samples" / f"step_{state.step:08d}.png"
-        save_sample_figure(samples, png, title=title, data=self.data)
-        self.log.figure(state.step, png)
-
-
-class _NonFiniteGuard:
-    """The last good training state, kept in memory, and the bookkeeping of non-finite steps."""
-
-    def __init__(self, net: nn.Module, ema: nn.Module, optimizer: torch.optim.Optimizer, *, patience: int,
-                 report: Callable[[str], None]) -> None:
-        self.modules, self.optimizer, self.patience, self.report = (net, ema), optimizer, patience, report
-        self.state: tuple | None = None
-        self.restores = 0
-
-    def remember(self, step: int) -> None:
-        tensors = ({k: v.clone() for k, v in clean_state_dict(m).items()} for m in self.modules)
-        self.state = (step, *tensors, copy.deepcopy(self.optimizer.state_dict()))
-        self.restores = 0
-
-    def restore(self) -> int:
-        """Load the last good state; raise if restoring did not help ``patience`` steps ago already."""
-        self.restores += 1
-        if self.restores > 1:
-            raise FloatingPointError(
-                f"training stays non-finite after restoring the state of step {self.state[0]}; "
-                f"lower the learning rate (TrainConfig.lr) or grad_clip, or check the data for outliers."
-            )
-        step, *modules, optimizer = self.state
-        for module, state in zip(self.modules, modules):
-            module.load_state_dict(state)
-        self.optimizer.load_state_dict(optimizer)
-        self.report(f"restored the last good state (step {step}) after {self.patience} non-finite steps in a row")
-        return step
 
 
 def _seed_rank_local(seed: int, device: torch.device) -> None:

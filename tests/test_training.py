@@ -294,10 +294,10 @@ def test_training_says_why_it_stopped_and_how_it_compares_to_the_wiener_filter(c
 
 
 def test_training_figures_are_titled_and_show_real_data(tmp_path, monkeypatch):
-    import hilbert_diffusion.training as training
+    import hilbert_diffusion.training_hooks as hooks
 
     calls = []
-    monkeypatch.setattr(training, "save_sample_figure", lambda samples, path, **kw: calls.append((samples, path, kw)))
+    monkeypatch.setattr(hooks, "save_sample_figure", lambda samples, path, **kw: calls.append((samples, path, kw)))
     _, _, sde, data = _setup(num=16)
     config = TrainConfig(steps=2, **{**FAST, "figure_samples": 2})
     train(data, sde=sde, model=TINY, config=config, out_dir=tmp_path / "my-run", progress=False)
