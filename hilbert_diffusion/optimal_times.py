@@ -231,12 +231,15 @@ def target_grids(sde: DiagonalSDE, grid: Sequence[int]) -> tuple[Grid, ...]:
     return (grid,)
 
 
-def spectrum_times(sde: DiagonalSDE, spectra: Sequence[Spectrum], grid: Sequence[int], *, steps: int) -> dict:
+def spectrum_times(
+    sde: DiagonalSDE, spectra: Sequence[Spectrum], grid: Sequence[int], *, steps: int, corrector: bool = False
+) -> dict:
     """The grid of ``steps`` steps optimised for centred Gaussian data with per-channel ``spectra`` (a trained model's
-    Wiener-skip spectrum) on :func:`target_grids` of ``grid``, as the JSON-ready document a run stores:
+    Wiener-skip spectrum) on :func:`target_grids` of ``grid`` (``corrector``: for
+    :data:`~hilbert_diffusion.sampling.exponential_corrected`), as the JSON-ready document a run stores:
     ``{"steps", "times", "grids", "w2", "w2_default"}`` (W2 per grid, relative, of the optimised and default grids)."""
     grids = target_grids(sde, grid)
     targets = [GaussianTarget(g, torch.stack([s(sde.basis.eigenvalues(g)) for s in spectra])) for g in grids]
-    result = optimise_times(sde, targets, steps=steps)
+    result = optimise_times(sde, targets, steps=steps, corrector=corrector)
     return {"steps": steps, "times": result.times.tolist(), "grids": [list(g) for g in grids], "w2": list(result.w2),
             "w2_default": list(result.w2_default)}
