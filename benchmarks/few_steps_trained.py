@@ -17,6 +17,7 @@
   (``per_evaluation_speedup = time(neuraloperator) / time(lean)``, :mod:`hilbert_diffusion.models.lean_fno`).
 
     OMP_NUM_THREADS=1 python benchmarks/few_steps_trained.py [--quick] [--steps 1500] [--repetitions 30] [--seconds 150]
+        [--samples 64 16] [--only quadratic|grf|navier_stokes ...]
 
 writes ``benchmarks/results/few_steps_trained.json`` (``--quick``: 40 training steps, 2 repetitions of 60 curves, the
 transfer models trained a few seconds at 16² and sampled at 16² and 32², ``few_steps_trained_quick.json``).
@@ -152,12 +153,18 @@ def wall_times(run, resolution: int, num: int, repeats: int) -> dict:
             "per_evaluation_speedup": median["neuraloperator"] / median["lean"]}
 
 
+PARTS = ("quadratic", "grf", "navier_stokes")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=1500, help="training steps of the quick Quadratic model")
     parser.add_argument("--repetitions", type=int, default=30)
     parser.add_argument("--curves", type=int, default=500)
     parser.add_argument("--seconds", type=float, default=150.0, help="training budget of each transfer model")
+    parser.add_argument("--samples", type=int, nargs=2, default=(64, 16), help="samples at 32² and at 128²")
+    parser.add_argument("--only", action="append", choices=PARTS,
+                        help="run these parts only (repeatable) and keep the others from the previous result")
     parser.add_argument("--quick", action="store_true", help="CI-sized: tiny models, 2 repetitions")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -165,20 +172,26 @@ def main(argv: list[str] | None = None) -> int:
         args.steps, args.repetitions, args.curves = 40, 2, 60
         setting, resolutions, samples = transfer.QUICK, (16, 32), (8, 4)
     else:
-        setting, resolutions, samples = dataclasses.replace(transfer.FULL, seconds=args.seconds), (32, 128), (64, 16)
-    started = time.perf_counter()
-    document = {"description": __doc__.split("\n\n")[0], "quadratic": quadratic_rows(args.steps, args.repetitions,
-                                                                                      args.curves)}
-    for name in ("grf", "navier_stokes"):
-        document[name] = transfer_rows(name, setting, resolutions, samples)
-    run = document["grf"].pop("run")
-    document["navier_stokes"].pop("run")
-    document["wall_time"] = wall = wall_times(run, resolutions[-1], 8, repeats=1 if args.quick else 3)
-    print(f"wall time at {wall['resolution']}², batch {wall['batch']}: 48 / 16 evaluations {wall['wall_ratio_48_over_16']:.2f}×; "
-          f"one evaluation neuraloperator / lean {wall['per_evaluation_speedup']:.2f}×")
-    document.update({"seconds": time.perf_counter() - started, "platform": platform.platform(), "torch": torch.__version__})
-    RESULTS.mkdir(parents=True, exist_ok=True)
+        setting, resolutions = dataclasses.replace(transfer.FULL, seconds=args.seconds), (32, 128)
+        samples = tuple(args.samples)
     out = RESULTS / ("few_steps_trained_quick.json" if args.quick else "few_steps_trained.json")
+    previous = json.loads(out.read_text()) if args.only and out.exists() else {}
+    document = {k: v for k, v in previous.items() if k in (*PARTS, "wall_time")}
+    started = time.perf_counter()
+    for part in args.only or PARTS:
+        if part == "quadratic":
+            document[part] = quadratic_rows(args.steps, args.repetitions, args.curves)
+            continue
+        document[part] = transfer_rows(part, setting, resolutions, samples)
+        run = document[part].pop("run")
+        if part == "grf":
+            document["wall_time"] = wall = wall_times(run, resolutions[-1], 8, repeats=1 if args.quick else 3)
+            print(f"wall time at {wall['resolution']}², batch {wall['batch']}: 48 / 16 evaluations "
+                  f"{wall['wall_ratio_48_over_16']:.2f}×; one evaluation neuraloperator / lean "
+                  f"{wall['per_evaluation_speedup']:.2f}×", flush=True)
+    document.update({"description": __doc__.split("\n\n")[0], "seconds": time.perf_counter() - started,
+                     "parts_run": args.only or list(PARTS), "platform": platform.platform(), "torch": torch.__version__})
+    RESULTS.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(document, indent=1, default=float))
     print(f"wrote {out} in {document['seconds']:.0f} s")
     return 0
