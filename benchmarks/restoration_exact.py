@@ -198,15 +198,16 @@ def _scores(samples: torch.Tensor, truth: torch.Tensor, exact: GaussianPosterior
 
 def run_task(
     oracle, grid, task: Task, method_list: list[Method], *, steps: int, truths: int, samples: int, seed: int,
-    process: str = "κ=0",
+    process: str = "κ=0", times: torch.Tensor | None = None,
 ) -> list[dict]:
+    """Rows of every method on one task, on ``times`` (default ``power_times(steps, ρ=2, t_end=1e-4)``)."""
     basis, sde = oracle.basis, oracle.sde
     op = task.make(basis, grid)
     gen = torch.Generator().manual_seed(seed)
     truth = oracle.sample_data(truths, grid, generator=gen, dtype=torch.float64)
     y = op.observe(truth, generator=gen)
     exact = exact_gaussian_posterior(oracle, op, y, grid)
-    times = power_times(steps, rho=2.0, t_end=1e-4)
+    times = power_times(steps, rho=2.0, t_end=1e-4) if times is None else times
     law_mean, law_var = gaussian_sampler_law(exponential_ancestral, oracle, sde, times, resolution=grid)
     reference = exact_gaussian_posterior(oracle, op, y, grid, prior_mean=basis.inverse(law_mean, grid), prior_variance=law_var[0])
     unknown = _unknown(exact)

@@ -46,6 +46,7 @@ from benchmarks import (
     quadratic,
     resolution_transfer,
     restoration_exact,
+    restoration_grids,
     restoration_navier_stokes,
     sampler_convergence,
     speed,
@@ -56,6 +57,7 @@ from benchmarks import (
 BENCHMARKS: tuple[ModuleType, ...] = (
     sampler_convergence,
     restoration_exact,
+    restoration_grids,
     speed,
     speed_execution,
     data_pipeline,

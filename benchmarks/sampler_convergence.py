@@ -34,6 +34,8 @@ Issue 18: ``exponential_multistep_optimised`` is the 3M sampler on a grid optimi
 (:func:`~hilbert_diffusion.optimal_times.optimise_times`) for the setting's centred data spectrum at both resolutions
 at once — one grid per setting and step count, as a trained run stores one — at 10 and 16 evaluations; targets: 16
 beats Euler–Maruyama with 1000 steps, 10 is within 2× of it (``issue18_targets`` per setting and resolution).
+``exponential_corrected_optimised``: the same with the exponential-frame corrector (``corrector=True``), on a grid
+optimised against its own exact law (``issue18_targets_corrected``).
 
     python benchmarks/sampler_convergence.py [--quick]
 
@@ -61,6 +63,7 @@ from hilbert_diffusion.sampling import (
     euler_maruyama,
     exponential_ancestral,
     exponential_deterministic,
+    exponential_corrected,
     exponential_multistep,
     gaussian_sampler_law,
     heun_ode,
@@ -211,21 +214,27 @@ OPTIMISED_STEPS = (10, 16)
 beat Euler–Maruyama with 1000, 10 are within 2× of it)."""
 
 
-def optimised_grids(sde, oracle, resolutions) -> dict[int, dict]:
+OPTIMISED = (Run(exponential_multistep, OPTIMISED_STEPS, "optimised", stepwise=False),
+             Run(exponential_corrected, OPTIMISED_STEPS, "optimised", stepwise=False))
+"""The samplers measured on grids optimised against their own exact law."""
+
+
+def optimised_grids(sde, oracle, resolutions, *, corrector: bool) -> dict[int, dict]:
     """Per step count: one grid optimised for the setting's centred data spectrum at all ``resolutions`` jointly (as
     ``train`` stores for a run: its Wiener-skip spectrum, the training grid and a 4× finer one), with its timing."""
     out = {}
     for steps in OPTIMISED_STEPS:
         targets = [GaussianTarget(g, oracle.data_variance(g)[None]) for g in (oracle.basis.grid(r) for r in resolutions)]
         start = time.perf_counter()
-        result = optimise_times(sde, targets, steps=steps)
+        result = optimise_times(sde, targets, steps=steps, corrector=corrector)
         out[steps] = {"times": result.times, "seconds": time.perf_counter() - start}
     return out
 
 
-def check_targets(entry: dict) -> dict:
-    """Issue 18's targets on one setting and resolution, for the exact-start ``w2`` and the end-to-end ``w2_from_prior``."""
-    rows = {r["steps"]: r for r in entry["samplers"]["exponential_multistep_optimised"]}
+def check_targets(entry: dict, name: str) -> dict:
+    """Issue 18's targets on one setting and resolution for the run ``name``, for the exact-start ``w2`` and the
+    end-to-end ``w2_from_prior``."""
+    rows = {r["steps"]: r for r in entry["samplers"][name]}
     out = {}
     for key in ("w2", "w2_from_prior"):
         em = entry["em1000_w2" if key == "w2" else "em1000_w2_from_prior"]
@@ -318,8 +327,10 @@ def main(argv: list[str] | None = None) -> int:
     for setting in settings:
         sde, oracle = make_problem(setting)
         block = {"kappa": setting.kappa, "data": repr(setting.data), "noise": repr(sde.covariance), "resolutions": {}}
-        grids = optimised_grids(sde, oracle, resolutions)
-        block["optimised_grids"] = {n: {"times": g["times"].tolist(), "seconds": g["seconds"]} for n, g in grids.items()}
+        grids = {run.name: optimised_grids(sde, oracle, resolutions, corrector=run.sampler.method.corrector)
+                 for run in OPTIMISED}
+        block["optimised_grids"] = {name: {n: {"times": g["times"].tolist(), "seconds": g["seconds"]} for n, g in by.items()}
+                                    for name, by in grids.items()}
         for res in resolutions:
             target = Target(oracle, res)
             entry = {"samplers": {}, "prior_floor": target.prior_floor}
@@ -334,13 +345,13 @@ def main(argv: list[str] | None = None) -> int:
                         f"{setting.name:8s} {res:4d} {run.name:32s} {r['steps']:5d} {r['nfe']:5d} {r['w2']:9.2e} "
                         f"{r['spectrum']:9.2e} {_fmt(r['w2_from_prior'])}"
                     )
-            optimised = Run(exponential_multistep, OPTIMISED_STEPS, "optimised", stepwise=False)
-            rows = [measure(optimised, sde, oracle, target, n, mc_samples=0, seed=1, times=grids[n]["times"])
-                    for n in OPTIMISED_STEPS]
-            entry["samplers"][optimised.name] = rows
-            for r in rows:
-                print(f"{setting.name:8s} {res:4d} {optimised.name:32s} {r['steps']:5d} {r['nfe']:5d} {r['w2']:9.2e} "
-                      f"{r['spectrum']:9.2e} {_fmt(r['w2_from_prior'])}")
+            for optimised in OPTIMISED:
+                rows = [measure(optimised, sde, oracle, target, n, mc_samples=0, seed=1,
+                                times=grids[optimised.name][n]["times"]) for n in OPTIMISED_STEPS]
+                entry["samplers"][optimised.name] = rows
+                for r in rows:
+                    print(f"{setting.name:8s} {res:4d} {optimised.name:32s} {r['steps']:5d} {r['nfe']:5d} {r['w2']:9.2e} "
+                          f"{r['spectrum']:9.2e} {_fmt(r['w2_from_prior'])}")
             if mc_samples:
                 entry["mc_floor"] = {"samples": mc_samples, **mc_floor(oracle, target, mc_samples, seed=2)}
                 floor = entry["mc_floor"]
@@ -366,11 +377,13 @@ def main(argv: list[str] | None = None) -> int:
                     f"{setting.name:8s} {res:4d} [{key}] best ≤ {NFE_BUDGET} NFE: {name} ({best['nfe']} NFE) {best[key]:.2e} "
                     f"vs EM-1000 {em1000[key]:.2e} → {'met' if met else 'NOT met'}"
                 )
-            entry["issue18_targets"] = targets = check_targets(entry)
-            for key, t in targets.items():
-                print(f"{setting.name:8s} {res:4d} [{key}] optimised grid: 16 NFE {t['16']:.2e}, 10 NFE {t['10']:.2e} vs "
-                      f"EM-1000 {t['em1000']:.2e} → 16 beats it: {'met' if t['16_beats_em1000'] else 'NOT met'}; "
-                      f"10 within 2×: {'met' if t['10_within_2x_em1000'] else 'NOT met'}")
+            for suffix, optimised in zip(("", "_corrected"), OPTIMISED):
+                entry[f"issue18_targets{suffix}"] = targets = check_targets(entry, optimised.name)
+                for key, t in targets.items():
+                    print(f"{setting.name:8s} {res:4d} [{key}] {optimised.name}: 16 NFE {t['16']:.2e}, 10 NFE "
+                          f"{t['10']:.2e} vs EM-1000 {t['em1000']:.2e} → 16 beats it: "
+                          f"{'met' if t['16_beats_em1000'] else 'NOT met'}; "
+                          f"10 within 2×: {'met' if t['10_within_2x_em1000'] else 'NOT met'}")
             block["resolutions"][res] = entry
         if not args.quick and setting.name != "ddo":
             block["default_sampler_grid_sweep_48_steps_32"] = sweep = grid_sweep(sde, oracle, Target(oracle, 32), steps=48)

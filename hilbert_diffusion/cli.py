@@ -178,7 +178,8 @@ def _samplers() -> dict:
     """``--sampler`` name → sampler; each runs on its own default time grid and step count."""
     from . import sampling
 
-    return {"multistep": sampling.exponential_multistep, "rk3": sampling.rk3_ode, "heun": sampling.heun_ode,
+    return {"multistep": sampling.exponential_multistep, "multistep-corrected": sampling.exponential_corrected,
+            "rk3": sampling.rk3_ode, "heun": sampling.heun_ode,
             "ancestral": sampling.exponential_ancestral, "ddim": sampling.exponential_deterministic,
             "euler-maruyama": sampling.euler_maruyama, "pc": sampling.predictor_corrector}
 

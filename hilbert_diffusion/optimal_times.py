@@ -11,7 +11,8 @@ of the times (no Monte Carlo, no grid-space transforms)::
 
 :func:`optimise_times` chooses the interior times that minimise that W2 (relative to ``sqrt(E‖x_0‖²)``) for a step
 count, an SDE, one or more grids and a data spectrum — for a trained model the spectrum its Wiener skip uses. The
-grid is parametrised monotonically: ``log t_i = -Σ_{j ≤ i} softplus(θ_j)`` (``t_0 = 1``, every increment positive,
+grid is parametrised monotonically: ``log t_i = -Σ_{j ≤ i} (δ + softplus(θ_j))`` (``t_0 = 1``, every increment at least
+``δ`` = :data:`MIN_LOG_STEP`,
 ``t_steps = 0``), started at a few power grids (:data:`STARTS`, the first :func:`~hilbert_diffusion.times.default_times`)
 and optimised by L-BFGS with torch autograd through the sampler's own step
 (:func:`~hilbert_diffusion.sampling.multistep_update`). With several grids (a training grid and a finer one) the
@@ -32,12 +33,12 @@ from torch.nn.functional import softplus
 from .bases import Grid
 from .engine import validate_times
 from .noise import Spectrum
-from .sampling import multistep_update
+from .sampling import MultistepMemory, multistep_update
 from .sde import DiagonalSDE
 from .times import default_times, power_times
 
 __all__ = ["GaussianTarget", "multistep_gaussian_w2", "optimise_times", "OptimisedTimes", "STARTS", "FLOOR",
-           "FINER_POINTS", "target_grids", "spectrum_times"]
+           "FINER_POINTS", "target_grids", "spectrum_times", "MIN_LOG_STEP"]
 
 
 @dataclass(frozen=True)
@@ -83,15 +84,17 @@ def _unique_columns(columns: Tensor) -> tuple[Tensor, Tensor, Tensor]:
 
 
 def multistep_gaussian_w2(
-    sde: DiagonalSDE, times: Tensor, target: GaussianTarget, *, order: int = 3, forgotten: bool = True
+    sde: DiagonalSDE, times: Tensor, target: GaussianTarget, *, order: int = 3, corrector: bool = False,
+    forgotten: bool = True,
 ) -> Tensor:
-    """Relative W2 of ``exponential_multistep`` (order ``order``) on ``times`` to ``N(m, C)``, started from the exact
+    """Relative W2 of ``exponential_multistep`` (``order``, ``corrector``) on ``times`` to ``N(m, C)``, started from the exact
     law of ``x_{times[0]}``; a 0-dim float64 tensor, differentiable in ``times`` (which must end at 0).
     ``forgotten=False`` leaves out the modes whose ``a_k(1)`` underflows (see :func:`_flat_modes`)."""
-    return _w2(sde, times, target.grid, _flat_modes(sde, target, forgotten=forgotten), order=order)
+    return _w2(sde, times, target.grid, _flat_modes(sde, target, forgotten=forgotten), order=order,
+              corrector=corrector)
 
 
-def _w2(sde: DiagonalSDE, times: Tensor, grid: Grid, modes: tuple[Tensor, ...], *, order: int) -> Tensor:
+def _w2(sde: DiagonalSDE, times: Tensor, grid: Grid, modes: tuple[Tensor, ...], *, order: int, corrector: bool) -> Tensor:
     if float(times[-1].detach()) != 0:
         raise ValueError("multistep_gaussian_w2 needs a grid ending at t = 0 (the sampler's output).")
     keep, mult, c, m = modes
@@ -102,26 +105,32 @@ def _w2(sde: DiagonalSDE, times: Tensor, grid: Grid, modes: tuple[Tensor, ...], 
 
     a_all, v_all = per_mode(sde.mean_factor(times, grid)), per_mode(sde.variance(times, grid))
     x = torch.stack([a_all[0] * m, (a_all[0] ** 2 * c + v_all[0]).sqrt().to(m.dtype)])  # a mean and a deviation
-    earlier: list = []
+    memory = MultistepMemory()
     for i in range(len(times) - 1):
         a_t, v_t = a_all[i], v_all[i]
         gain = a_t * c / (a_t**2 * c + v_t)
         denoised = gain * x + torch.stack([m * (1 - gain * a_t), torch.zeros_like(m)])  # O2, affine per mode
-        x, earlier = multistep_update(x, denoised, a_all[i + 1], a_t, v_all[i + 1], v_t, earlier, order=order,
-                                      final=i == len(times) - 2)
+        x, memory = multistep_update(x, denoised, a_all[i + 1], a_t, v_all[i + 1], v_t, memory, order=order,
+                                     final=i == len(times) - 2, corrector=corrector)
     w2 = (mult * ((x[0] - m).abs() ** 2 + (x[1].abs() - c.sqrt()) ** 2)).sum()
     scale = (mult * (m.abs() ** 2 + c)).sum()
     return (w2 / scale).sqrt()
 
 
+MIN_LOG_STEP = 1e-2
+"""The least ``log t_{i-1} - log t_i`` of an optimised grid. Without it the optimiser merges two times to within
+~1e-13, where the multistep divided differences amplify rounding: the law it then optimises is not the engine's."""
+
+
 def _times(theta: Tensor) -> Tensor:
-    """``[1, exp(-cumsum softplus θ), 0]``: strictly decreasing from 1 to 0 for every ``θ``."""
+    """``[1, exp(-cumsum (δ + softplus θ)), 0]``: decreasing from 1 to 0 by at least ``δ`` in ``log t`` for every ``θ``."""
     one = torch.ones(1, dtype=theta.dtype)
-    return torch.cat([one, torch.exp(-torch.cumsum(softplus(theta), 0)), torch.zeros(1, dtype=theta.dtype)])
+    log_t = -torch.cumsum(MIN_LOG_STEP + softplus(theta), 0)
+    return torch.cat([one, torch.exp(log_t), torch.zeros(1, dtype=theta.dtype)])
 
 
 def _theta(times: Tensor) -> Tensor:
-    increments = -torch.diff(times[:-1].log())  # log t_{i-1} - log t_i > 0
+    increments = (-torch.diff(times[:-1].log()) - MIN_LOG_STEP).clamp_min(1e-6)  # softplus θ = Δ log t - δ > 0
     return torch.where(increments > 20, increments, torch.log(torch.expm1(increments)))  # softplus⁻¹
 
 
@@ -153,6 +162,7 @@ def optimise_times(
     *,
     steps: int,
     order: int = 3,
+    corrector: bool = False,
     iterations: int = 100,
     floor: float = FLOOR,
 ) -> OptimisedTimes:
@@ -173,7 +183,7 @@ def optimise_times(
     prepared = [(target.grid, _flat_modes(sde, target, forgotten=False)) for target in targets]
 
     def objective(times: Tensor) -> Tensor:
-        return sum(_w2(sde, times, grid, modes, order=order) ** 2 for grid, modes in prepared).log()
+        return sum(_w2(sde, times, grid, modes, order=order, corrector=corrector) ** 2 for grid, modes in prepared).log()
 
     enough = 2 * math.log(floor) if floor > 0 else -math.inf  # Σ W2² < floor²: every W2 below the floor
     best = default_times(steps)
@@ -189,8 +199,9 @@ def optimise_times(
             best, best_value = times, value
     times = validate_times(best)
     with torch.no_grad():
-        w2 = tuple(float(multistep_gaussian_w2(sde, times, t, order=order)) for t in targets)
-        w2_default = tuple(float(multistep_gaussian_w2(sde, default_times(steps), t, order=order)) for t in targets)
+        w2 = tuple(float(multistep_gaussian_w2(sde, times, t, order=order, corrector=corrector)) for t in targets)
+        w2_default = tuple(float(multistep_gaussian_w2(sde, default_times(steps), t, order=order, corrector=corrector))
+                           for t in targets)
     return OptimisedTimes(times=times, w2=w2, w2_default=w2_default)
 
 
@@ -235,12 +246,15 @@ def target_grids(sde: DiagonalSDE, grid: Sequence[int]) -> tuple[Grid, ...]:
     return (grid,)
 
 
-def spectrum_times(sde: DiagonalSDE, spectra: Sequence[Spectrum], grid: Sequence[int], *, steps: int) -> dict:
+def spectrum_times(
+    sde: DiagonalSDE, spectra: Sequence[Spectrum], grid: Sequence[int], *, steps: int, corrector: bool = False
+) -> dict:
     """The grid of ``steps`` steps optimised for centred Gaussian data with per-channel ``spectra`` (a trained model's
-    Wiener-skip spectrum) on :func:`target_grids` of ``grid``, as the JSON-ready document a run stores:
+    Wiener-skip spectrum) on :func:`target_grids` of ``grid`` (``corrector``: for
+    :data:`~hilbert_diffusion.sampling.exponential_corrected`), as the JSON-ready document a run stores:
     ``{"steps", "times", "grids", "w2", "w2_default"}`` (W2 per grid, relative, of the optimised and default grids)."""
     grids = target_grids(sde, grid)
     targets = [GaussianTarget(g, torch.stack([s(sde.basis.eigenvalues(g)) for s in spectra])) for g in grids]
-    result = optimise_times(sde, targets, steps=steps)
+    result = optimise_times(sde, targets, steps=steps, corrector=corrector)
     return {"steps": steps, "times": result.times.tolist(), "grids": [list(g) for g in grids], "w2": list(result.w2),
             "w2_default": list(result.w2_default)}

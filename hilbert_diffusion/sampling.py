@@ -22,6 +22,8 @@ mode (``a_k``, ``v_k``: :mod:`hilbert_diffusion.sde`) and the score is ``∂_k l
 * :data:`exponential_deterministic` — its noise-free member (DDIM, ``eta = 0``).
 * :data:`exponential_multistep` — the probability-flow ODE by DPM-Solver++(2M)/(3M) in each mode's own log
   signal-to-noise ratio: the linear part exact, one evaluation per step. The default of :func:`sample`.
+* :data:`exponential_corrected` — the same with a corrector in the exponential frame (UniPC's UniC per mode): one
+  order more at the same evaluations.
 * :data:`heun_ode`, :data:`rk3_ode` — the probability-flow ODE by Heun's and Kutta's third-order method in ``t``.
 * :data:`predictor_corrector` — ancestral predictor and a Langevin corrector preconditioned by ``v(t)``.
 
@@ -41,7 +43,7 @@ predictor–corrector skips its corrector.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
@@ -64,6 +66,10 @@ __all__ = [
     "exponential_ancestral",
     "exponential_deterministic",
     "exponential_multistep",
+    "exponential_corrected",
+    "exponential_step",
+    "multistep_update",
+    "MultistepMemory",
     "heun_ode",
     "rk3_ode",
     "predictor_corrector",
@@ -126,25 +132,29 @@ class ExponentialBridge(Method):
 
 @dataclass
 class _History:
-    """The state of a multistep run: ``x`` and ``(λ(t_j), D_j)`` of earlier steps, newest first."""
+    """The state of a multistep run: ``x`` and the :class:`MultistepMemory` of earlier steps."""
 
     x: Tensor
-    earlier: list[tuple[Tensor, Tensor]]
+    memory: MultistepMemory
 
 
 @dataclass(frozen=True)
 class ExponentialMultistep(Method):
-    """DPM-Solver++(``order``M) per mode; see :data:`exponential_multistep`."""
+    """DPM-Solver++(``order``M) per mode, with the exponential-frame corrector if ``corrector``; see
+    :data:`exponential_multistep`."""
 
     order: int = 3
+    corrector: bool = False
     stochastic: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
         if self.order not in (1, 2, 3):
             raise ValueError(f"order must be 1, 2 or 3, got order={self.order}.")
+        if not isinstance(self.corrector, bool):
+            raise ValueError(f"corrector must be True or False, got corrector={self.corrector!r}.")
 
     def start(self, run: Run) -> _History:
-        return _History(run.x, [])
+        return _History(run.x, MultistepMemory())
 
     def position(self, carry: _History) -> Tensor:
         return carry.x
@@ -153,39 +163,57 @@ class ExponentialMultistep(Method):
         return carry.x
 
     def advance(self, run: Run, carry: _History, x: Tensor, denoised: Tensor, s: float, t: float) -> _History:
-        c, earlier = multistep_update(run.basis.forward(x), run.basis.forward(denoised), run.a(s), run.a(t), run.v(s),
-                                      run.v(t), carry.earlier, order=self.order, final=s == 0)
-        return _History(run.field(c), earlier)
+        c, memory = multistep_update(run.basis.forward(x), run.basis.forward(denoised), run.a(s), run.a(t), run.v(s),
+                                     run.v(t), carry.memory, order=self.order, final=s == 0, corrector=self.corrector)
+        return _History(run.field(c), memory)
 
 
-_Earlier = list[tuple[Tensor, Tensor]]
-"""``(λ(t_j), D_j)`` of earlier steps of a multistep run, newest first."""
+@dataclass
+class MultistepMemory:
+    """What a multistep run carries between steps, per mode: ``earlier``, the ``(λ(t_j), D_j)`` of earlier steps,
+    newest first; and for the corrector ``last``, the corrected state and ``(a, v)`` where the previous step began."""
+
+    earlier: list[tuple[Tensor, Tensor]] = field(default_factory=list)
+    last: tuple[Tensor, Tensor, Tensor] | None = None
+
+
+def _log_snr(a: Tensor, v: Tensor) -> Tensor:
+    return a.log() - 0.5 * v.log()  # λ = log a - ½ log v; -inf where a_k underflows to 0
 
 
 def multistep_update(
-    xc: Tensor, dc: Tensor, a_s: Tensor, a_t: Tensor, v_s: Tensor, v_t: Tensor, earlier: _Earlier, *, order: int,
-    final: bool,
-) -> tuple[Tensor, _Earlier]:
-    """One step ``t → s`` of DPM-Solver++(``order``M) per mode on coefficients: returns ``(x_s, history)``.
+    xc: Tensor, dc: Tensor, a_s: Tensor, a_t: Tensor, v_s: Tensor, v_t: Tensor, memory: MultistepMemory, *,
+    order: int, final: bool, corrector: bool = False,
+) -> tuple[Tensor, MultistepMemory]:
+    """One step ``t → s`` of DPM-Solver++(``order``M) per mode on coefficients, ``dc = D(x_t, t)``: returns
+    ``(x_s, memory)``.
 
     Per mode, with ``λ = log a - ½ log v`` and ``h = λ(s) - λ(t)``, the probability-flow ODE integrates exactly to
     ``x_s = sqrt(v_s/v_t) x_t + a_s ∫_0^h e^{u-h} D(λ(t) + u) du`` (Lu et al. 2022, DPM-Solver++ eq. 9, per mode).
-    ``D`` interpolated in ``λ`` through the latest ``order`` estimates gives
+    The predictor is DPM-Solver++(``order``M): ``D`` interpolated in ``λ`` through the latest ``order`` estimates,
     ``x_s = sqrt(v_s/v_t) x_t + φ1 D + φ2 D' - φ3 D''``, ``φ1 = a_s (1 - e^{-h})``, ``φ2 = a_s - φ1/h``,
-    ``φ3 = φ2/h - a_s/2``, with ``D'``, ``D''`` the divided differences scaled by ``h`` and ``h²``. The final step
-    (``s = 0``: ``v_s = 0``, ``a_s = 1``) returns ``D``. Pure tensor algebra, differentiable in the coefficients
-    (the exact law of the sampler as a function of its times: :mod:`hilbert_diffusion.optimal_times`).
+    ``φ3 = φ2/h - a_s/2``, with ``D'``, ``D''`` the divided differences scaled by ``h`` and ``h²`` (as published;
+    ``φ3`` is half the exact integral of the interpolating quadratic). ``corrector``: before that, the previous step
+    ``t' → t`` is taken again from its corrected start with ``D`` interpolated through ``D(x_t, t)`` as well — the
+    evaluation the predictor needs anyway, so no extra one (UniC of Zhao et al. 2023 in each mode's exponential frame,
+    integrated exactly: :func:`exponential_step`) — which raises the order by one. The final step (``s = 0``:
+    ``v_s = 0``, ``a_s = 1``) returns ``D``. Pure tensor algebra, differentiable in the coefficients (the exact law of
+    the sampler as a function of its times: :mod:`hilbert_diffusion.optimal_times`).
     """
-    lam_t = a_t.log() - 0.5 * v_t.log()  # λ = -inf where a_k underflows to 0
-    history = [(lam_t, dc), *earlier][: order - 1]
+    lam_t = _log_snr(a_t, v_t)
+    earlier = memory.earlier
+    if corrector and memory.last is not None and not final:
+        x_last, a_last, v_last = memory.last
+        xc = exponential_step(x_last, a_t, a_last, v_t, v_last, [earlier[0], (lam_t, dc), *earlier[1:order]])
+    history = [(lam_t, dc), *earlier][: order if corrector else order - 1]
     if final:
-        return dc, history
+        return dc, MultistepMemory(history)
     ratio = (v_s / v_t).sqrt()
     phi1 = a_s - ratio * a_t
     c = ratio * xc + phi1 * dc  # order 1: DDIM
     earlier = earlier[: order - 1]
     if earlier:
-        h = a_s.log() - 0.5 * v_s.log() - lam_t
+        h = _log_snr(a_s, v_s) - lam_t
         phi2 = a_s - phi1 / h
         lam_1, d_1 = earlier[0]
         r0 = (lam_t - lam_1) / h
@@ -196,9 +224,45 @@ def multistep_update(
             r1 = (lam_1 - lam_2) / h
             curvature = (slope - (d_1 - d_2) / r1) / (r0 + r1)
             correction = phi2 * (slope + curvature * r0) - (phi2 / h - a_s / 2) * curvature
-        # a mode that has forgotten the data (a_s = 0, λ = -inf) keeps the exact first-order step
-        c = c + torch.where(torch.isfinite(h) & (a_s > 0), correction, 0.0).nan_to_num(0.0)
-    return c, history
+        c = c + _where_remembered(h, a_s, correction)
+    return c, MultistepMemory(history, (xc, a_t, v_t) if corrector else None)
+
+
+def _where_remembered(h: Tensor, a_s: Tensor, correction: Tensor) -> Tensor:
+    """``correction`` where the mode still remembers the data; a mode that has forgotten it (``a_s = 0``,
+    ``λ = -inf``) keeps the exact first-order step."""
+    return torch.where(torch.isfinite(h) & (a_s > 0) & torch.isfinite(correction), correction, 0.0)
+
+
+def exponential_step(
+    xc: Tensor, a_s: Tensor, a_t: Tensor, v_s: Tensor, v_t: Tensor, nodes: Sequence[tuple[Tensor, Tensor]]
+) -> Tensor:
+    """``x_s = sqrt(v_s/v_t) x_t + a_s ∫_0^h e^{u-h} P(u) du`` per mode, ``P`` the polynomial in ``u = λ - λ(t)``
+    through ``nodes`` ``(λ_j, D_j)``, the first at ``λ(t)``: the exact integral of the interpolant (Newton form).
+
+    With ``I_k = a_s ∫_0^h e^{u-h} u^k du = a_s h^k - k I_{k-1}`` (by parts), ``I_0 = φ1 = a_s (1 - e^{-h})``, and
+    ``P = Σ_k D[u_0..u_k] Π_{j<k} (u - u_j)``, the integral is ``Σ_k D[u_0..u_k] Σ_m p_km I_m``. One node: DDIM."""
+    lam_t = _log_snr(a_t, v_t)
+    ratio = (v_s / v_t).sqrt()
+    phi1 = a_s - ratio * a_t
+    c = ratio * xc + phi1 * nodes[0][1]
+    if len(nodes) == 1:
+        return c
+    h = _log_snr(a_s, v_s) - lam_t
+    u = [lam - lam_t for lam, _ in nodes]
+    table = [d for _, d in nodes]  # divided differences, built in place: table[k] = D[u_0..u_k] after pass k
+    integrals = [phi1]
+    for k in range(1, len(nodes)):
+        integrals.append(a_s * h**k - k * integrals[-1])
+    basis = [torch.ones_like(h)]  # monomial coefficients of Π_{j<k} (u - u_j)
+    correction = torch.zeros_like(c)
+    for k in range(1, len(nodes)):
+        for j in range(len(nodes) - 1, k - 1, -1):
+            table[j] = (table[j] - table[j - 1]) / (u[j] - u[j - k])
+        basis = [*(b_m * -u[k - 1] for b_m in basis[:1]), *(basis[m - 1] - u[k - 1] * basis[m] for m in range(1, k)),
+                 basis[k - 1]]
+        correction = correction + table[k] * sum(p * i for p, i in zip(basis, integrals))
+    return c + _where_remembered(h, a_s, correction)
 
 
 @dataclass(frozen=True)
@@ -308,6 +372,16 @@ DDIM): each mode's linear part solved exactly and the denoiser interpolated in t
 step-size limit from the fast modes of fine grids or heat. The first steps start at lower order; the last returns
 ``D(x_{t_1}, t_1)``. The default of :func:`sample`: 48 steps on :func:`default_times`."""
 
+exponential_corrected = Sampler("exponential_corrected", ExponentialMultistep(order=3, corrector=True),
+                                default_steps=DEFAULT_STEPS, grid=default_times)
+""":data:`exponential_multistep` with the corrector in each mode's exponential frame (UniC of Zhao et al. 2023,
+integrated exactly; ``corrector=True``): each evaluation ``D(x̃_t, t)`` at the predicted state also redoes the step
+into ``t`` with ``D`` interpolated through it (the previous ``order`` estimates and the new one), and the predictor
+leaves from the corrected state — one evaluation per step, order ``order + 1``. The final step returns
+``D(x̃_{t_1}, t_1)``, so the last correction is skipped. On grids optimised against its own exact law
+(``optimise_times(..., corrector=True)``) it has the lower W2 on rough data and in most settings of
+``benchmarks/sampler_convergence.py``, not in all (hence not the default)."""
+
 heun_ode = Sampler("heun_ode", RungeKutta(tableau=HEUN, final=EULER), default_steps=25, grid=power_times)
 """The probability-flow ODE ``dx_k = [-½(β + h λ_k) x_k - ½ g q_k ∂_k log p_t] dt`` by Heun's method: second order,
 two evaluations per step except the last, a plain Euler step into ``t = 0`` (``2·steps - 1`` in all, as EDM)."""
@@ -325,7 +399,7 @@ Parseval averaged over the batch (so samples in one batch are not independent), 
 predictor refreshes, ``Σ m var / Σ m v_s``, so the sampler converges as steps grow. Predictor: the exact bridge
 step. Two evaluations per step, none for the corrector of the last (``2·steps - 1``)."""
 
-SAMPLERS: tuple[Sampler, ...] = (exponential_multistep, rk3_ode, heun_ode, exponential_ancestral,
+SAMPLERS: tuple[Sampler, ...] = (exponential_multistep, exponential_corrected, rk3_ode, heun_ode, exponential_ancestral,
                                  exponential_deterministic, euler_maruyama, predictor_corrector)
 """Every unconditional sampler of the package, the default first."""
 

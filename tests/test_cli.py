@@ -167,6 +167,8 @@ def test_sample_uses_the_grid_optimised_at_training_and_says_how_many_evaluation
     assert stored["steps"] == 16 and len(stored["times"]) == 17 and stored["w2"][0] < stored["w2_default"][0]
     for extra, said in (([], "16 steps on the grid optimised at training, 16 model evaluations"),
                         (["--steps", "5"], "5 steps on a grid optimised now for 5 steps, 5 model evaluations"),
+                        (["--sampler", "multistep-corrected", "--steps", "4"],
+                         "4 steps on a grid optimised now for 4 steps of exponential_corrected, 4 model evaluations"),
                         (["--steps", "2"], "2 steps on exponential_multistep's own grid, 2 model evaluations"),
                         (["--sampler", "ancestral", "--steps", "3"], "3 steps on exponential_ancestral's own grid")):
         assert main(["sample", str(run_dir), "--resolution", "32", "--num", "2", "--out", str(tmp_path / "s.npy"),

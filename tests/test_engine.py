@@ -87,7 +87,7 @@ def test_dps_guidance_moves_the_sample_towards_the_observation():
 
 def test_facts_follow_the_options_and_the_default_grids_are_the_samplers_own():
     assert exponential_multistep.order == 3 and exponential_multistep.configure(order=2).order == 2
-    assert [s.order for s in SAMPLERS] == [3, 3, 2, 1, 1, 1, 1]
+    assert [s.order for s in SAMPLERS] == [3, 3, 3, 2, 1, 1, 1, 1]  # exponential_corrected: its predictor's order, a bound
     assert rk3_ode.evaluations() == 3 * 16 - 1 and filtering_smc.configure(particles=4).evaluations(10) == 40
     assert repaint.configure(resample=3).evaluations(10) == 30
     for method in (*SAMPLERS, *METHODS):

@@ -61,7 +61,7 @@ def sde():
     return default_sde(PeriodicBasis(2), GRID)
 
 
-SAMPLERS = ["exponential_multistep", "euler_maruyama", "heun_ode", "rk3_ode", "exponential_ancestral",
+SAMPLERS = ["exponential_multistep", "exponential_corrected", "euler_maruyama", "heun_ode", "rk3_ode", "exponential_ancestral",
             "exponential_deterministic", "predictor_corrector"]
 
 

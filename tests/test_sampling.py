@@ -18,6 +18,7 @@ from hilbert_diffusion.sampling import (
     euler_maruyama,
     exponential_ancestral,
     exponential_deterministic,
+    exponential_corrected,
     exponential_multistep,
     gaussian_sampler_law,
     heun_ode,
@@ -136,6 +137,27 @@ def test_exponential_multistep_has_its_order(basis, kappa, mean, resolution, ord
         errors.append(float((oracle.basis.norm(out - exact) / oracle.basis.norm(exact)).max()))
     assert errors[-1] < 0.05
     assert bounds[0] < _order(errors) < bounds[1], errors
+
+
+@pytest.mark.parametrize("order, steps, bounds", [(1, (80, 160), (1.75, 2.2)), (2, (80, 160), (2.6, 3.2)),
+                                                 (3, (40, 80), (3.2, 4.5))])
+def test_the_exponential_corrector_raises_the_order_at_no_extra_evaluation(order, steps, bounds):
+    """Stopped at t = 0.02 as above: the corrector turns order 1 into 2 and 2 into 3 (measured 1.86, 2.72 at
+    80 → 160 steps); on 3M it gives ≈ 3.5 at 40 → 80 (measured 3.53) and a smaller error than 3M alone, with the same
+    model evaluations (at 320 steps its rate falls to ~2: the last, uncorrected predictor step dominates)."""
+    _, oracle = _problem(PeriodicBasis(2), kappa=1e-3, mean=True)
+    x1 = oracle.sde.prior_sample(4, 16, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    exact = _exact_flow_to(oracle, x1, 0.02)
+    errors = {}
+    for corrector in (False, True):
+        for n in steps:
+            model = _Recorder(oracle)
+            out = exponential_multistep(model, oracle.sde, x1, torch.linspace(1, 0.02, n + 1, dtype=torch.float64),
+                                        order=order, corrector=corrector)
+            assert len(model.times) == n
+            errors[corrector, n] = float((oracle.basis.norm(out - exact) / oracle.basis.norm(exact)).max())
+    assert bounds[0] < _order([errors[True, n] for n in steps]) < bounds[1], errors
+    assert errors[True, steps[-1]] < 0.7 * errors[False, steps[-1]], errors  # 3M: measured 0.61×
 
 
 def test_multistep_of_order_one_is_ddim_and_its_whole_grid_law_is_exact():
@@ -395,7 +417,7 @@ def test_deterministic_samplers_ignore_the_generator_and_stochastic_ones_use_it(
     def runs(sampler, seed):
         return sampler(oracle, oracle.sde, x, times, generator=torch.Generator().manual_seed(seed))
 
-    for sampler in (exponential_deterministic, exponential_multistep, heun_ode, rk3_ode):
+    for sampler in (exponential_deterministic, exponential_multistep, exponential_corrected, heun_ode, rk3_ode):
         assert torch.equal(runs(sampler, 1), runs(sampler, 2))
     for sampler in (euler_maruyama, exponential_ancestral, predictor_corrector):
         assert torch.equal(runs(sampler, 1), runs(sampler, 1)) and not torch.allclose(runs(sampler, 1), runs(sampler, 2))
