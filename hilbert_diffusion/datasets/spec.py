@@ -1,7 +1,8 @@
 """Data given on the command line: ``NAME[:key=value,...]`` for a built-in data set, or a path.
 
 ``grf``, ``grf:dim=1,alpha=1.5``, ``quadratic``, ``navier-stokes:horizon=10``, ``sphere-grf``,
-``shallow-water``, DiffusionPDE's pairs ``poisson``, ``helmholtz``, ``darcy``, ``ns-pair``; a ``.npy``/``.npz`` file ``(num, channels, *grid)``
+``shallow-water``, DiffusionPDE's pairs ``poisson``, ``helmholtz``, ``darcy``, ``ns-pair``, the images ``shapes``,
+``digits``, ``faces``, ``patches`` (``faces:split=test`` for held-out images); a ``.npy``/``.npz`` file ``(num, channels, *grid)``
 (``file.npz:key=NAME`` picks one array of several); a folder of PNG/JPEG images. Read lazily, for data larger
 than memory (:class:`~.lazy.LazyFields`): ``file.npy:mmap=true`` (memory-mapped), ``file.h5:key=NAME,axes=ntxy``
 (HDF5, :mod:`.hdf5`), a folder of ``.npy`` shards. :func:`spec_size` tells the
@@ -21,10 +22,12 @@ from .base import FieldDataset
 from .files import IMAGE_SUFFIXES, load_array, load_images
 from .grf import gaussian_random_fields
 from .hdf5 import HDF5_SUFFIXES, open_hdf5
+from .images import digits, faces, photo_patches
 from .lazy import LazyFields, open_npy, open_shards
 from .navier_stokes import navier_stokes, navier_stokes_pair
 from .pde_pairs import darcy, helmholtz, poisson
 from .quadratic import quadratic
+from .shapes import shapes
 from .sphere import shallow_water, sphere_random_fields
 
 __all__ = ["BUILT_IN", "parse_options", "dataset_from_spec", "spec_size"]
@@ -68,6 +71,10 @@ BUILT_IN: dict[str, Callable[..., FieldDataset]] = {
     "helmholtz": helmholtz,
     "darcy": darcy,
     "ns-pair": navier_stokes_pair,
+    "shapes": shapes,
+    "digits": digits,
+    "faces": faces,
+    "patches": photo_patches,
 }
 
 
