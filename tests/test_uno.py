@@ -38,7 +38,7 @@ def test_uno_agrees_across_resolutions():
 def test_arch_uno_trains_records_itself_and_samples_at_another_resolution(tmp_path, capsys):
     out, config = tmp_path / "uno", tmp_path / "config.json"
     config.write_text(json.dumps({"train": {"figure_samples": 2, "sample_steps": 4, "optimised_steps": 0}}))
-    assert main(["train", "--data", "shapes", "--num", "16", "--resolution", "16", "--out", str(out), "--arch", "uno",
+    assert main(["train", "--data", "shapes", "--num", "8", "--resolution", "16", "--out", str(out), "--arch", "uno",
                  "--steps", "2", "--batch-size", "4", "--width", "4", "--modes", "4", "--config", str(config),
                  "--quiet"]) == 0
     stored = json.loads(sorted(out.glob("checkpoint-*"))[-1].joinpath("checkpoint.json").read_text())
