@@ -94,7 +94,7 @@ ARCHITECTURES = _models(32, 12, 4)
 FULL = Plan(architectures=ARCHITECTURES,
             train=TrainConfig(steps=1, batch_size=32, lr=2e-3, warmup_steps=50, cosine_decay=False, ema_decay=0.995,
                               checkpoint_every=0, figure_samples=0, optimised_steps=0),
-            cpu_seconds=240.0, segments=5, sampler_steps=32, curve_samples=48, samples=(200, 64), c2st_epochs=30,
+            cpu_seconds=120.0, segments=4, sampler_steps=32, curve_samples=48, samples=(200, 64), c2st_epochs=30,
             test_images=6, draws=4, restoration_steps=50)
 QUICK = Plan(architectures=_models(4, 4, 2),
              train=replace(FULL.train, batch_size=8, warmup_steps=2),
@@ -333,6 +333,13 @@ def headline(document: dict) -> dict[str, object]:
             for key, v in document["verdicts"].items()}
 
 
+def machine(started: float) -> dict:
+    """Where and how long the run ran."""
+    return {"total_seconds": round(time.perf_counter() - started, 1), "threads": torch.get_num_threads(),
+            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"), "platform": platform.platform(),
+            "torch": torch.__version__}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny models and few samples: seconds")
@@ -363,10 +370,8 @@ def main(argv: list[str] | None = None) -> int:
                    "sampler": f"exponential_multistep, default_times({plan.sampler_steps})",
                    "samples": plan.samples, "c2st_epochs": plan.c2st_epochs,
                    "restoration": {"images": plan.test_images, "draws": plan.draws, "steps": plan.restoration_steps,
-                                   "methods": "ddnm (spectral), covariance_guidance (block means, masks)"},
-                   "total_seconds": round(time.perf_counter() - started, 1), "threads": torch.get_num_threads(),
-                   "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"), "platform": platform.platform(),
-                   "torch": torch.__version__},
+                                   "methods": "ddnm (spectral), covariance_guidance (block means, masks)"}}
+        | machine(started),
         "verdicts": verdicts(results),
         "results": results,
     }
