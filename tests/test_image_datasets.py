@@ -89,3 +89,16 @@ def test_missing_package_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "sklearn.datasets", None)  # as if scikit-learn were not installed
     with pytest.raises(ValueError, match=r"hilbert_diffusion\[images\]"):
         digits()
+
+
+def test_data_command_writes_image_sets(tmp_path):
+    """`data` writes a whole packaged split (its size unknown before loading) and a procedural one."""
+    import numpy as np
+
+    from hilbert_diffusion.cli import main
+
+    assert main(["data", "shapes:split=test", "--num", "3", "--resolution", "8", "--out", str(tmp_path / "s.npy")]) == 0
+    assert np.load(tmp_path / "s.npy").shape == (3, 1, 8, 8)
+    pytest.importorskip("skimage")
+    assert main(["data", "faces:split=test", "--resolution", "8", "--out", str(tmp_path / "f.npy")]) == 0
+    assert np.load(tmp_path / "f.npy").shape == (20, 1, 8, 8)

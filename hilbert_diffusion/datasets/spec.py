@@ -116,7 +116,8 @@ _CHANNELS = {"shallow-water": 3, "poisson": 2, "helmholtz": 2, "darcy": 2, "ns-p
 def spec_size(spec: str, *, num: int | None = None, resolution: int | None = None,
               **extra) -> tuple[int, int, int] | None:
     """``(num, channels, grid points)`` a built-in ``spec`` would generate (the generator's grid, which may be
-    finer than the output's), or ``None`` for files and folders and names that are not built in."""
+    finer than the output's), or ``None`` for files and folders, names that are not built in and whole packaged
+    image sets."""
     name, _, text = spec.partition(":")
     if name not in BUILT_IN or Path(spec).expanduser().exists():
         return None
@@ -125,7 +126,10 @@ def spec_size(spec: str, *, num: int | None = None, resolution: int | None = Non
     except ValueError:
         return None  # dataset_from_spec reports it
     defaults = {k: p.default for k, p in inspect.signature(BUILT_IN[name]).parameters.items()}
-    num = int(num or options.get("num", defaults.get("num", 1)))
+    num = num or options.get("num", defaults.get("num", 1))
+    if num is None:  # the whole of a packaged set (faces, digits): small, its size known only once loaded
+        return None
+    num = int(num)
     resolution = int(resolution or options.get("resolution", defaults.get("resolution", 32)))
     points = _POINTS.get(name, lambda r, o: r * r)(resolution, options)
     return num, int(options.get("channels", _CHANNELS.get(name, 1))), int(points)
