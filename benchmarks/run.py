@@ -42,6 +42,7 @@ from benchmarks import (
     denoiser_vs_oracle,
     few_steps_trained,
     heat_default,
+    images,
     pde_inverse,
     quadratic,
     resolution_transfer,
@@ -68,6 +69,7 @@ BENCHMARKS: tuple[ModuleType, ...] = (
     restoration_navier_stokes,
     pde_inverse,
     heat_default,
+    images,
 )
 DEFAULT_RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -14,6 +14,7 @@ from .models.cross_spectrum import ChannelCovariance, ChannelGaussianDenoiser
 from .models.fno import ScoreFNO, ScoreFNOConfig
 from .models.linear_pde import LinearGaussianPair
 from .models.sphere import SphericalScoreConfig, SphericalScoreOperator
+from .models.uno import ScoreUNO, ScoreUNOConfig
 from .noise import GaussianRandomField, Matern, PowerLaw, Spectrum, SquaredExponential, WhiteNoise
 from .sde import (
     ConstantSchedule,
@@ -94,6 +95,8 @@ __all__ = [
     "LinearGaussianPair",
     "ScoreFNO",
     "ScoreFNOConfig",
+    "ScoreUNO",
+    "ScoreUNOConfig",
     "SphericalScoreOperator",
     "SphericalScoreConfig",
     "denoising_loss",

@@ -35,6 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from .config import from_config
+from .filemodes import share
 from .normalization import Normalization
 from .resources import DiskFullError, ResourceError, check_disk, check_memory, format_bytes, free_disk, is_out_of_space, model_bytes
 from .schema import SchemaError, check_checkpoint_document
@@ -127,6 +128,7 @@ def write_checkpoint(
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-checkpoint-", dir=run_dir))
     try:
         _write_files(tmp, step=step, config=config, tensors=tensors, training_state=training_state)
+        share(tmp, *tmp.iterdir())  # mkdtemp and safetensors make them private (0700 / 0600)
         if final.exists():  # the same step written again (e.g. the final save): swap it out first
             stale = Path(tempfile.mkdtemp(prefix=".stale-checkpoint-", dir=run_dir))
             os.replace(final, stale / final.name)

@@ -70,11 +70,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from .interrupts import TrainingInterrupted
     from .models.fno import ScoreFNOConfig
     from .models.sphere import SphericalScoreConfig
+    from .models.uno import ScoreUNOConfig
     from .rundir import RunDirectory
     from .training import TrainConfig, train, training_bytes
 
     config = _load_config(args.config)
-    for model_cls in (ScoreFNOConfig, SphericalScoreConfig):  # the model's options, before any data are read
+    for model_cls in (ScoreFNOConfig, ScoreUNOConfig, SphericalScoreConfig):  # the model's options, before any data
         check_options(model_cls, config.get("model", {}), f"--config {args.config}: model", unknown_ok=True)
     train_options = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
                      "checkpoint_every": args.checkpoint_every, "sample_every": args.sample_every,
@@ -88,7 +89,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         run_dir.acquire(resume=args.resume)
     try:
         width = int(config.get("model", {}).get("hidden_channels", args.width))
-        layers = int(config.get("model", {}).get("n_layers", 4))
+        layers = int(config.get("model", {}).get("n_layers", args.layers or 4))
         check_data_memory(args.data, num=args.num, resolution=args.resolution, extra={},
                            batch=train_config.batch_size, width=width, layers=layers)
         dataset, sde, model = _train_setup(args, config)
@@ -114,7 +115,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _train_setup(args: argparse.Namespace, config: dict):
     """The data set, the SDE (from ``--config`` or the default for the data) and the model config of ``train``."""
     from .bases import SphereBasis
-    from .models.fno import ScoreFNOConfig
     from .models.sphere import SphericalScoreConfig
 
     dataset = dataset_from_spec(args.data, num=args.num, resolution=args.resolution, seed=args.seed)
@@ -123,8 +123,14 @@ def _train_setup(args: argparse.Namespace, config: dict):
     sde = _train_sde(args, config, dataset)
     if type(sde.basis) is not type(dataset.basis):
         raise ValueError(f"the SDE's basis {sde.basis} does not fit the data's domain {dataset.basis}.")
-    model_cls = SphericalScoreConfig if isinstance(dataset.basis, SphereBasis) else ScoreFNOConfig
-    model_options = {"hidden_channels": args.width, "n_modes": args.modes} | config.get("model", {})
+    if isinstance(dataset.basis, SphereBasis) and args.arch != "fno":
+        raise ValueError(f"--arch {args.arch} works on boxes; on the sphere the score operator is the SFNO (drop --arch).")
+    model_cls = SphericalScoreConfig if isinstance(dataset.basis, SphereBasis) else _architectures()[args.arch]
+    layers = {} if args.layers is None else {"n_layers": args.layers}
+    if layers and args.arch == "uno":
+        raise ValueError("--layers sets the FNO's depth; the U-shaped operator's blocks are its 'scalings' and "
+                         "'channel_ratios' (set them in --config's model section).")
+    model_options = {"hidden_channels": args.width, "n_modes": args.modes} | layers | config.get("model", {})
     if model_cls is SphericalScoreConfig:
         model_options.pop("n_modes", None)
     elif not isinstance(dataset.basis, PeriodicBasis):  # walls break translation invariance: let F see where it is
@@ -172,6 +178,14 @@ def _domain(basis) -> str:
     if isinstance(basis, PeriodicBasis):
         return "periodic fields"
     return "curves" if basis.ndim == 1 else "images"
+
+
+def _architectures() -> dict:
+    """``--arch`` name → score-operator config class on boxes (the checkpoint records the class)."""
+    from .models.fno import ScoreFNOConfig
+    from .models.uno import ScoreUNOConfig
+
+    return {"fno": ScoreFNOConfig, "uno": ScoreUNOConfig}
 
 
 def _samplers() -> dict:
@@ -467,8 +481,12 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--num", type=_positive_int, help="number of training fields (built-in data)")
     tr.add_argument("--batch-size", type=_positive_int)
     tr.add_argument("--lr", type=_positive_float)
-    tr.add_argument("--width", type=_positive_int, default=32, help="FNO hidden channels")
-    tr.add_argument("--modes", type=_positive_int, default=12, help="FNO Fourier modes per axis")
+    tr.add_argument("--arch", choices=tuple(_architectures()), default="fno",
+                    help="score operator on boxes: fno (Fourier neural operator, the default) or uno (U-shaped: down "
+                    "one octave and back, with skips; neuraloperator's UNO); both sample at any resolution")
+    tr.add_argument("--width", type=_positive_int, default=32, help="hidden channels (FNO; UNO: of its outer blocks)")
+    tr.add_argument("--modes", type=_positive_int, default=12, help="Fourier modes per axis (at the input's grid)")
+    tr.add_argument("--layers", type=_positive_int, help="FNO blocks (default 4)")
     tr.add_argument("--kappa-nyquist", type=_non_negative_float,
                     help="heat: κ λ_max at the training grid (0: DDO's coloured-noise VP; ¼: HDM's heat); default per "
                     "domain: " + ", ".join(f"{d} {k:g}" for d, (k, _) in DEFAULT_HEAT.items()) + " (why: below)")

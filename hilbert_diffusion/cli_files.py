@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .filemodes import share
+
 __all__ = ["save_array", "check_output_file", "read_npy", "load_observation", "load_mask"]
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -47,6 +49,7 @@ def save_array(path: str | os.PathLike, array: np.ndarray | torch.Tensor) -> Pat
     try:
         with os.fdopen(fd, "wb") as handle:
             np.save(handle, array)
+        share(tmp)  # mkstemp makes it private (0600)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -8,6 +8,11 @@ channel (``RdBu_r``), non-negative ones start at 0 (``magma``); standard deviati
 from 0 (``viridis``). Hidden (unobserved) points are NaN: grey in images, left out of curves, whose
 observed points are then drawn as markers.
 
+Images (``images=True``, or by default 2-D fields of 1 or 3 channels whose reference values lie in about
+``[0, 1]``: see :func:`looks_like_images`) are drawn as pictures: upright (row 0 at the top), grey on
+``[0, 1]`` (widened to the values shown) with a colour bar, three channels as one RGB picture, each panel
+titled with its value range; hidden points are blue.
+
 ``sample_figure`` / ``restoration_figure`` build the :class:`~matplotlib.figure.Figure`;
 ``save_sample_figure`` / ``save_restoration_figure`` build and write it.
 """
@@ -26,7 +31,8 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["sample_figure", "save_sample_figure", "restoration_figure", "save_restoration_figure"]
+__all__ = ["sample_figure", "save_sample_figure", "restoration_figure", "save_restoration_figure",
+           "looks_like_images"]
 
 #: rows (observations × channels) a restoration figure draws at most.
 MAX_ROWS = 8
@@ -35,6 +41,9 @@ MAX_COLUMNS = 8
 #: samples per observation a restoration figure shows (beside their mean and std over all of them).
 SHOWN_SAMPLES = 3
 _HIDDEN_COLOUR = "0.8"  # neutral grey for hidden points
+_HIDDEN_IN_GREY = "#4c72b0"  # blue: grey is taken by the picture
+#: how far outside [0, 1] the 0.5% and 99.5% quantiles of image data may lie (samples overshoot a little).
+IMAGE_SLACK = 0.1
 
 
 @dataclass(frozen=True)
@@ -44,6 +53,7 @@ class _Scale:
     vmin: float
     vmax: float
     cmap: str
+    origin: str = "lower"  # "upper" for pictures: row 0 at the top
 
 
 @dataclass(frozen=True)
@@ -56,6 +66,7 @@ class _Panel:
     curves: bool = False
     markers: bool = False  # curves as points (observations) rather than lines
     reference: Tensor | None = None  # curves: an observation drawn behind as grey points
+    rgb: bool = False  # an image (3, h, w) drawn as one colour picture
 
 
 Layout = list[list["_Panel | None"]]  # rows of panels; None leaves a cell empty
@@ -75,9 +86,36 @@ def _field_scale(*fields: Tensor) -> _Scale:
     return _Scale(-vmax, vmax, "RdBu_r") if signed else _Scale(0.0, vmax, "magma")
 
 
-def _std_scale(std: Tensor) -> _Scale:
+def _image_scale(*fields: Tensor) -> _Scale:
+    """Grey on ``[0, 1]``, widened to the values shown, upright."""
+    values = _finite(*fields)
+    low, high = (float(values.min()), float(values.max())) if values.numel() else (0.0, 1.0)
+    return _Scale(min(0.0, low), max(1.0, high), "gray", "upper")
+
+
+def _std_scale(std: Tensor, origin: str = "lower") -> _Scale:
     values = _finite(std)
-    return _Scale(0.0, (float(values.max()) if values.numel() else 0.0) or 1.0, "viridis")
+    return _Scale(0.0, (float(values.max()) if values.numel() else 0.0) or 1.0, "viridis", origin)
+
+
+def looks_like_images(fields: Tensor) -> bool:
+    """Whether ``(num, channels, h, w)`` fields look like pictures: 1 or 3 channels on a 2-D grid, the 0.5% and
+    99.5% quantiles of their finite values within ``[-IMAGE_SLACK, 1 + IMAGE_SLACK]``."""
+    fields = torch.as_tensor(fields)
+    if fields.dim() != 4 or fields.shape[1] not in (1, 3):
+        return False
+    values = _finite(fields.detach().cpu().float())
+    if not values.numel():
+        return False
+    values = values[torch.randperm(values.numel(), generator=torch.Generator().manual_seed(0))[:100_000]]
+    low, high = torch.quantile(values, torch.tensor([0.005, 0.995])).tolist()
+    return low >= -IMAGE_SLACK and high <= 1 + IMAGE_SLACK
+
+
+def _ranged(title: str, field: Tensor) -> str:
+    """``title [min, max]`` of the finite values of ``field``."""
+    values = _finite(field)
+    return f"{title} [{float(values.min()):.2f}, {float(values.max()):.2f}]" if values.numel() else title
 
 
 def _draw(fig: Figure, ax: Axes, panel: _Panel) -> None:
@@ -98,9 +136,12 @@ def _draw(fig: Figure, ax: Axes, panel: _Panel) -> None:
         ax.set_xlim(0, 1)
         ax.tick_params(labelsize=7)
         return
-    cmap = colormaps[scale.cmap].with_extremes(bad=_HIDDEN_COLOUR)
-    image = ax.imshow(panel.field.numpy(), cmap=cmap, vmin=scale.vmin, vmax=scale.vmax, origin="lower")
     ax.set_axis_off()
+    if panel.rgb:  # (3, h, w) → (h, w, 3); NaN (hidden) shows as black
+        ax.imshow(panel.field.permute(1, 2, 0).nan_to_num(0.0).clamp(0, 1).numpy(), origin=scale.origin)
+        return
+    cmap = colormaps[scale.cmap].with_extremes(bad=_HIDDEN_IN_GREY if scale.cmap == "gray" else _HIDDEN_COLOUR)
+    image = ax.imshow(panel.field.numpy(), cmap=cmap, vmin=scale.vmin, vmax=scale.vmax, origin=scale.origin)
     fig.colorbar(image, ax=ax, shrink=0.8).ax.tick_params(labelsize=7)
 
 
@@ -148,14 +189,25 @@ def _channel(c: int, channels: int) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ samples
-def _image_block(fields: Tensor, *, label: str, suffix: str, scale: _Scale) -> Layout:
-    """Images ``(num, h, w)`` titled ``label i``, wrapped at ``MAX_COLUMNS`` per row."""
+def _image_block(fields: Tensor, *, label: str, suffix: str, scale: _Scale, rgb: bool = False) -> Layout:
+    """Images ``(num, h, w)`` (or pictures ``(num, 3, h, w)``, ``rgb``) titled ``label i``, wrapped at
+    ``MAX_COLUMNS`` per row; pictures (``scale.origin == "upper"``) carry their value range in the title."""
     columns = min(len(fields), MAX_COLUMNS)
-    panels = [_Panel(f"{label} {i + 1}{suffix}", f, scale) for i, f in enumerate(fields)]
+    picture = scale.origin == "upper"
+    names = [f"{label} {i + 1}{suffix}" for i in range(len(fields))]
+    panels = [_Panel(_ranged(name, f) if picture else name, f, scale, rgb=rgb) for name, f in zip(names, fields)]
     return [panels[r : r + columns] for r in range(0, len(panels), columns)]
 
 
-def sample_figure(samples: Tensor, *, title: str = "", data: Tensor | None = None, label: str = "sample") -> Figure:
+def _is_picture(images: bool | None, reference: Tensor) -> bool:
+    if images and (reference.dim() != 4 or reference.shape[1] not in (1, 3)):
+        raise ValueError(f"images=True draws (num, 1 or 3, h, w) fields, got {tuple(reference.shape)}; "
+                         f"drop images=True for other fields.")
+    return looks_like_images(reference) if images is None else images
+
+
+def sample_figure(samples: Tensor, *, title: str = "", data: Tensor | None = None, label: str = "sample",
+                  images: bool | None = None) -> Figure:
     """The figure of :func:`save_sample_figure`."""
     samples = _fields(samples, "samples")
     if data is not None:
@@ -164,9 +216,16 @@ def sample_figure(samples: Tensor, *, title: str = "", data: Tensor | None = Non
             raise ValueError(f"data {tuple(data.shape)} and samples {tuple(samples.shape)} need the same channels "
                              f"and grid dimension.")
     channels, layout = samples.shape[1], []
+    picture = _is_picture(images, samples if data is None else data)
+    if picture and channels == 3:
+        scale = _image_scale(samples, *([] if data is None else [data]))
+        layout = [] if data is None else _image_block(data, label="data", suffix="", scale=scale, rgb=True)
+        layout += _image_block(samples, label=label, suffix="", scale=scale, rgb=True)
+        return _render(layout, title=title, panel_size=(2.6, 2.2))
     for c in range(channels):
         suffix = _channel(c, channels)
-        scale = _field_scale(samples[:, c], *([] if data is None else [data[:, c]]))
+        fields = [samples[:, c], *([] if data is None else [data[:, c]])]
+        scale = _image_scale(*fields) if picture else _field_scale(*fields)
         if samples.dim() == 3:
             row = [] if data is None else [_Panel(f"data{suffix}", data[:, c], scale, curves=True)]
             layout.append([*row, _Panel(f"{label}s{suffix}", samples[:, c], scale, curves=True)])
@@ -179,12 +238,13 @@ def sample_figure(samples: Tensor, *, title: str = "", data: Tensor | None = Non
 
 
 def save_sample_figure(samples: Tensor, path: str | os.PathLike, *, title: str = "", data: Tensor | None = None,
-                       label: str = "sample") -> Path:
+                       label: str = "sample", images: bool | None = None) -> Path:
     """Fields ``samples (num, channels, *grid)`` as a PNG at ``path``, beside real fields ``data (num_data,
     channels, *grid)`` when given (same colour scale per channel). 2-D: a block of images per channel, first
     ``data i`` then ``{label} i``, each with its colour bar; 1-D: per channel a panel of overlaid data curves
-    and one of sample curves on a shared y-axis."""
-    return _write(sample_figure(samples, title=title, data=data, label=label), Path(path))
+    and one of sample curves on a shared y-axis. ``images``: draw pictures (see the module docstring; default:
+    when the data, else the samples, :func:`looks_like_images`)."""
+    return _write(sample_figure(samples, title=title, data=data, label=label, images=images), Path(path))
 
 
 # ------------------------------------------------------------------------------------------------ restoration
@@ -200,25 +260,32 @@ def _observed(mask: Tensor | None, observations: Tensor) -> Tensor | None:
                          f"give it shaped like the observation grid {tuple(observations.shape[2:])}.") from err
 
 
-def _restoration_row(observation: Tensor, observed: Tensor | None, samples: Tensor, *, name: str) -> list[_Panel]:
+def _restoration_row(observation: Tensor, observed: Tensor | None, samples: Tensor, *, name: str,
+                     picture: bool = False) -> list[_Panel]:
     """One observation's channel ``(*grid_obs)`` and its samples ``(num, *grid)``: observation (hidden points
-    NaN), up to ``SHOWN_SAMPLES`` samples, their mean and pointwise standard deviation."""
+    NaN), up to ``SHOWN_SAMPLES`` samples, their mean and pointwise standard deviation (``picture``: drawn as
+    a grey picture, titled with value ranges)."""
     shown = observation if observed is None else torch.where(observed, observation, torch.nan)
-    scale = _field_scale(shown, samples)
+    scale = _image_scale(shown, samples) if picture else _field_scale(shown, samples)
     curves = samples.dim() == 2
     std = samples.std(0) if len(samples) > 1 else torch.zeros_like(samples[0])
     reference = shown if curves else None
+    mean = samples.mean(0)
+
+    def titled(label: str, field: Tensor) -> str:
+        return _ranged(label, field) if picture else label
+
     return [
-        _Panel(name, shown, scale, curves=curves, markers=curves and observed is not None),
-        *[_Panel(f"sample {i + 1}", s, scale, curves=curves, reference=reference)
+        _Panel(titled(name, shown), shown, scale, curves=curves, markers=curves and observed is not None),
+        *[_Panel(titled(f"sample {i + 1}", s), s, scale, curves=curves, reference=reference)
           for i, s in enumerate(samples[:SHOWN_SAMPLES])],
-        _Panel(f"mean of {len(samples)}", samples.mean(0), scale, curves=curves, reference=reference),
-        _Panel("std", std, _std_scale(std), curves=curves),
+        _Panel(titled(f"mean of {len(samples)}", mean), mean, scale, curves=curves, reference=reference),
+        _Panel(titled("std", std), std, _std_scale(std, scale.origin), curves=curves),
     ]
 
 
 def restoration_figure(observations: Tensor, samples: Tensor, *, mask: Tensor | None = None,
-                       title: str = "") -> Figure:
+                       title: str = "", images: bool | None = None) -> Figure:
     """The figure of :func:`save_restoration_figure`."""
     samples = _fields(samples, "samples")
     observations = torch.as_tensor(observations).detach().cpu().float()
@@ -230,13 +297,14 @@ def restoration_figure(observations: Tensor, samples: Tensor, *, mask: Tensor | 
         raise ValueError(f"samples {tuple(samples.shape)} must be observation-major (n_obs * num, channels, *grid) "
                          f"for observations {tuple(observations.shape)}.")
     observed, num = _observed(mask, observations), len(samples) // n_obs
+    picture = _is_picture(images, samples)  # grey pictures, one row per channel (also for RGB)
     drawn = max(1, min(n_obs, MAX_ROWS // channels))
     layout: Layout = []
     for i in range(drawn):
         for c in range(channels):
             layout.append(_restoration_row(observations[i, c], None if observed is None else observed[i, c],
                                            samples[i * num : (i + 1) * num, c],
-                                           name=f"observation {i + 1}{_channel(c, channels)}"))
+                                           name=f"observation {i + 1}{_channel(c, channels)}", picture=picture))
     if drawn < n_obs:
         title = f"{title} (first {drawn} of {n_obs} observations)".strip()
     size = (3.0, 2.2) if samples.dim() == 3 else (2.6, 2.2)
@@ -244,11 +312,12 @@ def restoration_figure(observations: Tensor, samples: Tensor, *, mask: Tensor | 
 
 
 def save_restoration_figure(observations: Tensor, samples: Tensor, path: str | os.PathLike, *,
-                            mask: Tensor | None = None, title: str = "") -> Path:
+                            mask: Tensor | None = None, title: str = "", images: bool | None = None) -> Path:
     """Restorations as a PNG at ``path``. ``observations (n_obs, channels, *grid_obs)`` (or one, ``(channels,
     *grid_obs)``), ``samples (n_obs * num, channels, *grid)`` observation-major: observation ``i`` owns
     ``samples[i * num : (i + 1) * num]``. One row per observation and channel (at most ``MAX_ROWS``, noted in
     the title): the observation, up to three samples, their mean and pointwise std. ``mask`` (boolean, shaped
     like the observation grid or broadcastable to the observations; True = observed) hides the unobserved
-    points: grey in images, and a 1-D observation is drawn as markers at its observed points only."""
-    return _write(restoration_figure(observations, samples, mask=mask, title=title), Path(path))
+    points: grey in images, and a 1-D observation is drawn as markers at its observed points only. ``images``:
+    grey upright pictures, channel by channel (default: when the samples :func:`looks_like_images`)."""
+    return _write(restoration_figure(observations, samples, mask=mask, title=title, images=images), Path(path))

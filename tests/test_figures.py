@@ -153,3 +153,61 @@ def test_data_command_writes_a_figure_beside_the_array(tmp_path, capsys, spec, e
     png = out.with_suffix(".png")
     assert png.read_bytes().startswith(b"\x89PNG")
     assert str(png) in capsys.readouterr().out
+
+
+def test_images_are_grey_upright_with_their_range():
+    """Pictures (values in [0, 1], 1 channel) are drawn grey with row 0 at the top, a colour bar from 0 to 1 and
+    the panel's value range in its title; signed fields are not pictures."""
+    data = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    fig = sample_figure(data[:1], data=data)
+    images = _image_axes(fig)
+    assert len(images) == 3 and all(ax.images[0].colorbar is not None for ax in images)
+    assert all(ax.images[0].origin == "upper" and ax.images[0].get_cmap().name.startswith("gray") for ax in images)
+    assert {ax.images[0].get_clim() for ax in images} == {(0.0, 1.0)}
+    (first,) = _titled(fig, "data 1")
+    assert first.get_title().endswith(f"[{float(data[0].min()):.2f}, {float(data[0].max()):.2f}]")
+    signed = _image_axes(sample_figure(_fields(2, 8, 8)))
+    assert all(ax.images[0].origin == "lower" for ax in signed)
+    forced = _image_axes(sample_figure(_fields(2, 8, 8), images=True))  # beyond [0, 1]: the range widens
+    assert all(ax.images[0].origin == "upper" for ax in forced)
+    assert forced[0].images[0].get_clim()[0] < 0
+
+
+def test_three_channel_images_are_one_colour_picture_each():
+    rgb = torch.rand(3, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    images = _image_axes(sample_figure(rgb[:2], data=rgb[2:]))
+    assert len(images) == 3  # data 1, sample 1, sample 2: one picture per field, not per channel
+    assert all(ax.images[0].get_array().shape == (8, 8, 3) and ax.images[0].origin == "upper" for ax in images)
+
+
+def test_image_restoration_rows_are_upright_with_hidden_points_marked():
+    truth = torch.rand(1, 1, 8, 8, generator=torch.Generator().manual_seed(2))
+    mask = torch.rand(8, 8, generator=torch.Generator().manual_seed(3)) > 0.5
+    fig = restoration_figure(truth, truth.repeat(4, 1, 1, 1), mask=mask)
+    assert all(ax.images[0].origin == "upper" for ax in _image_axes(fig))
+    (observation,) = _titled(fig, "observation")
+    hidden = observation.images[0].get_cmap().get_bad()
+    assert np.allclose(hidden, to_rgba("#4c72b0"))
+
+
+def test_written_files_and_run_folders_are_readable_by_the_group(tmp_path):
+    import os
+    import stat
+
+    from hilbert_diffusion.checkpoint import write_checkpoint
+    from hilbert_diffusion.cli_files import save_array
+    from hilbert_diffusion.filemodes import process_umask
+
+    old = os.umask(0o022)
+    try:
+        assert process_umask() == 0o022
+        array = save_array(tmp_path / "a.npy", np.zeros((1, 1, 4), np.float32))
+        figure = save_sample_figure(_fields(1, 4, 4), tmp_path / "f.png")
+        folder = write_checkpoint(tmp_path / "run", step=1, config={}, tensors={"w": torch.zeros(2)},
+                                  training_state={})
+    finally:
+        os.umask(old)
+    for path in (array, figure, *folder.iterdir()):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644, path
+    for path in (folder, folder.parent):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o755, path

@@ -21,6 +21,8 @@ from pathlib import Path
 
 from torch import Tensor
 
+from ..filemodes import share
+
 __all__ = ["CACHE_ENV", "default_cache_dir", "cached_tensor", "spec_key"]
 
 CACHE_ENV = "HILBERT_DIFFUSION_CACHE"
@@ -66,6 +68,7 @@ def _write_atomic(path: Path, data: Tensor, spec_text: str) -> None:
     os.close(fd)
     try:
         save_file({"data": data.contiguous()}, tmp, metadata={"spec": spec_text})
+        share(tmp)  # mkstemp makes it private (0600)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -1,7 +1,8 @@
 """Data given on the command line: ``NAME[:key=value,...]`` for a built-in data set, or a path.
 
 ``grf``, ``grf:dim=1,alpha=1.5``, ``quadratic``, ``navier-stokes:horizon=10``, ``sphere-grf``,
-``shallow-water``, DiffusionPDE's pairs ``poisson``, ``helmholtz``, ``darcy``, ``ns-pair``; a ``.npy``/``.npz`` file ``(num, channels, *grid)``
+``shallow-water``, DiffusionPDE's pairs ``poisson``, ``helmholtz``, ``darcy``, ``ns-pair``, the images ``shapes``,
+``digits``, ``faces``, ``patches`` (``faces:split=test`` for held-out images); a ``.npy``/``.npz`` file ``(num, channels, *grid)``
 (``file.npz:key=NAME`` picks one array of several); a folder of PNG/JPEG images. Read lazily, for data larger
 than memory (:class:`~.lazy.LazyFields`): ``file.npy:mmap=true`` (memory-mapped), ``file.h5:key=NAME,axes=ntxy``
 (HDF5, :mod:`.hdf5`), a folder of ``.npy`` shards. :func:`spec_size` tells the
@@ -21,10 +22,12 @@ from .base import FieldDataset
 from .files import IMAGE_SUFFIXES, load_array, load_images
 from .grf import gaussian_random_fields
 from .hdf5 import HDF5_SUFFIXES, open_hdf5
+from .images import digits, faces, photo_patches
 from .lazy import LazyFields, open_npy, open_shards
 from .navier_stokes import navier_stokes, navier_stokes_pair
 from .pde_pairs import darcy, helmholtz, poisson
 from .quadratic import quadratic
+from .shapes import shapes
 from .sphere import shallow_water, sphere_random_fields
 
 __all__ = ["BUILT_IN", "parse_options", "dataset_from_spec", "spec_size"]
@@ -68,6 +71,10 @@ BUILT_IN: dict[str, Callable[..., FieldDataset]] = {
     "helmholtz": helmholtz,
     "darcy": darcy,
     "ns-pair": navier_stokes_pair,
+    "shapes": shapes,
+    "digits": digits,
+    "faces": faces,
+    "patches": photo_patches,
 }
 
 
@@ -109,7 +116,8 @@ _CHANNELS = {"shallow-water": 3, "poisson": 2, "helmholtz": 2, "darcy": 2, "ns-p
 def spec_size(spec: str, *, num: int | None = None, resolution: int | None = None,
               **extra) -> tuple[int, int, int] | None:
     """``(num, channels, grid points)`` a built-in ``spec`` would generate (the generator's grid, which may be
-    finer than the output's), or ``None`` for files and folders and names that are not built in."""
+    finer than the output's), or ``None`` for files and folders, names that are not built in and whole packaged
+    image sets."""
     name, _, text = spec.partition(":")
     if name not in BUILT_IN or Path(spec).expanduser().exists():
         return None
@@ -118,7 +126,10 @@ def spec_size(spec: str, *, num: int | None = None, resolution: int | None = Non
     except ValueError:
         return None  # dataset_from_spec reports it
     defaults = {k: p.default for k, p in inspect.signature(BUILT_IN[name]).parameters.items()}
-    num = int(num or options.get("num", defaults.get("num", 1)))
+    num = num or options.get("num", defaults.get("num", 1))
+    if num is None:  # the whole of a packaged set (faces, digits): small, its size known only once loaded
+        return None
+    num = int(num)
     resolution = int(resolution or options.get("resolution", defaults.get("resolution", 32)))
     points = _POINTS.get(name, lambda r, o: r * r)(resolution, options)
     return num, int(options.get("channels", _CHANNELS.get(name, 1))), int(points)

@@ -50,7 +50,8 @@ from ..sde import DiagonalSDE
 from .embedding import FiLM, TimeEmbedding
 from .lean_fno import run_lean, run_reference, supports
 
-__all__ = ["EmpiricalSpectrum", "ScoreFNOConfig", "ScoreFNO", "PreconditionedScoreOperator", "clean_state_dict"]
+__all__ = ["EmpiricalSpectrum", "ScoreFNOConfig", "ScoreFNO", "PreconditionedScoreOperator", "clean_state_dict",
+           "on_even_grid"]
 
 
 # --------------------------------------------------------------------------------------- data spectrum
@@ -436,10 +437,14 @@ class ScoreFNO(PreconditionedScoreOperator):
             )
 
     def _backbone(self, h: Tensor, embedding: Tensor) -> Tensor:
-        grid = self.basis.grid_of(h)
-        even = tuple(n + n % 2 for n in grid[:-1]) + grid[-1:]
-        if even == grid:
-            return _run_fno(self.fno, self.films, h, embedding, lean=self.lean)
-        # Odd non-last axes: run the operator on the next even grid (band-limited resampling both ways).
-        out = _run_fno(self.fno, self.films, self.basis.resample(h, even), embedding, lean=self.lean)
-        return self.basis.resample(out, grid)
+        return on_even_grid(self.basis, h, lambda x: _run_fno(self.fno, self.films, x, embedding, lean=self.lean))
+
+
+def on_even_grid(basis: SpectralBasis, h: Tensor, run: Callable[[Tensor], Tensor]) -> Tensor:
+    """``run(h)``, or where an axis but the last is odd (neuraloperator 2.0's ``fftshift`` scrambles it, see
+    :class:`ScoreFNO`) ``run`` on the next even grid, band-limited resampling both ways."""
+    grid = basis.grid_of(h)
+    even = tuple(n + n % 2 for n in grid[:-1]) + grid[-1:]
+    if even == grid:
+        return run(h)
+    return basis.resample(run(basis.resample(h, even)), grid)

@@ -1,0 +1,388 @@
+"""What is not Gaussian in images: score operators on one CPU budget, against held-out images (issue 15).
+
+Per data set (built in, nothing downloaded: :func:`~hilbert_diffusion.datasets.shapes` — discs, rectangles and
+triangles with sharp edges, 32²; :func:`~hilbert_diffusion.datasets.faces` — scikit-image's 100 LFW faces, 80 to
+train, 24²; optionally ``patches`` and ``digits``) and per architecture (:data:`ARCHITECTURES`: the default FNO,
+a wider and deeper FNO, neuraloperator's U-shaped UNO), one model trained for the same CPU seconds on one thread,
+in segments (train, then resume), each segment's end a point of the learning curve. Then, samples against
+held-out images (the test split: other shapes; the 20 held-out faces and their mirror images):
+
+* excess kurtosis of horizontal pixel differences (:func:`~hilbert_diffusion.nongaussian.difference_kurtosis`;
+  target: within 25 % of the held-out data's), radial spectrum error (:func:`~.nongaussian.spectrum_distance`),
+  and a classifier two-sample test (:func:`~.nongaussian.classifier_two_sample_test`, a small CNN; 0.5 is
+  perfect; target ≤ 0.65), at the training grid and at 2× (held-out shapes rendered at 2×, faces resized);
+* zero-shot restoration of held-out images at the training grid: ×2 and ×4 super-resolution from block means
+  and from the band-limited (spectral) field, a 25 % box and 70 % random pixels missing; PSNR / SSIM of the
+  posterior mean (``draws`` draws: DDNM for the spectral tasks, covariance guidance for the others, each with
+  ``restoration_steps`` steps) against bicubic and zero-padding upsampling, biharmonic and TV inpainting
+  (:func:`bicubic`, :func:`zero_padding`, :func:`biharmonic`, :func:`total_variation`). Target: the posterior mean beats every baseline on every task.
+
+The issue allows ≤ 30 CPU-minutes per data set; the committed run uses ``--cpu-minutes`` per *model* (see the
+JSON's config), far less. A longer run on a GPU::
+
+    python benchmarks/images.py --cpu-minutes 30 --datasets shapes,faces,patches,digits --device cuda
+
+(``--cpu-minutes`` is then the wall-clock budget per model.) ``--quick``: tiny models, seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+if __package__ in (None, ""):  # run as a file (python benchmarks/images.py): make the package importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from hilbert_diffusion.bases import NeumannBasis
+from hilbert_diffusion.datasets import digits, faces, photo_patches, shapes
+from hilbert_diffusion.metrics import psnr, ssim
+from hilbert_diffusion.models.fno import ScoreFNOConfig
+from hilbert_diffusion.models.uno import ScoreUNOConfig
+from hilbert_diffusion.nongaussian import classifier_two_sample_test, difference_kurtosis, spectrum_distance
+from hilbert_diffusion.restoration import BlockAverage, SpectralDownsample, box_mask, covariance_guidance, ddnm, random_mask
+from hilbert_diffusion.sampling import exponential_multistep
+from hilbert_diffusion.sde import default_sde
+from hilbert_diffusion.times import default_times
+from hilbert_diffusion.training import TrainConfig, train
+
+RESULTS = Path(__file__).resolve().parent / "results"
+#: the data sets by name, and the training grid of each.
+DATASETS = {"shapes": shapes, "faces": faces, "patches": photo_patches, "digits": digits}
+RESOLUTION = {"shapes": 32, "faces": 24, "patches": 32, "digits": 16}
+KURTOSIS_TOLERANCE, C2ST_TARGET = 0.25, 0.65
+BASIS = NeumannBasis(2)  # every built-in image set lives on the unit square with reflecting walls
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Sizes of one run (full or quick)."""
+
+    architectures: dict
+    train: TrainConfig
+    cpu_seconds: float  # per model
+    segments: int  # learning-curve points
+    sampler_steps: int
+    curve_samples: int
+    samples: tuple[int, int]  # at the training grid and at 2×
+    c2st_epochs: int
+    test_images: int
+    draws: int
+    restoration_steps: int
+    resolution_scale: float = 1.0  # quick runs shrink the grids
+
+
+def _models(width: int, modes: int, layers: int) -> dict:
+    return {"fno": ScoreFNOConfig(hidden_channels=width, n_modes=modes, n_layers=layers, positional_embedding=True),
+            "fno-wide": ScoreFNOConfig(hidden_channels=2 * width, n_modes=modes, n_layers=layers + 2,
+                                       positional_embedding=True),
+            "uno": ScoreUNOConfig(hidden_channels=width, n_modes=modes, positional_embedding=True)}
+
+
+ARCHITECTURES = _models(32, 12, 4)
+FULL = Plan(architectures=ARCHITECTURES,
+            train=TrainConfig(steps=1, batch_size=32, lr=2e-3, warmup_steps=50, cosine_decay=False, ema_decay=0.995,
+                              checkpoint_every=0, figure_samples=0, optimised_steps=0),
+            cpu_seconds=120.0, segments=4, sampler_steps=32, curve_samples=48, samples=(200, 64), c2st_epochs=30,
+            test_images=6, draws=4, restoration_steps=50)
+QUICK = Plan(architectures=_models(4, 4, 2),
+             train=replace(FULL.train, batch_size=8, warmup_steps=2),
+             cpu_seconds=4.0, segments=2, sampler_steps=4, curve_samples=8, samples=(16, 8), c2st_epochs=2,
+             test_images=2, draws=2, restoration_steps=4, resolution_scale=0.5)
+
+
+# --------------------------------------------------------------------------------------------- data
+def held_out(name: str, resolution: int, num: int) -> Tensor:
+    """Up to ``num`` held-out images at ``resolution``: the test split (faces: with their mirror images)."""
+    data = DATASETS[name](resolution=resolution, split="test", **({"num": num} if name in ("shapes", "patches") else {}))
+    images = data.data
+    if name == "faces":
+        images = torch.cat([images, images.flip(-1)])
+    return images[:num]
+
+
+# --------------------------------------------------------------------------------------------- metrics
+def statistics(samples: Tensor, data: Tensor, *, epochs: int) -> dict:
+    """Kurtosis of differences (samples, data, relative error), spectrum distance and the classifier test."""
+    basis = BASIS
+    k_samples, k_data = float(difference_kurtosis(samples)[0]), float(difference_kurtosis(data)[0])
+    c2st = classifier_two_sample_test(samples, data, epochs=epochs)
+    return {"kurtosis": k_samples, "data_kurtosis": k_data, "kurtosis_error": abs(k_samples - k_data) / abs(k_data),
+            "spectrum_error": spectrum_distance(samples, data, basis), "c2st": c2st.accuracy,
+            "c2st_stderr": c2st.stderr, "c2st_fields": c2st.tested, "range": [float(samples.min()), float(samples.max())]}
+
+
+def draw(run, num: int, resolution: int, steps: int, seed: int) -> Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        return run.sample(num, resolution, sampler=exponential_multistep, times=default_times(steps),
+                          generator=generator).float()
+
+
+# --------------------------------------------------------------------------------------------- training
+def train_with_curve(data: Tensor, model, plan: Plan, reference: Tensor, *, device: str) -> tuple:
+    """Train for ``plan.cpu_seconds`` (process CPU time; wall time on a GPU) in ``plan.segments`` segments, the
+    step count of each set from the measured seconds per step; after each, the kurtosis and spectrum error of
+    ``curve_samples`` samples. Returns ``(run, curve, timing)``."""
+    sde = default_sde(BASIS, tuple(data.shape[2:]))
+    clock = time.perf_counter if device != "cpu" else time.process_time
+    curve, spent, steps, run = [], 0.0, 0, None
+    with tempfile.TemporaryDirectory(prefix="hd_images_") as out:
+        for segment in range(plan.segments):
+            target = steps + (max(10, plan.train.warmup_steps) if segment == 0 else
+                              max(1, round((plan.cpu_seconds * (segment + 1) / plan.segments - spent) / per_step)))
+            start = clock()
+            run = train(data, sde=sde, model=model, config=replace(plan.train, steps=target), out_dir=out,
+                        resume=segment > 0, progress=False, device=device)
+            spent += clock() - start
+            per_step = spent / target
+            steps = target
+            samples = draw(run, plan.curve_samples, data.shape[-1], plan.sampler_steps, seed=segment).cpu()
+            curve.append({"steps": steps, "cpu_minutes": round(spent / 60, 3),
+                          "kurtosis": float(difference_kurtosis(samples)[0]),
+                          "spectrum_error": spectrum_distance(samples, reference, BASIS)})
+            print(f"    step {steps}: {spent:.0f} s, kurtosis {curve[-1]['kurtosis']:.2f}", flush=True)
+    parameters = sum(p.numel() for p in run.model.parameters())
+    return run, curve, {"steps": steps, "seconds": round(spent, 1), "parameters": parameters}
+
+
+# --------------------------------------------------------------------------------------------- baselines
+def bicubic(y: Tensor, size: int) -> Tensor:
+    """Bicubic interpolation (Keys, a = −0.75) of the low grid to ``size²``: both grids cell-centred
+    (``align_corners=False``), clipped to ``[0, 1]``."""
+    return F.interpolate(y.float(), size=(size, size), mode="bicubic", align_corners=False).clamp(0.0, 1.0)
+
+
+def zero_padding(y: Tensor, size: int) -> Tensor:
+    """The low grid's cosine coefficients, zero-padded to ``size²`` (band-limited upsampling in the data's basis)."""
+    return BASIS.resample(y.to(torch.float64), (size, size)).float()
+
+
+def biharmonic(y: Tensor, observed: Tensor) -> Tensor:
+    """scikit-image's biharmonic inpainting of the hidden points (``observed`` False) of each image."""
+    from skimage.restoration import inpaint_biharmonic
+
+    hidden = (~observed.bool()).numpy()
+    out = [inpaint_biharmonic(image[0].numpy().astype(np.float64), hidden) for image in y]
+    return torch.from_numpy(np.stack(out)[:, None]).float()
+
+
+def total_variation(y: Tensor, observed: Tensor, *, iterations: int = 400, eps: float = 1e-3) -> Tensor:
+    """TV inpainting: the hidden values minimising ``Σ sqrt(|∇x|² + ε²)`` (forward differences, reflecting walls)
+    with the observed values fixed, by Adam from the mean of the observed ones."""
+    observed = observed.bool().expand_as(y)
+    fill = (y * observed).flatten(1).sum(1) / observed.flatten(1).sum(1)
+    free = torch.where(observed, y, fill[:, None, None, None]).double().clone().requires_grad_(True)
+    known = y.double()
+    optimizer = torch.optim.Adam([free], lr=0.02)
+    for _ in range(iterations):
+        x = torch.where(observed, known, free)
+        dx = F.pad(x[..., :, 1:] - x[..., :, :-1], (0, 1))
+        dy = F.pad(x[..., 1:, :] - x[..., :-1, :], (0, 0, 0, 1))
+        optimizer.zero_grad()
+        (dx.square() + dy.square() + eps**2).sqrt().sum().backward()
+        optimizer.step()
+    return torch.where(observed, known, free.detach()).float().clamp(0.0, 1.0)
+
+
+# --------------------------------------------------------------------------------------------- restoration
+def tasks(n: int) -> dict:
+    """Operator and classical baselines of each restoration task on the ``n²`` grid."""
+    basis = BASIS
+    return {"SR×2 block": (BlockAverage(basis=basis, resolution=n // 2), ("bicubic", "zero-pad")),
+            "SR×4 block": (BlockAverage(basis=basis, resolution=n // 4), ("bicubic", "zero-pad")),
+            "SR×2 spectral": (SpectralDownsample(basis=basis, resolution=n // 2), ("bicubic", "zero-pad")),
+            "SR×4 spectral": (SpectralDownsample(basis=basis, resolution=n // 4), ("bicubic", "zero-pad")),
+            "box 25%": (box_mask(basis, n, low=0.25, high=0.75), ("biharmonic", "TV")),
+            "random 70%": (random_mask(basis, n, observed_fraction=0.3, generator=torch.Generator().manual_seed(5)),
+                           ("biharmonic", "TV"))}
+
+
+def baseline(name: str, operator, y: Tensor, truth: Tensor) -> Tensor:
+    n = truth.shape[-1]
+    if name == "bicubic":
+        return bicubic(y, n)
+    if name == "zero-pad":
+        return zero_padding(y, n)
+    observed = operator.observed
+    shown = truth * observed  # the baselines see the observed pixels only
+    return biharmonic(shown, observed) if name == "biharmonic" else total_variation(shown, observed)
+
+
+def restoration(run, truth: Tensor, plan: Plan, *, device: str) -> dict:
+    """PSNR / SSIM (data range 1) of the posterior mean and of each baseline, per task, mean over the images."""
+    rows, n = {}, truth.shape[-1]
+    for label, (operator, baselines) in tasks(n).items():
+        y = operator.observe(truth.to(torch.float64)).float()
+        method = ddnm if operator.diagonal else covariance_guidance
+        draws = run.restore(operator, y, resolution=n, num=plan.draws, method=method, steps=plan.restoration_steps,
+                            generator=torch.Generator().manual_seed(11), device=device).cpu().float()
+        mean = draws.reshape(len(truth), plan.draws, *truth.shape[1:]).mean(1)
+        estimates = {"posterior mean": mean} | {b: baseline(b, operator, y, truth) for b in baselines}
+        rows[label] = {k: {"psnr": float(psnr(v, truth, data_range=1.0).mean()),
+                           "ssim": float(ssim(v, truth, data_range=1.0).mean())} for k, v in estimates.items()}
+        best = max(rows[label][b]["psnr"] for b in baselines)
+        rows[label]["beats_every_baseline"] = rows[label]["posterior mean"]["psnr"] > best and all(
+            rows[label]["posterior mean"]["ssim"] > rows[label][b]["ssim"] for b in baselines)
+    return rows
+
+
+# --------------------------------------------------------------------------------------------- one data set
+def run_dataset(name: str, plan: Plan, *, device: str) -> dict:
+    n0 = max(8, round(RESOLUTION[name] * plan.resolution_scale))
+    data = DATASETS[name](resolution=n0, split="train", **({"num": 1000} if name in ("shapes", "patches") else {}))
+    reference = {n: held_out(name, n, plan.samples[0] if n == n0 else plan.samples[1]) for n in (n0, 2 * n0)}
+    out = {"resolution": n0, "train_images": data.num, "held_out": {str(n): len(r) for n, r in reference.items()},
+           "architectures": {}}
+    for arch, model in plan.architectures.items():
+        print(f"{name} · {arch}", flush=True)
+        run, curve, timing = train_with_curve(data.data, model, plan, reference[n0], device=device)
+        row = {"train": timing, "curve": curve}
+        for n, num in zip((n0, 2 * n0), plan.samples):
+            samples = draw(run, num, n, plan.sampler_steps, seed=100).cpu()
+            row[f"{n}"] = statistics(samples, reference[n], epochs=plan.c2st_epochs)
+            if n == n0:  # two pictures for the figure, rounded: the JSON stays small
+                row[f"{n}"]["first"] = samples[:2, 0].double().round(decimals=3).tolist()
+        row["restoration"] = restoration(run, reference[n0][: plan.test_images], plan, device=device)
+        out["architectures"][arch] = row
+        print(f"  {json.dumps({k: row[str(n0)][k] for k in ('kurtosis', 'data_kurtosis', 'c2st')})}", flush=True)
+    out["data_first"] = reference[n0][:2, 0].double().round(decimals=3).tolist()
+    return out
+
+
+# --------------------------------------------------------------------------------------------- output
+def verdicts(results: dict) -> dict:
+    """Per data set and architecture: which targets are met (kurtosis within 25 %, C2ST ≤ 0.65 at both grids,
+    the posterior mean beating every baseline on every task)."""
+    out = {}
+    for name, result in results.items():
+        n0 = result["resolution"]
+        for arch, row in result["architectures"].items():
+            grids = (str(n0), str(2 * n0))
+            out[f"{name}/{arch}"] = {
+                "kurtosis_within_25%": all(row[g]["kurtosis_error"] <= KURTOSIS_TOLERANCE for g in grids),
+                "c2st_at_most_0.65": all(row[g]["c2st"] <= C2ST_TARGET for g in grids),
+                "restoration_beats_baselines": {t: r["beats_every_baseline"] for t, r in row["restoration"].items()}}
+    return out
+
+
+def psnr_gap(task: dict) -> float:
+    """PSNR of the posterior mean minus the best baseline's (dB) in a task's row of :func:`restoration`."""
+    baselines = [v["psnr"] for k, v in task.items() if isinstance(v, dict) and k != "posterior mean"]
+    return task["posterior mean"]["psnr"] - max(baselines)
+
+
+def table(results: dict) -> str:
+    lines = [f"{'data/arch':16s} {'min':>5s} {'steps':>6s} {'kurt':>6s} {'data':>6s} {'C2ST':>5s} {'spec':>5s} | "
+             f"{'2×kurt':>6s} {'data':>6s} {'C2ST':>5s} | restoration PSNR: posterior mean − best baseline (dB)"]
+    for name, result in results.items():
+        n0 = result["resolution"]
+        for arch, row in result["architectures"].items():
+            a, b = row[str(n0)], row[str(2 * n0)]
+            gaps = " ".join(f"{t.replace(' ', '')[:7]}:{psnr_gap(r):+.1f}" for t, r in row["restoration"].items())
+            lines.append(f"{name + '/' + arch:16s} {row['train']['seconds'] / 60:5.1f} {row['train']['steps']:6d} "
+                         f"{a['kurtosis']:6.2f} {a['data_kurtosis']:6.2f} {a['c2st']:5.2f} {a['spectrum_error']:5.2f} | "
+                         f"{b['kurtosis']:6.2f} {b['data_kurtosis']:6.2f} {b['c2st']:5.2f} | {gaps}")
+    return "\n".join(lines)
+
+
+def figure(results: dict, path: Path) -> None:
+    """Per data set a row: held-out images, the first sample of each architecture (grey, upright, colour bar), and
+    the learning curves (kurtosis of differences against CPU minutes, the held-out value dashed)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    columns = 3 + max(len(r["architectures"]) for r in results.values())
+    fig = Figure(figsize=(2.8 * columns, 2.6 * len(results)), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(len(results), columns, squeeze=False)
+    for row_axes, (name, result) in zip(axes, results.items()):
+        n0 = str(result["resolution"])
+        panels = [(f"{name}: held-out {i + 1}", result["data_first"][i]) for i in range(2)]
+        panels += [(f"{arch} sample", row[n0]["first"][0]) for arch, row in result["architectures"].items()]
+        for ax, (title, image) in zip(row_axes, panels):
+            shown = ax.imshow(torch.tensor(image), cmap="gray", vmin=0, vmax=1, origin="upper")
+            fig.colorbar(shown, ax=ax, shrink=0.8)
+            ax.set_title(title, fontsize=8)
+            ax.set_axis_off()
+        ax = row_axes[-1]
+        for arch, row in result["architectures"].items():
+            ax.plot([c["cpu_minutes"] for c in row["curve"]], [c["kurtosis"] for c in row["curve"]], "o-", label=arch)
+        data_kurtosis = next(iter(result["architectures"].values()))[n0]["data_kurtosis"]
+        ax.axhline(data_kurtosis, color="k", ls="--", lw=0.8, label="held-out")
+        ax.set_xlabel("CPU minutes", fontsize=8)
+        ax.set_ylabel("kurtosis of differences", fontsize=8)
+        ax.set_title(f"{name}: learning curve", fontsize=8)
+        ax.legend(fontsize=6)
+    fig.savefig(path, dpi=80)
+
+
+def headline(document: dict) -> dict[str, object]:
+    return {key: {"kurtosis": v["kurtosis_within_25%"], "c2st": v["c2st_at_most_0.65"],
+                  "restoration": all(v["restoration_beats_baselines"].values())}
+            for key, v in document["verdicts"].items()}
+
+
+def machine(started: float) -> dict:
+    """Where and how long the run ran."""
+    return {"total_seconds": round(time.perf_counter() - started, 1), "threads": torch.get_num_threads(),
+            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"), "platform": platform.platform(),
+            "torch": torch.__version__}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="tiny models and few samples: seconds")
+    parser.add_argument("--cpu-minutes", type=float, help="training budget per model (default: the plan's)")
+    parser.add_argument("--datasets", default="shapes,faces", help="comma-separated: shapes, faces, patches, digits")
+    parser.add_argument("--architectures", help="comma-separated subset of " + ", ".join(ARCHITECTURES))
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    plan = QUICK if args.quick else FULL
+    if args.cpu_minutes:
+        plan = replace(plan, cpu_seconds=60 * args.cpu_minutes)
+    if args.architectures:
+        plan = replace(plan, architectures={a: plan.architectures[a] for a in args.architectures.split(",")})
+    names = [n for n in args.datasets.split(",") if n]
+    unknown = [n for n in names if n not in RESOLUTION]
+    if unknown:
+        parser.error(f"unknown data sets {unknown}; choose from {sorted(RESOLUTION)}")
+    started = time.perf_counter()
+    results = {name: run_dataset(name, plan, device=args.device) for name in names}
+    print(table(results))
+    document = {
+        "config": {"architectures": {a: {"type": type(m).__name__, **{k: v for k, v in vars(m).items()}}
+                                     for a, m in plan.architectures.items()},
+                   "budget_seconds_per_model": plan.cpu_seconds, "clock": "process CPU time" if args.device == "cpu"
+                   else "wall time", "train": {"batch_size": plan.train.batch_size, "lr": plan.train.lr,
+                                               "ema_decay": plan.train.ema_decay, "segments": plan.segments},
+                   "sampler": f"exponential_multistep, default_times({plan.sampler_steps})",
+                   "samples": plan.samples, "c2st_epochs": plan.c2st_epochs,
+                   "restoration": {"images": plan.test_images, "draws": plan.draws, "steps": plan.restoration_steps,
+                                   "methods": "ddnm (spectral), covariance_guidance (block means, masks)"}}
+        | machine(started),
+        "verdicts": verdicts(results),
+        "results": results,
+    }
+    stem = "images_quick" if args.quick else "images"
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{stem}.json").write_text(json.dumps(document, indent=1, ensure_ascii=False, default=str))
+    figure(results, RESULTS / f"{stem}.png")
+    print(f"total {document['config']['total_seconds']:.0f} s; wrote {RESULTS / f'{stem}.json'} and {stem}.png")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
