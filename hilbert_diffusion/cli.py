@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import sys
 import traceback
 from collections.abc import Sequence
@@ -19,6 +18,7 @@ import torch
 from .bases import PeriodicBasis
 from .cli_files import check_output_file, load_mask, load_observation, save_array
 from .cli_limits import check_data_memory, check_generation_memory
+from . import cli_options as option
 from .config import from_config
 from .datasets.lazy import LazyFields
 from .datasets.spec import BUILT_IN, dataset_from_spec, parse_options
@@ -354,54 +354,6 @@ def _cmd_deblur(args: argparse.Namespace) -> int:
     return _restore(args, lambda index: operator, tuple(args.y.shape[2:]))
 
 
-def _bounded(kind: type, accept, wanted: str):
-    """An argparse type: ``kind(text)`` if ``accept`` takes it, else an error saying what is wanted."""
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            value = None
-        if value is None or not accept(value):
-            raise argparse.ArgumentTypeError(f"must be {wanted}, got {text!r}")
-        return value
-
-    return parse
-
-
-_positive_int = _bounded(int, lambda v: v >= 1, "a positive integer")
-_sampling_steps = _bounded(int, lambda v: v >= 2, "an integer ≥ 2 (one step cannot carry noise to data)")
-_fraction = _bounded(float, lambda v: 0 <= v < 1, "a fraction in [0, 1)")
-_count = _bounded(int, lambda v: v >= 0, "an integer ≥ 0 (0: off)")
-_positive_float = _bounded(float, lambda v: v > 0 and math.isfinite(v), "a positive number")
-_non_negative_float = _bounded(float, lambda v: v >= 0 and math.isfinite(v), "a number ≥ 0")
-
-
-def _resolutions(text: str) -> tuple[int, ...]:
-    """``--multires 32,48`` → ``(32, 48)``."""
-    items = [item.strip() for item in text.split(",")]
-    bad = [item for item in items if not item.isdigit() or int(item) < 2]
-    if bad or not items:
-        raise argparse.ArgumentTypeError(f"{bad[0] if bad else text!r} is not a grid size ≥ 2; give resolutions "
-                                         f"separated by commas, e.g. --multires 32,48")
-    return tuple(int(item) for item in items)
-
-
-def _debug_option() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--debug", action="store_true", help="show the full traceback of an internal error")
-    return common
-
-
-def _execution_options() -> argparse.ArgumentParser:
-    """``--device``, ``--precision`` and ``--compile`` of the commands that run a score model (:mod:`.execution`)."""
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda or cuda:N")
-    common.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
-                        help="bf16: the network under bfloat16 autocast (the SDE maths stay in full precision)")
-    common.add_argument("--compile", action="store_true", help="run the network's backbone through torch.compile")
-    return common
-
-
 def _execution(args: argparse.Namespace) -> dict:
     """``device``, ``bf16`` and ``compile`` of a sampling or restoration command (under torchrun: this rank's device)."""
     from .distributed import distributed_context
@@ -419,17 +371,17 @@ def _add_restoration_commands(commands) -> None:
         "deblur": ("invert a heat-kernel (Gaussian) blur", _cmd_deblur),
     }
     for name, (text, handler) in restorations.items():
-        r = commands.add_parser(name, help=text, parents=[_debug_option(), _execution_options()])
+        r = commands.add_parser(name, help=text, parents=[option.debug_option(), option.execution_options()])
         r.add_argument("run_dir", help="run directory from `train`, or oracle[:options] (see `sample`)")
         r.add_argument("--observed", required=True, help="observations (num, channels, *grid) .npy")
         r.add_argument("--out", required=True, help="output .npy: --num samples per observation, observation-major")
-        r.add_argument("--num", type=_positive_int, default=8, help="posterior samples per observation")
+        r.add_argument("--num", type=option.positive_int, default=8, help="posterior samples per observation")
         r.add_argument("--method", choices=tuple(_methods()), default="auto",
                        help="auto: ddnm for spectral/blur operators (exact there), smc (asymptotically exact) for "
                        "masks/blocks without heat, guidance (covariance guidance) under heat")
-        r.add_argument("--steps", type=_sampling_steps, help=f"time steps (default {_methods()['ddnm'].default_steps}): "
+        r.add_argument("--steps", type=option.sampling_steps, help=f"time steps (default {_methods()['ddnm'].default_steps}): "
                        "fewer is faster, less exact")
-        r.add_argument("--particles", type=_positive_int, help="particles per draw of --method smc (default "
+        r.add_argument("--particles", type=option.positive_int, help="particles per draw of --method smc (default "
                        f"{_methods()['smc'].method.particles}): cost and accuracy grow with them")
         r.add_argument("--noise-std", type=float, default=0.0, help="observation noise σ_y in model units")
         r.add_argument("--seed", type=int, default=0)
@@ -438,9 +390,9 @@ def _add_restoration_commands(commands) -> None:
         if name == "inpaint":
             r.add_argument("--mask", help="boolean .npy shaped like the grid (nonzero = observed); "
                            "without it, NaN in --observed marks the missing points")
-            r.add_argument("--resolution", type=_positive_int, help="output grid (default: the observation's)")
+            r.add_argument("--resolution", type=option.positive_int, help="output grid (default: the observation's)")
         elif name == "superres":
-            r.add_argument("--resolution", type=_positive_int, required=True, help="output grid")
+            r.add_argument("--resolution", type=option.positive_int, required=True, help="output grid")
             r.add_argument("--operator", choices=("spectral", "block"), default="spectral",
                            help="how the low grid was made: spectral truncation or block averaging")
         else:
@@ -455,65 +407,65 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     data = commands.add_parser(
-        "data", parents=[_debug_option()],
+        "data", parents=[option.debug_option()],
         help="write a built-in data set as a (num, channels, *grid) float32 .npy file",
         description="SPEC: " + ", ".join(BUILT_IN) + " with options NAME:key=value,... "
         "(e.g. grf:alpha=2.5,tau=7,domain=neumann; navier-stokes:horizon=10).",
     )
     data.add_argument("spec", help="built-in data set name, with options as NAME:key=value,...")
-    data.add_argument("--resolution", type=_positive_int, help="grid points per axis (default: the data set's)")
-    data.add_argument("--num", type=_positive_int, help="number of fields (default: the data set's)")
+    data.add_argument("--resolution", type=option.positive_int, help="grid points per axis (default: the data set's)")
+    data.add_argument("--num", type=option.positive_int, help="number of fields (default: the data set's)")
     data.add_argument("--out", required=True, help="output .npy file")
     data.add_argument("--dim", type=int, choices=(1, 2, 3), help="grid dimension of grf (default 2)")
     data.add_argument("--seed", type=int, default=0)
     data.set_defaults(handler=_cmd_data)
 
     tr = commands.add_parser("train", help="train a score operator; checkpoints, figures and config go to --out",
-                             parents=[_debug_option(), _execution_options()], epilog=_TRAIN_EPILOG)
+                             parents=[option.debug_option(), option.execution_options()], epilog=_TRAIN_EPILOG)
     tr.add_argument("--data", required=True, help="built-in NAME[:key=value,...] (" + ", ".join(BUILT_IN) + "), a .npy/.npz "
                     "file or an image folder; read lazily (larger than memory): FILE.npy:mmap=true, "
                     "FILE.h5:key=NAME,axes=ntxy (n samples, t time, c channels, others grid) or a folder of .npy shards")
-    tr.add_argument("--resolution", type=_positive_int, help="training grid (built-in data are generated there, files resampled)")
+    tr.add_argument("--resolution", type=option.positive_int, help="training grid (built-in data are generated there, files resampled)")
     tr.add_argument("--out", required=True, help="run directory (locked while training: one trainer at a time)")
-    tr.add_argument("--steps", type=_positive_int, help="optimisation steps (default 2000)")
+    tr.add_argument("--steps", type=option.positive_int, help="optimisation steps (default 2000)")
     tr.add_argument("--config", help="JSON with optional 'sde' (a to_config document), 'model' and 'train' option objects")
     tr.add_argument("--resume", action="store_true", help=RESUME_RULE)
-    tr.add_argument("--num", type=_positive_int, help="number of training fields (built-in data)")
-    tr.add_argument("--batch-size", type=_positive_int)
-    tr.add_argument("--lr", type=_positive_float)
+    tr.add_argument("--num", type=option.positive_int, help="number of training fields (built-in data)")
+    tr.add_argument("--batch-size", type=option.positive_int)
+    tr.add_argument("--lr", type=option.positive_float)
     tr.add_argument("--arch", choices=tuple(_architectures()), default="fno",
                     help="score operator on boxes: fno (Fourier neural operator, the default) or uno (U-shaped: down "
                     "one octave and back, with skips; neuraloperator's UNO); both sample at any resolution")
-    tr.add_argument("--width", type=_positive_int, default=32, help="hidden channels (FNO; UNO: of its outer blocks)")
-    tr.add_argument("--modes", type=_positive_int, default=12, help="Fourier modes per axis (at the input's grid)")
-    tr.add_argument("--layers", type=_positive_int, help="FNO blocks (default 4)")
-    tr.add_argument("--kappa-nyquist", type=_non_negative_float,
+    tr.add_argument("--width", type=option.positive_int, default=32, help="hidden channels (FNO; UNO: of its outer blocks)")
+    tr.add_argument("--modes", type=option.positive_int, default=12, help="Fourier modes per axis (at the input's grid)")
+    tr.add_argument("--layers", type=option.positive_int, help="FNO blocks (default 4)")
+    tr.add_argument("--kappa-nyquist", type=option.non_negative_float,
                     help="heat: κ λ_max at the training grid (0: DDO's coloured-noise VP; ¼: HDM's heat); default per "
                     "domain: " + ", ".join(f"{d} {k:g}" for d, (k, _) in DEFAULT_HEAT.items()) + " (why: below)")
-    tr.add_argument("--multires", type=_resolutions, help="train on batches resampled to these resolutions, e.g. 32,48")
-    tr.add_argument("--checkpoint-every", type=_count, help="steps between checkpoints (default 500; 0: at the end)")
-    tr.add_argument("--sample-every", type=_count, help="steps between sample figures (default: at the end)")
-    tr.add_argument("--max-minutes", type=_positive_float, help="stop (with a checkpoint) after this wall time")
-    tr.add_argument("--val-fraction", type=_fraction,
+    tr.add_argument("--multires", type=option.resolutions, help="train on batches resampled to these resolutions, e.g. 32,48")
+    tr.add_argument("--checkpoint-every", type=option.count, help="steps between checkpoints (default 500; 0: at the end)")
+    tr.add_argument("--sample-every", type=option.count, help="steps between sample figures (default: at the end)")
+    tr.add_argument("--max-minutes", type=option.positive_float, help="stop (with a checkpoint) after this wall time")
+    tr.add_argument("--val-fraction", type=option.fraction,
                     help="hold out this fraction of the fields (the last ones); their loss is logged at checkpoints")
-    tr.add_argument("--workers", type=_count, help="processes reading batches ahead (default 0: the trainer reads them)")
+    tr.add_argument("--workers", type=option.count, help="processes reading batches ahead (default 0: the trainer reads them)")
     tr.add_argument("--log-dir", help="also log to TensorBoard there (metrics.jsonl in --out is always written)")
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--quiet", action="store_true", help="no progress bar")
     tr.set_defaults(handler=_cmd_train)
 
     sa = commands.add_parser("sample", help="sample a trained run (or the Gaussian oracle) at any resolution",
-                             parents=[_debug_option(), _execution_options()])
+                             parents=[option.debug_option(), option.execution_options()])
     sa.add_argument("run_dir", help="run directory from `train`, or oracle[:dim=2,domain=periodic,alpha=2.5,tau=7]")
-    sa.add_argument("--resolution", type=_positive_int, required=True)
-    sa.add_argument("--num", type=_positive_int, required=True)
+    sa.add_argument("--resolution", type=option.positive_int, required=True)
+    sa.add_argument("--num", type=option.positive_int, required=True)
     sa.add_argument("--out", required=True, help="output .npy (num, channels, *grid); a PNG grid is written beside it")
     sa.add_argument("--sampler", choices=tuple(_samplers()), default="multistep",
                     help="multistep: exponential 3M, the default; euler-maruyama: HDM's baseline")
-    sa.add_argument("--steps", type=_sampling_steps, help="time steps; default: multistep on the run's grid optimised at "
+    sa.add_argument("--steps", type=option.sampling_steps, help="time steps; default: multistep on the run's grid optimised at "
                     "training (16 steps), else per sampler (model evaluations): " +
                     ", ".join(f"{n} {s.default_steps} ({s.evaluations()})" for n, s in _samplers().items()))
-    sa.add_argument("--batch-size", type=_positive_int, default=64)
+    sa.add_argument("--batch-size", type=option.positive_int, default=64)
     sa.add_argument("--seed", type=int, default=0)
     sa.add_argument("--quiet", action="store_true")
     sa.set_defaults(handler=_cmd_sample)
