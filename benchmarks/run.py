@@ -41,6 +41,7 @@ from benchmarks import (
     data_pipeline,
     denoiser_vs_oracle,
     few_steps_trained,
+    grid_per_resolution,
     heat_default,
     images,
     pde_inverse,
@@ -57,6 +58,7 @@ from benchmarks import (
 #: every benchmark, in the order the runner runs them (cheapest first).
 BENCHMARKS: tuple[ModuleType, ...] = (
     sampler_convergence,
+    grid_per_resolution,
     restoration_exact,
     restoration_grids,
     speed,
