@@ -72,26 +72,31 @@ def measure_setting(setting, resolutions: tuple[int, int]) -> list[dict]:
     return rows
 
 
+def targets_met(rows: list[dict]) -> dict[str, str]:
+    """``"sampler · grid" → "met/total"`` over the rows."""
+    groups: dict[str, list[bool]] = {}
+    for r in rows:
+        groups.setdefault(f"{r['sampler']} · {r['grid']}", []).append(r["target_met"])
+    return {key: f"{sum(met)}/{len(met)}" for key, met in groups.items()}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="the default setting at 16² and 32² (64² shared) only")
-    args = parser.parse_args(argv)
+    parser.add_argument("--quick", action="store_true", help="the default setting at 16² and 32² only")
+    quick = parser.parse_args(argv).quick
     torch.set_num_threads(1)
     started = time.perf_counter()
     print(f"{'setting':8s} {'res':>4s} {'sampler':24s} {'NFE':>3s} {'grid':16s} {'W2':>9s} {'EM-1000':>9s} "
           f"{'target':6s} {'opt s':>5s}")
-    settings, resolutions = (SETTINGS[:1], (16, 32)) if args.quick else (SETTINGS, (32, 128))
+    settings, resolutions = (SETTINGS[:1], (16, 32)) if quick else (SETTINGS, (32, 128))
     rows = [row for setting in settings for row in measure_setting(setting, resolutions)]
-    summary = {f"{s} · {g}": f"{sum(r['target_met'] for r in rows if r['sampler'] == s and r['grid'] == g)}/"
-               f"{sum(1 for r in rows if r['sampler'] == s and r['grid'] == g)}"
-               for s in dict.fromkeys(r["sampler"] for r in rows) for g in ("shared", "this resolution")}
-    for key, value in summary.items():
-        print(f"targets met, {key}: {value}")
-    document = {"description": __doc__.split("\n\n")[0], "rows": rows, "targets_met": summary,
-                "seconds": time.perf_counter() - started, "platform": platform.platform(), "torch": torch.__version__}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"grid_per_resolution{'_quick' if args.quick else ''}.json"
-    out.write_text(json.dumps(document, indent=1, ensure_ascii=False))
+    summary = targets_met(rows)
+    print("\n".join(f"targets met, {key}: {value}" for key, value in summary.items()))
+    out = RESULTS / f"grid_per_resolution{'_quick' if quick else ''}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"description": __doc__.split("\n\n")[0], "rows": rows, "targets_met": summary,
+                               "seconds": time.perf_counter() - started, "platform": platform.platform(),
+                               "torch": torch.__version__}, indent=1, ensure_ascii=False))
     print(f"wrote {out}")
     return 0
 
