@@ -225,8 +225,12 @@ def _descend(objective, start: Tensor, iterations: int, *, enough: float) -> Ten
         return loss.detach()
 
     for _ in range(math.ceil(iterations / _ROUND)):  # the history carries over from round to round
-        if float(optimiser.step(closure)) < enough or not torch.isfinite(theta).all():
+        optimiser.step(closure)  # returns the loss at the round's start: the end point is evaluated below
+        if not torch.isfinite(theta).all():
             break
+        with torch.no_grad():
+            if float(objective(_times(theta))) < enough:
+                break
     theta = theta.detach()
     return _times(theta) if torch.isfinite(theta).all() else start
 
