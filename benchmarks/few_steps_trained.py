@@ -1,17 +1,18 @@
-"""Issue 18 on trained models: 16 model evaluations on the optimised grid against 48 on ``default_times``.
+"""Issue 18 on trained models: the default (16 model evaluations on its grid for the grid sampled) against 48 on
+``default_times`` (the default before).
 
 * **Quadratic** (HDM's MMD power): the quick Quadratic model of ``benchmarks/quadratic.py`` (its ``quick`` plan, more
-  training steps: ``--steps``) is trained once; ``train`` stores the default sampler's 16-step grid optimised against
-  the exact law of its data spectrum. Samplings of the same model, each with ``--repetitions`` fresh repetitions (new
-  generated curves, new real curves, new permutations; 10 vs 10, HDM's protocol): the 3M sampler on
-  ``default_times(48)`` (the previous default), on the stored optimised 16-step grid (the new default), on
-  ``default_times(16)`` (the same count on the old grid), and ``exponential_corrected`` on a 16-step grid optimised for
-  it (``spectrum_times(..., corrector=True)``).
+  training steps: ``--steps``) is trained once. Samplings of the same model, each with ``--repetitions`` fresh
+  repetitions (new generated curves, new real curves, new permutations; 10 vs 10, HDM's protocol): the 3M sampler on
+  ``default_times(48)`` (the previous default); the default, ``RUN_SAMPLER`` (3M with the corrector) on the 16-step
+  grid ``run.sampling_times`` optimises for the grid sampled; the 3M sampler on its own such grid; and on
+  ``default_times(16)`` (the same count on the old grid).
 * **Resolution transfer** (``benchmarks/resolution_transfer.py``'s GRF and Navier–Stokes models: trained at 32² with
   the command line's process, ``--seconds`` each): spectrum error (shared band ``0 < k ≤ 15``) at 32² and 128² of
-  the 3M sampler on ``default_times(48)`` and on the run's optimised 16-step grid, drawn from the *same* prior fields
-  (so the two differ by the sampler alone), beside ``floor``, the error of as many exact draws (GRF) or training
-  fields (NS) — the Monte Carlo noise of the statistic. "Within the noise": ``|err16 − err48| ≤ ½ floor``.
+  the 3M sampler on ``default_times(48)`` and of the default at 16 evaluations on its grid for that resolution, drawn
+  from the *same* prior fields (so the two differ by the sampler alone), beside ``floor``, the error of as many exact
+  draws (GRF) or training fields (NS) — the Monte Carlo noise of the statistic. "Within the noise":
+  ``|err16 − err48| ≤ ½ floor``.
 * **Wall time** (GRF model, 128², one run, alternating): sampling with 16 against 48 evaluations
   (``wall_ratio = time(48) / time(16)``), and one evaluation with neuraloperator's FNO path against the lean one
   (``per_evaluation_speedup = time(neuraloperator) / time(lean)``, :mod:`hilbert_diffusion.models.lean_fno`).
@@ -44,8 +45,7 @@ from benchmarks.quadratic import Sampling, fresh_repetitions, generate, plans, t
 from hilbert_diffusion.cli import default_sde
 from hilbert_diffusion.datasets import gaussian_random_fields, navier_stokes
 from hilbert_diffusion.metrics import radial_spectrum, spectrum_error
-from hilbert_diffusion.optimal_times import spectrum_times
-from hilbert_diffusion.sampling import default_times, exponential_corrected, exponential_multistep
+from hilbert_diffusion.sampling import RUN_SAMPLER, default_times, exponential_multistep
 from hilbert_diffusion.training import train
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -56,13 +56,14 @@ def quadratic_rows(steps: int, repetitions: int, curves: int) -> dict:
     plan = plans()["quick"]
     plan = dataclasses.replace(plan, train=dataclasses.replace(plan.train, steps=steps))
     run, timing = train_model(plan, save=None)
-    stored = run.config["times"]
-    corrected = spectrum_times(run.sde, run.model.data_spectrum, stored["grids"][0], steps=16, corrector=True)
+    grid = plan.num_points
     samplings = {
         "3M, default_times(48)": Sampling("3M 48", exponential_multistep, default_times(48)),
-        "3M, optimised grid (16)": Sampling("3M 16 opt", exponential_multistep, torch.tensor(stored["times"])),
+        "default: corrected, its grid for the grid sampled (16)":
+            Sampling("C 16 opt", RUN_SAMPLER, run.sampling_times(RUN_SAMPLER, resolution=grid)[0]),
+        "3M, its grid for the grid sampled (16)":
+            Sampling("3M 16 opt", exponential_multistep, run.sampling_times(exponential_multistep, resolution=grid)[0]),
         "3M, default_times(16)": Sampling("3M 16", exponential_multistep, default_times(16)),
-        "corrected, its optimised grid (16)": Sampling("C 16 opt", exponential_corrected, torch.tensor(corrected["times"])),
     }
     rows = {}
     for name, sampling in samplings.items():
@@ -74,10 +75,10 @@ def quadratic_rows(steps: int, repetitions: int, curves: int) -> dict:
         outcome = fresh_repetitions(draw, resolution=plan.num_points, repetitions=repetitions, curves=curves)
         power = outcome["powers"]["10v10"]
         rows[name] = {"evaluations": len(sampling.times) - 1, "power_10v10": power, "seconds": time.perf_counter() - start}
-        print(f"quadratic {name:36s} {len(sampling.times) - 1:3d} evaluations: power {power['mean']:.1f} ± "
+        print(f"quadratic {name:56s} {len(sampling.times) - 1:3d} evaluations: power {power['mean']:.1f} ± "
               f"{power['ci95']:.1f}", flush=True)
     return {"training": timing, "training_steps": steps, "repetitions": repetitions, "curves": curves,
-            "stored_grid": stored, "corrected_grid": corrected, "rows": rows}
+            "stored_grid": run.config["times"], "rows": rows}
 
 
 def transfer_model(name: str, setting: transfer.Setting):
@@ -109,17 +110,17 @@ def transfer_model(name: str, setting: transfer.Setting):
 
 
 def transfer_rows(name: str, setting: transfer.Setting, resolutions: tuple[int, ...], samples: tuple[int, ...]) -> dict:
-    """Spectrum errors at 16 (optimised) and 48 (``default_times``) evaluations from the same prior draws."""
+    """Spectrum errors of the default (16 evaluations on its grid for the grid sampled) and of the 3M sampler on
+    ``default_times(48)`` (the default before issue 18) from the same prior draws."""
     run, reference, floor_fields, training = transfer_model(name, setting)
     kmax = setting.train_resolution // 2 - 1
-    grids = {48: default_times(48), 16: run.sampling_times()[0]}
     rows = []
     for resolution, num in zip(resolutions, samples):
         ref = reference(resolution)
         row = {"resolution": resolution, "samples": num,
                "floor": spectrum_error(radial_spectrum(floor_fields(num, resolution), transfer.BASIS), ref, kmax=kmax)}
-        for evaluations, times in grids.items():
-            x, seconds = transfer.draw(run, exponential_multistep, times, num, resolution, seed=100)
+        for evaluations, (sampler, times) in samplings(run, resolution).items():
+            x, seconds = transfer.draw(run, sampler, times, num, resolution, seed=100)
             row[f"error_{evaluations}"] = spectrum_error(radial_spectrum(x, transfer.BASIS), ref, kmax=kmax)
             row[f"seconds_{evaluations}"] = seconds
         row["within_noise"] = abs(row["error_16"] - row["error_48"]) <= 0.5 * row["floor"]
@@ -129,13 +130,18 @@ def transfer_rows(name: str, setting: transfer.Setting, resolutions: tuple[int, 
     return {"training": training, "stored_grid": run.config["times"], "rows": rows, "run": run}
 
 
+def samplings(run, resolution: int) -> dict:
+    """Evaluations → (sampler, times): the default and the 3M sampler on ``default_times(48)``."""
+    return {48: (exponential_multistep, default_times(48)),
+            16: (RUN_SAMPLER, run.sampling_times(RUN_SAMPLER, resolution=resolution)[0])}
+
+
 def wall_times(run, resolution: int, num: int, repeats: int) -> dict:
     """Sampling 16 vs 48 evaluations and one evaluation neuraloperator vs lean, alternating, medians."""
-    grids = {48: default_times(48), 16: run.sampling_times()[0]}
     sampling = {16: [], 48: []}
     for _ in range(repeats):
-        for evaluations, times in grids.items():
-            sampling[evaluations].append(transfer.draw(run, exponential_multistep, times, num, resolution, seed=7)[1])
+        for evaluations, (sampler, times) in samplings(run, resolution).items():
+            sampling[evaluations].append(transfer.draw(run, sampler, times, num, resolution, seed=7)[1])
     x = run.sde.prior_sample(num, resolution, generator=torch.Generator().manual_seed(0))
     t = torch.full((num,), 0.3)
     forward = {"neuraloperator": [], "lean": []}

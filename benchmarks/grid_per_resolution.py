@@ -1,13 +1,14 @@
-"""Few-step time grids optimised for the sampled resolution alone, against the grid a run stores (issue 18).
+"""Few-step time grids optimised for the sampled resolution alone, against one grid shared by two (issue 18).
 
-A trained run stores one grid per step count, optimised against the exact law of its data spectrum at the training
-grid and a 4× finer one at once (:func:`~hilbert_diffusion.optimal_times.spectrum_times`); ``sampler_convergence.py``
-measures that shared grid. Here the same samplers run, with the exact Gaussian oracle, on a grid optimised for the one
-grid being sampled (:func:`~hilbert_diffusion.optimal_times.optimise_times` with a single target), and on the shared
-one. Every W2 is the exact law the engine propagates (``gaussian_sampler_law``, started from the exact law of ``x_1``),
+``sampler_convergence.py`` measures one grid per step count optimised against the exact law of the data at two grids
+at once (32² and 128²: what a run stored before it optimised for the grid sampled). Here the same samplers run, with
+the exact Gaussian oracle, on a grid optimised for the one grid being sampled (what ``TrainedRun.sampling_times``
+now gives: :func:`~hilbert_diffusion.optimal_times.optimise_times` with a single target), and on the shared one. Every
+W2 is the exact law the engine propagates (``gaussian_sampler_law``, started from the exact law of ``x_1``),
 relative to ``sqrt(E‖x_0‖²)``; Euler–Maruyama with 1000 uniform steps is measured in the same run as the baseline.
-Targets (issue 18): 16 evaluations beat it, 10 are within 2× of it. Samplers: exponential 3M (the default) and 3M with
-the exponential-frame corrector (``exponential_corrected``), each on grids optimised for its own law.
+Targets (issue 18): 16 evaluations beat it, 10 are within 2× of it. Samplers: exponential 3M and 3M with the
+exponential-frame corrector (``exponential_corrected``, a trained run's default ``RUN_SAMPLER``), each on grids
+optimised for its own law.
 
     OMP_NUM_THREADS=1 python benchmarks/grid_per_resolution.py [--quick]
 

@@ -243,7 +243,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     check_generation_memory(run, run.sde.basis.grid(args.resolution), num_out=args.num,
                              batch=min(args.batch_size, args.num), fix_batch="--batch-size")
     sampler = _samplers()[args.sampler]
-    times, origin = run.sampling_times(sampler, args.steps)
+    times, origin = run.sampling_times(sampler, args.steps, resolution=args.resolution)
     steps = len(times) - 1
     if context.is_main:
         print(f"sampling {args.num} fields at {args.resolution} with {sampler.name}: {steps} steps on {origin}, "
@@ -460,10 +460,12 @@ def build_parser() -> argparse.ArgumentParser:
     sa.add_argument("--resolution", type=option.positive_int, required=True)
     sa.add_argument("--num", type=option.positive_int, required=True)
     sa.add_argument("--out", required=True, help="output .npy (num, channels, *grid); a PNG grid is written beside it")
-    sa.add_argument("--sampler", choices=tuple(_samplers()), default="multistep",
-                    help="multistep: exponential 3M, the default; euler-maruyama: HDM's baseline")
-    sa.add_argument("--steps", type=option.sampling_steps, help="time steps; default: multistep on the run's grid optimised at "
-                    "training (16 steps), else per sampler (model evaluations): " +
+    sa.add_argument("--sampler", choices=tuple(_samplers()), default="multistep-corrected",
+                    help="multistep-corrected (the default): exponential 3M with the exponential-frame corrector; "
+                    "multistep: without it; euler-maruyama: HDM's baseline")
+    sa.add_argument("--steps", type=option.sampling_steps, help="time steps; default: for a trained run 16 (its "
+                    "TrainConfig.optimised_steps) on a grid optimised for --resolution against the exact law of its data "
+                    "spectrum (multistep and multistep-corrected), else per sampler (model evaluations): " +
                     ", ".join(f"{n} {s.default_steps} ({s.evaluations()})" for n, s in _samplers().items()))
     sa.add_argument("--batch-size", type=option.positive_int, default=64)
     sa.add_argument("--seed", type=int, default=0)

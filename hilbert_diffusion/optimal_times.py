@@ -251,14 +251,21 @@ def target_grids(sde: DiagonalSDE, grid: Sequence[int]) -> tuple[Grid, ...]:
 
 
 def spectrum_times(
-    sde: DiagonalSDE, spectra: Sequence[Spectrum], grid: Sequence[int], *, steps: int, corrector: bool = False
+    sde: DiagonalSDE,
+    spectra: Sequence[Spectrum],
+    grid: Sequence[int],
+    *,
+    steps: int,
+    corrector: bool = False,
+    transfer: bool = True,
 ) -> dict:
     """The grid of ``steps`` steps optimised for centred Gaussian data with per-channel ``spectra`` (a trained model's
-    Wiener-skip spectrum) on :func:`target_grids` of ``grid`` (``corrector``: for
-    :data:`~hilbert_diffusion.sampling.exponential_corrected`), as the JSON-ready document a run stores:
-    ``{"steps", "times", "grids", "w2", "w2_default"}`` (W2 per grid, relative, of the optimised and default grids)."""
-    grids = target_grids(sde, grid)
+    Wiener-skip spectrum) on :func:`target_grids` of ``grid`` (``transfer=False``: on ``grid`` alone, the grid to be
+    sampled; ``corrector``: for :data:`~hilbert_diffusion.sampling.exponential_corrected`), as the JSON-ready document
+    a run stores: ``{"steps", "corrector", "times", "grids", "w2", "w2_default"}`` (W2 per grid, relative, of the
+    optimised and default grids)."""
+    grids = target_grids(sde, grid) if transfer else (sde.basis.grid(tuple(grid)),)
     targets = [GaussianTarget(g, torch.stack([s(sde.basis.eigenvalues(g)) for s in spectra])) for g in grids]
     result = optimise_times(sde, targets, steps=steps, corrector=corrector)
-    return {"steps": steps, "times": result.times.tolist(), "grids": [list(g) for g in grids], "w2": list(result.w2),
-            "w2_default": list(result.w2_default)}
+    return {"steps": steps, "corrector": corrector, "times": result.times.tolist(), "grids": [list(g) for g in grids],
+            "w2": list(result.w2), "w2_default": list(result.w2_default)}

@@ -29,7 +29,7 @@ from .restoration import (
 )
 from .engine import Model, Sampler
 from .execution import accelerate, model_device, resolve_device
-from .sampling import ExponentialMultistep, exponential_multistep, sample
+from .sampling import RUN_SAMPLER, ExponentialMultistep, sample
 from .sde import DiagonalSDE
 
 __all__ = ["TrainedRun"]
@@ -52,7 +52,7 @@ class TrainedRun:
     step: int
     path: Path | None = None
     config: dict[str, Any] = field(default_factory=dict)
-    _optimised: dict[tuple[int, bool], dict] = field(default_factory=dict, init=False, repr=False)
+    _optimised: dict[tuple, dict] = field(default_factory=dict, init=False, repr=False)
 
     @property
     def channels(self) -> int:
@@ -63,7 +63,7 @@ class TrainedRun:
         num: int,
         resolution: int | tuple[int, ...],
         *,
-        sampler: Sampler = exponential_multistep,
+        sampler: Sampler = RUN_SAMPLER,
         steps: int | None = None,
         times: Tensor | None = None,
         generator: torch.Generator | None = None,
@@ -74,8 +74,10 @@ class TrainedRun:
         **options: Any,
     ) -> Tensor:
         """``num`` samples in data units, ``(num, channels, *grid)``, at any resolution, from the prior drawn at that
-        grid: ``sampler`` on ``times`` if given, else on :meth:`sampling_times` ``(sampler, steps)`` — for the default
-        sampler the grid optimised at training (or for ``steps``), otherwise the sampler's own grid.
+        grid: ``sampler`` on ``times`` if given, else on :meth:`sampling_times` ``(sampler, steps, resolution=)`` —
+        for the 3M samplers (the default :data:`~hilbert_diffusion.sampling.RUN_SAMPLER`, 3M with the corrector, and
+        :data:`~hilbert_diffusion.sampling.exponential_multistep`) a grid optimised for the grid sampled, otherwise the
+        sampler's own grid.
 
         ``device`` (``"auto"``, ``"cpu"``, ``"cuda:N"``; default: where the model is) moves the model there and
         samples there; ``bf16`` runs the network under bfloat16 autocast and ``compile`` its backbone through
@@ -83,20 +85,29 @@ class TrainedRun:
         if times is not None and steps is not None:
             raise ValueError("give steps (a grid of that many steps is chosen for you) or times (a grid of yours), not both.")
         if times is None:
-            times, _ = self.sampling_times(sampler, steps)
+            times, _ = self.sampling_times(sampler, steps, resolution=resolution)
         device = self._execute(device, bf16=bf16, compile=compile)
         x = sample(self.model, self.sde, num=num, resolution=resolution, channels=self.channels, sampler=sampler,
                    times=times, generator=generator, progress=progress, device=device, **options)
         return self.normalization.decode(x)
 
-    def sampling_times(self, sampler: Sampler = exponential_multistep, steps: int | None = None) -> tuple[Tensor, str]:
-        """``(times, where they come from)`` for ``sampler`` with ``steps`` steps (default: the run's choice).
+    def sampling_times(
+        self,
+        sampler: Sampler = RUN_SAMPLER,
+        steps: int | None = None,
+        *,
+        resolution: int | tuple[int, ...] | None = None,
+    ) -> tuple[Tensor, str]:
+        """``(times, where they come from)`` for ``sampler`` with ``steps`` steps (default: the run's choice) at the
+        grid ``resolution``.
 
-        A run trained with ``TrainConfig.optimised_steps`` stores the default sampler's grid optimised against the
-        exact law of its data spectrum (``config["times"]``, :mod:`.optimal_times`); the default sampler uses it when
-        ``steps`` is ``None`` or equal to its count, and for another ``steps`` a grid optimised for that count now
-        (seconds, kept for the run); :data:`~hilbert_diffusion.sampling.exponential_corrected` a grid optimised now for
-        its own law. Other samplers, and runs without a stored grid, use ``sampler.times(steps)``."""
+        A run trained with ``TrainConfig.optimised_steps`` stores a grid of that many steps for the default sampler,
+        optimised at the training grid against the exact law of its data spectrum (``config["times"]``,
+        :mod:`.optimal_times`). The 3M samplers (with and without the corrector) get a grid optimised against their
+        own exact law for the grid ``resolution`` alone (default: the grids the stored one was optimised for): the
+        stored one where it matches, else one optimised now (seconds; ``benchmarks/grid_per_resolution.py``: the
+        corrector on a grid for the grid sampled meets all 12 of issue 18's targets, on one grid for 32² and 128² 11),
+        kept for the run. Other samplers, and runs without a stored grid, use ``sampler.times(steps)``."""
         stored = self.config.get("times")
         spectra = getattr(self.model, "data_spectrum", None)
         method = sampler.method
@@ -104,14 +115,17 @@ class TrainedRun:
                 or (steps or 3) < 3):
             steps = sampler.default_steps if steps is None else steps
             return sampler.times(steps), f"{sampler.name}'s own grid"
-        if not method.corrector and steps in (None, stored["steps"]):
-            return torch.tensor(stored["times"], dtype=torch.float64), "the grid optimised at training"
         steps = stored["steps"] if steps is None else steps
-        if (steps, method.corrector) not in self._optimised:
-            self._optimised[steps, method.corrector] = spectrum_times(self.sde, spectra, stored["grids"][0], steps=steps,
-                                                                      corrector=method.corrector)
-        return (torch.tensor(self._optimised[steps, method.corrector]["times"], dtype=torch.float64),
-                f"a grid optimised now for {steps} steps" + (f" of {sampler.name}" if method.corrector else ""))
+        grids = (self.sde.basis.grid(resolution),) if resolution is not None else tuple(map(tuple, stored["grids"]))
+        key = (grids, steps, method.corrector)
+        if key == (tuple(map(tuple, stored["grids"])), stored["steps"], stored.get("corrector", False)):
+            return torch.tensor(stored["times"], dtype=torch.float64), "the grid optimised at training"
+        if key not in self._optimised:
+            self._optimised[key] = spectrum_times(self.sde, spectra, grids[0], steps=steps, corrector=method.corrector,
+                                                  transfer=len(grids) > 1)
+        where = "×".join(map(str, grids[0])) if len(grids) == 1 else " and ".join("×".join(map(str, g)) for g in grids)
+        return (torch.tensor(self._optimised[key]["times"], dtype=torch.float64),
+                f"a grid optimised now for {steps} steps of {sampler.name} at {where}")
 
     def restore(
         self,

@@ -56,6 +56,7 @@ from .normalization import Normalization
 from .optimal_times import spectrum_times
 from .resources import check_memory, field_bytes, model_bytes, network_bytes
 from .rundir import RunDirectory, held_run_directory
+from .sampling import RUN_SAMPLER
 from .sde import DiagonalSDE
 from .tracking import RunLog
 from .training_hooks import NonFiniteGuard, RunHooks
@@ -88,7 +89,9 @@ class TrainConfig:
     and reported; after ``nonfinite_patience`` such steps in a row the last good state (the newest checkpoint,
     or the start) is restored in memory, and if that does not help either, training stops with an error. ``bf16``: the
     network's forward under bfloat16 autocast (the SDE, the loss and the preconditioning stay in full precision);
-    ``compile``: its backbone through ``torch.compile`` (:mod:`.execution`).
+    ``compile``: its backbone through ``torch.compile`` (:mod:`.execution`). ``optimised_steps``: at the end, a grid
+    of that many steps for :data:`~.sampling.RUN_SAMPLER` optimised at the training grid against the exact law of the
+    data spectrum is stored in the run (``config["times"]``; 0: none, and the run samples on the samplers' own grids).
     """
 
     steps: int = 2000
@@ -258,7 +261,8 @@ def _train_steps(state: RunState, *, sde: DiagonalSDE, config: TrainConfig, cont
             bar.close()
     interrupted = stop == "interrupt" or context.all_agree(interrupts.requested)
     if config.optimised_steps and not interrupted:  # deterministic: every rank stores the same grid
-        state.run_config["times"] = spectrum_times(sde, state.spectra, state.fields.grid, steps=config.optimised_steps)
+        state.run_config["times"] = spectrum_times(sde, state.spectra, state.fields.grid, steps=config.optimised_steps,
+                                                   corrector=RUN_SAMPLER.method.corrector, transfer=False)
     final = hooks.checkpoint()
     if not interrupted:
         hooks.figure(running)

@@ -162,20 +162,28 @@ def test_nan_marks_missing_points_and_the_cost_is_printed_and_controllable(field
 
 def test_sample_uses_the_grid_optimised_at_training_and_says_how_many_evaluations(run_dir, tmp_path, capsys):
     from hilbert_diffusion import load
+    from hilbert_diffusion.optimal_times import spectrum_times
 
     stored = json.loads(sorted(run_dir.glob("checkpoint-*"))[-1].joinpath("checkpoint.json").read_text())["times"]
     assert stored["steps"] == 16 and len(stored["times"]) == 17 and stored["w2"][0] < stored["w2_default"][0]
+    assert stored["corrector"] and stored["grids"] == [[32]]  # the default sampler's grid, for the training grid
     for extra, said in (([], "16 steps on the grid optimised at training, 16 model evaluations"),
-                        (["--steps", "5"], "5 steps on a grid optimised now for 5 steps, 5 model evaluations"),
-                        (["--sampler", "multistep-corrected", "--steps", "4"],
-                         "4 steps on a grid optimised now for 4 steps of exponential_corrected, 4 model evaluations"),
-                        (["--steps", "2"], "2 steps on exponential_multistep's own grid, 2 model evaluations"),
+                        (["--resolution", "64"], "16 steps on a grid optimised now for 16 steps of "
+                         "exponential_corrected at 64, 16 model evaluations"),
+                        (["--steps", "5"], "5 steps on a grid optimised now for 5 steps of exponential_corrected at 32"),
+                        (["--sampler", "multistep", "--steps", "4"],
+                         "4 steps on a grid optimised now for 4 steps of exponential_multistep at 32, 4 model evaluations"),
+                        (["--steps", "2"], "2 steps on exponential_corrected's own grid, 2 model evaluations"),
                         (["--sampler", "ancestral", "--steps", "3"], "3 steps on exponential_ancestral's own grid")):
         assert main(["sample", str(run_dir), "--resolution", "32", "--num", "2", "--out", str(tmp_path / "s.npy"),
                      "--quiet", *extra]) == 0
         assert said in capsys.readouterr().err
     run = load(run_dir)
     times, _ = run.sampling_times()
-    assert times.tolist() == stored["times"]
+    assert times.tolist() == stored["times"] and torch.equal(run.sampling_times(resolution=32)[0], times)
+    fine, origin = run.sampling_times(resolution=64)
+    assert origin.endswith("at 64") and not torch.equal(fine, times)
+    assert fine.tolist() == spectrum_times(run.sde, run.model.data_spectrum, (64,), steps=16, corrector=True,
+                                           transfer=False)["times"]
     draw = lambda **kw: run.sample(2, 32, generator=torch.Generator().manual_seed(0), **kw)
     assert torch.equal(draw(), draw(times=times))
