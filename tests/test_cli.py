@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from hilbert_diffusion import GaussianRandomField, Matern, NeumannBasis, PeriodicBasis, SphereBasis, cli
+from hilbert_diffusion import GaussianRandomField, Matern, NeumannBasis, PeriodicBasis, SphereBasis, cli, cli_train
 from hilbert_diffusion.checkpoint import read_checkpoint
 from hilbert_diffusion.cli import main
 from hilbert_diffusion.config import from_config
@@ -66,7 +66,7 @@ def test_default_process_per_domain_and_a_resumed_run_keeps_its_own(run_dir, tmp
     monkeypatch.setitem(cli.DEFAULT_HEAT, "curves", (cli.DEFAULT_HEAT["curves"][0] + 7.0, "a changed default"))
     assert main([*command, "--steps", "2", "--resume"]) == 0
     assert _stored_kappa(old) == before
-    assert cli._domain(SphereBasis()) == "sphere" and cli._domain(NeumannBasis(2)) == "images"
+    assert cli_train.domain(SphereBasis()) == "sphere" and cli_train.domain(NeumannBasis(2)) == "images"
 
 
 @pytest.mark.parametrize("resolution", [32, 96])
