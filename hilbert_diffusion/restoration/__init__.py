@@ -34,6 +34,7 @@ from .operators import BlockAverage, HeatBlur, Mask, ObservationOperator, Spectr
 from .replacement import DDNM, RESTORATION_STEPS, RePaint, ddnm, repaint
 from .points import PointObservation, diffusionpde_points
 from .smc import FilteringSMC, filtering_smc
+from .twisted_smc import TwistedSMC, twisted_smc
 from .vectors import observation_matrix
 
 __all__ = [
@@ -55,11 +56,13 @@ __all__ = [
     "DPS",
     "CovarianceGuidance",
     "FilteringSMC",
+    "TwistedSMC",
     "repaint",
     "ddnm",
     "dps",
     "covariance_guidance",
     "filtering_smc",
+    "twisted_smc",
     "METHODS",
     "RESTORATION_STEPS",
     "default_method",
@@ -67,21 +70,21 @@ __all__ = [
     "GaussianPosterior",
 ]
 
-METHODS: tuple[Sampler, ...] = (filtering_smc, covariance_guidance, ddnm, repaint, dps)
+METHODS: tuple[Sampler, ...] = (filtering_smc, twisted_smc, covariance_guidance, ddnm, repaint, dps)
 """Every restoration method of the package."""
 
 
 def default_method(sde: DiagonalSDE, operator: ObservationOperator) -> Sampler:
     """:data:`ddnm` for operators diagonal in the basis (exact there, and the cheapest); the asymptotically exact
     :data:`filtering_smc` where it applies (``A`` commutes with the forward mean factor: κ = 0, and every channel is
-    observed at the same points); else — heat, channel-wise masks, observations through a solver — :data:`covariance_guidance`,
-    exact for Gaussian data with the model's spectrum (it reads the model's ``data_spectrum``)."""
+    observed at the same points); under heat (mode-dependent ``a_k(t)``) the asymptotically exact :data:`twisted_smc`
+    (it reads the model's ``data_spectrum`` for its Gaussian twist); channel-wise masks and observations through a
+    solver: :data:`covariance_guidance`, exact for Gaussian data with the model's spectrum."""
     if operator.diagonal:
         return ddnm
-    heat = getattr(sde, "kappa", 0.0) > 0
-    if heat or isinstance(operator, ConstrainedMask) or getattr(operator, "per_channel", False):
+    if isinstance(operator, ConstrainedMask) or getattr(operator, "per_channel", False):
         return covariance_guidance
-    return filtering_smc
+    return twisted_smc if getattr(sde, "kappa", 0.0) > 0 else filtering_smc
 
 
 def __getattr__(name: str):  # the exact references moved beside the Gaussian oracle; the old import path still works
