@@ -1,14 +1,39 @@
-"""Resampling of particle filters: systematic resampling where the effective sample size is low, and the choice of
-one output particle per filter (shared by the particle samplers of :mod:`.smc` and :mod:`.twisted_smc`)."""
+"""Particle filters' common parts: their options, systematic resampling where the effective sample size is low, and
+the choice of one output particle per filter (shared by the particle samplers of :mod:`.smc` and :mod:`.twisted_smc`)."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import Tensor
 
+from ..engine import Method
 from ..seeding import draw_device
 
 __all__: list[str] = []
+
+
+@dataclass(frozen=True)
+class ParticleMethod(Method):
+    """A conditional method that runs ``particles`` states per output (each a model evaluation per step) and
+    resamples a filter when its effective sample size falls below ``ess_threshold · particles``."""
+
+    particles: int = 16
+    ess_threshold: float = 0.5
+    conditional: ClassVar[bool] = True
+    order: ClassVar[int] = 1
+    stochastic: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.particles, int) or self.particles < 1:
+            raise ValueError(f"particles must be a positive int, got {self.particles!r}.")
+        if not 0 <= self.ess_threshold <= 1:
+            raise ValueError(f"ess_threshold must lie in [0, 1], got {self.ess_threshold}.")
+
+    def evaluations(self, steps: int) -> int:
+        return self.particles * steps
 
 
 def systematic_resample(log_weights: Tensor, generator: torch.Generator | None) -> Tensor:

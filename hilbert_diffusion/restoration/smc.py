@@ -16,16 +16,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar
 
 import torch
 from torch import Tensor
 
-from ..engine import Method, Run, Sampler
+from ..engine import Run, Sampler
 from ..seeding import draw_device
 from ..times import power_times
-from .resampling import choose, resample_degenerate
-from .vectors import _from_vector, _Linear, _to_vector
+from .resampling import ParticleMethod, choose, resample_degenerate
+from .vectors import _Linear, _to_vector
 from .replacement import RESTORATION_STEPS
 
 __all__ = ["FilteringSMC", "filtering_smc"]
@@ -83,24 +82,9 @@ class _Particles:
 
 
 @dataclass(frozen=True)
-class FilteringSMC(Method):
+class FilteringSMC(ParticleMethod):
     """Particle filter over the reverse process conditioned on the forward-noised observation path; see
     :data:`filtering_smc`."""
-
-    particles: int = 16
-    ess_threshold: float = 0.5
-    conditional: ClassVar[bool] = True
-    order: ClassVar[int] = 1
-    stochastic: ClassVar[bool] = True
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.particles, int) or self.particles < 1:
-            raise ValueError(f"particles must be a positive int, got {self.particles!r}.")
-        if not 0 <= self.ess_threshold <= 1:
-            raise ValueError(f"ess_threshold must lie in [0, 1], got {self.ess_threshold}.")
-
-    def evaluations(self, steps: int) -> int:
-        return self.particles * steps
 
     def start(self, run: Run) -> _Particles:
         """Prior draws at ``times[0]`` (``x`` first), with ``e ~ N(0, σ_y² I)``, conditioned on ``y_T`` exactly (Matheron)."""

@@ -35,18 +35,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar
 
 import torch
 from torch import Tensor
 
-from ..engine import Method, Run, Sampler
+from ..engine import Run, Sampler
 from ..noise import Spectrum
 from ..seeding import draw_device
 from ..times import power_times
 from .covariance_guidance import _posterior, data_spectrum
 from .replacement import RESTORATION_STEPS
-from .resampling import choose, effective_size, resample_degenerate
+from .resampling import ParticleMethod, choose, effective_size, resample_degenerate
 from .vectors import _Linear, _to_vector
 
 __all__ = ["TwistedSMC", "twisted_smc"]
@@ -70,24 +69,13 @@ class _Twisted:
 
 
 @dataclass(frozen=True)
-class TwistedSMC(Method):
-    """Twisted SMC with covariance guidance's Gaussian twist; see :data:`twisted_smc`."""
+class TwistedSMC(ParticleMethod):
+    """Twisted SMC with covariance guidance's Gaussian twist; see :data:`twisted_smc`. ``data_spectrum`` may be a
+    ChannelCovariance, read through its per-channel variances (the twist then ignores the channels' correlation, which
+    costs weight variance, not exactness)."""
 
     particles: int = 8
-    ess_threshold: float = 0.5
     data_spectrum: Spectrum | Sequence[Spectrum] | None = None
-    conditional: ClassVar[bool] = True
-    order: ClassVar[int] = 1
-    stochastic: ClassVar[bool] = True
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.particles, int) or self.particles < 1:
-            raise ValueError(f"particles must be a positive int, got {self.particles!r}.")
-        if not 0 <= self.ess_threshold <= 1:
-            raise ValueError(f"ess_threshold must lie in [0, 1], got {self.ess_threshold}.")
-
-    def evaluations(self, steps: int) -> int:
-        return self.particles * steps
 
     def start(self, run: Run) -> _Twisted:
         """``x`` as each filter's first particle, fresh draws of ``N(0, v(times[0]))`` as the others, equal weights."""
@@ -100,7 +88,9 @@ class TwistedSMC(Method):
         fresh = fresh.reshape(x.shape[0], p, *x.shape[1:])
         fresh[:, 0] = x
         log_weights = torch.zeros((x.shape[0], p), dtype=_F64, device=x.device)
-        spectrum = data_spectrum(run, self.data_spectrum, mixing=False).to(_F64)
+        spectrum = data_spectrum(run, self.data_spectrum).to(_F64)
+        if spectrum.dim() == run.basis.ndim + 2:  # a ChannelCovariance: its per-channel variances (any twist is exact)
+            spectrum = spectrum.diagonal(0, 0, 1).movedim(-1, 0)
         return _Twisted(algebra, y_vec.repeat_interleave(p, dim=0), spectrum, fresh.flatten(0, 1), log_weights,
                         torch.zeros(x.shape[0] * p, dtype=_F64, device=x.device), x.dtype)
 
