@@ -14,11 +14,12 @@ and IHDM-like strong heat ``25`` (mode-dependent ``a_k(t)``: the filtering SMC d
 diagonal in the basis, and is skipped); ``power_times(100, ρ=2, t_end=1e-4)``. Tasks: a box hiding ``[¼, ¾)^d``, 80 % of the points
 missing at random, spectral super-resolution ×4, and in 1-D also the random mask with ``σ_y = 0.1``,
 spectral ×2, block averaging ×4 and a heat blur (``τ = 2e-3``) with ``σ_y = 0.02``. Methods: RePaint
-(``U = 1``; ``U = 5`` on 1-D inpainting), DDNM (DDNM⁺ when ``σ_y > 0``), DPS (``ζ = 1``) and the filtering SMC
-(12 particles in 1-D, 8 in 2-D).
+(``U = 1``; ``U = 5`` on 1-D inpainting), DDNM (DDNM⁺ when ``σ_y > 0``), DPS (``ζ = 1``), the filtering SMC
+(12 particles in 1-D, 8 in 2-D), covariance guidance and, under heat, the twisted SMC with ``TWISTED`` = 2 particles
+(200 evaluations per draw).
 
 Per task and method, over ``truths`` ground truths drawn from the prior (``samples`` posterior draws each;
-SMC draws half as many):
+the filtering SMC draws half as many):
 
 * ``mean err``: relative L² error ``‖x̄ - μ‖ / ‖μ‖`` of the sample mean, averaged over the truths (``mc``: its
   Monte Carlo expectation ``sqrt(Σ w σ² / n) / ‖μ‖`` for exact samples); ``bias``: its systematic part,
@@ -36,14 +37,18 @@ for every column (calibration included: with a few strongly correlated truths it
 Targets (issue 5, and issue 16 under heat on every operator, at ≤ 2× κ = 0's evaluations): the best method ≤ 5 %
 mean error and std ratio in [0.85, 1.15], exact to Monte Carlo error on spectral super-resolution; calibration
 0.85–0.95. 8 truths with 512 draws each in 1-D (the Monte Carlo part of the mean error stays under 5 % on the box),
-128 in 2-D. ``--process`` runs those processes only and keeps the others' rows from the previous result (with the
-configuration they were measured with, ``kept_from_previous_run``).
+128 in 2-D. ``--process``, ``--ndim``, ``--task``, ``--method`` (label prefix) and ``--truths`` run a subset and keep
+the previous result's other rows (each row records its ``truths``; a row is replaced by one of the same process,
+setting, task, method and truths; the configuration of the processes not run is kept as ``kept_from_previous_run``),
+e.g. the coverage checks with 48 truths beside the 8-truth rows.
 
-    python benchmarks/restoration_exact.py [--quick] [--process κ=0|heat ¼|heat 25 ...]
+    python benchmarks/restoration_exact.py [--quick] [--process κ=0|heat ¼|heat 25 ...] [--ndim 1|2] [--task LABEL]
+        [--method PREFIX] [--truths N]
 
 prints the table and writes ``benchmarks/results/restoration_exact.json`` and ``restoration_exact.png``
-(observation, samples, mean and std against the exact posterior, under ``κ = 0`` and strong heat); ``--quick``:
-1-D, three tasks, fewer steps and samples, ``..._quick.json/.png``.
+(observation, samples, mean and std against the exact posterior, under ``κ = 0`` and strong heat; a partial run draws
+the panels it ran into ``restoration_exact_subset.png``); ``--quick``: 1-D, three tasks, fewer steps and samples,
+``..._quick.json/.png``.
 """
 
 from __future__ import annotations
@@ -110,13 +115,13 @@ def methods(quick: bool, ndim: int, *, heat: bool = False) -> list[Method]:
         Method("dps ζ=1", dps, {"step_size": 1.0}),
         Method(f"smc P={particles}", filtering_smc, {"particles": particles}, fraction=0.5),
         Method("guidance", covariance_guidance, {}),
-        *([Method(f"twisted P={TWISTED}", twisted_smc, {"particles": TWISTED}, fraction=1 / TWISTED)] if heat else []),
+        *([Method(f"twisted P={TWISTED}", twisted_smc, {"particles": TWISTED})] if heat else []),
     ]
 
 
 #: particles of the twisted SMC (heat only): 2 × 100 steps = 200 evaluations per draw, ≤ 2× every κ = 0 method's
-#: (covariance guidance 100, the filtering SMC 800–1200); it draws ``samples / TWISTED`` per truth, as many fields as
-#: one sampler run
+#: (covariance guidance 100, the filtering SMC 800–1200); it draws as many samples per truth as guidance (its mean
+#: error is Monte Carlo error: fewer draws would raise it)
 TWISTED = 2
 
 
@@ -376,13 +381,14 @@ def main(argv: list[str] | None = None) -> int:
     RESULTS.mkdir(exist_ok=True)
     config = {"steps": steps, "times": "power_times(steps, rho=2, t_end=1e-4)", "truths": truths,
               "samples_per_truth": {"1-D": 64 if args.quick else 512, "2-D": 128},
-              "smc_samples_per_truth": "half of samples_per_truth; twisted: samples_per_truth / particles",
+              "smc_samples_per_truth": "half of samples_per_truth (twisted: all)",
               "processes_run": processes, "tasks_run": args.task or "all", "methods_run": args.method or "all",
               "kept_from_previous_run": kept, "platform": platform.platform(), "torch": torch.__version__}
     (RESULTS / f"{stem}.json").write_text(json.dumps({"config": config, "rows": rows}, indent=1, ensure_ascii=False))
-    if not subset:  # a partial run keeps the stored figure
-        figure(RESULTS / f"{stem}.png")
-    print(f"wrote {RESULTS / f'{stem}.json'}" + ("" if subset else f" and {stem}.png"))
+    picture = f"{stem}_subset.png" if subset else f"{stem}.png"  # a partial run keeps the full run's figure
+    if FIGURE:
+        figure(RESULTS / picture)
+    print(f"wrote {RESULTS / f'{stem}.json'}" + (f" and {picture}" if FIGURE else ""))
     return 0
 
 

@@ -10,7 +10,10 @@ samplers' signature plus the keyword-only ``operator`` and ``y``::
 * :data:`dps` — likelihood guidance through the model (:mod:`.guidance`);
 * :data:`covariance_guidance` — the conditional denoiser of the linear-Gaussian likelihood with the data spectrum's
   exact posterior covariance, one model evaluation per step (:mod:`.covariance_guidance`);
-* :data:`filtering_smc` — sequential Monte Carlo over the reverse process, asymptotically exact (:mod:`.smc`).
+* :data:`filtering_smc` — sequential Monte Carlo over the reverse process, asymptotically exact where ``A`` commutes
+  with the forward mean factor (κ = 0, or ``A`` diagonal in the basis) (:mod:`.smc`);
+* :data:`twisted_smc` — twisted SMC with covariance guidance's Gaussian twist, asymptotically exact for every diagonal
+  SDE, heat included; every weight is 1 for Gaussian data (:mod:`.twisted_smc`).
 
 Pairs ``(a, u = S a)`` with a known linear solution operator ``S`` are observed through it (:mod:`.constraint`).
 
@@ -18,8 +21,9 @@ Pairs ``(a, u = S a)`` with a known linear solution operator ``S`` are observed 
 is measured against lives beside the oracle (:func:`hilbert_diffusion.models.gaussian.exact_gaussian_posterior`).
 Measured there: for operators diagonal in the basis (spectral super-resolution) replacement is exact and cheapest;
 for masks, block averages and noisy observations :data:`filtering_smc` matches the posterior (mean and spread) at
-``particles`` times the cost, and :data:`covariance_guidance` matches it at the cost of one sampler (also under heat,
-where SMC does not apply); DPS and the replacement methods are off by tens of percent in the mean there.
+``particles`` times the cost, and :data:`covariance_guidance` matches it at the cost of one sampler (also under heat);
+under heat :data:`twisted_smc` matches it at twice that cost with two particles and stays exact for non-Gaussian data;
+DPS and the replacement methods are off by tens of percent in the mean there.
 """
 
 from __future__ import annotations
