@@ -2,7 +2,7 @@
 
 Gaussian data: the twist is p(y | x_t) and the proposal p(x_s | x_t, y) exactly, so every weight is 1 (the effective
 sample size equals the particle count) and the draws match the exact posterior's mean and covariance to Monte Carlo
-error, on a mask and on block averaging (filtering_smc refuses both under heat).
+error, on a mask and on block averaging, noiseless and noisy (filtering_smc refuses both under heat).
 
 Non-Gaussian data: a two-component Gaussian mixture ``π_j N(±m, C)``, whose exact denoiser is the
 responsibility-weighted pair of Gaussian denoisers and whose posterior given ``y = A x + σ_y ε`` is the mixture of the
@@ -51,14 +51,15 @@ def _run_with_carry(method, model, sde, x, times, operator, y, seed):
 
 
 @pytest.mark.parametrize("heat", list(HEAT))
-@pytest.mark.parametrize("task", ["box", "block ×4"])
+@pytest.mark.parametrize("task", ["box", "block ×4", "noisy block ×4"])
 def test_gaussian_data_meets_the_exact_posterior_with_uniform_weights(task, heat):
     n, draws = 32, 1000
     sde = _sde(HEAT[heat], n)
     oracle = GaussianOracle(sde, Matern(alpha=2.0, tau=5.0))
-    operator = box_mask(BASIS, n, low=0.3, high=0.6) if task == "box" else BlockAverage(basis=BASIS, resolution=8)
+    operator = (box_mask(BASIS, n, low=0.3, high=0.6) if task == "box" else
+                BlockAverage(basis=BASIS, resolution=8, noise_std=0.05 if task.startswith("noisy") else 0.0))
     truth = oracle.sample_data(1, n, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    y = operator.observe(truth)
+    y = operator.observe(truth, generator=torch.Generator().manual_seed(1))
     exact = exact_gaussian_posterior(oracle, operator, y, n)
     x = sde.prior_sample(draws, n, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
     method = twisted_smc.method.__class__(particles=4)
@@ -104,9 +105,10 @@ class _Mixture:
         return torch.softmax(-0.5 * torch.stack(quadratic) + self.log_prior, 0)
 
 
-def test_mixture_prior_weights_are_recovered_where_the_gaussian_twist_fails():
+@pytest.mark.parametrize("heat", list(HEAT))
+def test_mixture_prior_weights_are_recovered_where_the_gaussian_twist_fails(heat):
     n, draws, steps = 16, 300, 50
-    sde = _sde(25.0, n)
+    sde = _sde(HEAT[heat], n)
     grid = BASIS.grid(n)
     bump = torch.cos(math.pi * (torch.arange(n, dtype=torch.float64) + 0.5) / n) + 0.5
     mixture = _Mixture(sde, Matern(alpha=2.0, tau=5.0), [2.0 * bump, -2.0 * bump], [0.85, 0.15])
@@ -126,7 +128,7 @@ def test_mixture_prior_weights_are_recovered_where_the_gaussian_twist_fails():
         r = mixture.responsibilities(out, 0.0)[:, 0]
         estimates[label] = (float(r.mean()), float(r.std()) / math.sqrt(draws))
     value, error = estimates["twisted"]
-    assert abs(value - exact) < 3 * error + 0.02  # 0.02: finite particles and steps (P = 32: 0.254 ± 0.019)
+    assert abs(value - exact) < 3 * error + 0.02  # 0.02: finite particles and steps (measured 0.26–0.27)
     for label in ("one particle", "guidance"):
         assert estimates[label][0] - exact > 0.1, estimates  # the Gaussian twist alone keeps the prior's favourite
 
