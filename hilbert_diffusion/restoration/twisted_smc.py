@@ -143,7 +143,7 @@ class TwistedSMC(ParticleMethod):
         ``m = D + Σ c_0 (x_s − c_t x_t − c_0 D) / (var + c_0² Σ)``."""
         basis = run.basis
         c_t, c_0, var = (q.to(_F64) for q in run.bridge(s, t))
-        spread = var + c_0**2 * covariance
+        spread = (var + c_0**2 * covariance).clamp_min(torch.finfo(_F64).tiny)  # > 0 unless a mode has no noise
         innovation = basis.forward(carry.state) - c_t * basis.forward(x_t) - c_0 * basis.forward(denoised)
         mean = denoised + basis.inverse(covariance * c_0 / spread * innovation, run.grid)
         gains = _gains(carry.algebra, covariance * var / spread, sigma)
