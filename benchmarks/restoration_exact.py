@@ -14,11 +14,12 @@ and IHDM-like strong heat ``25`` (mode-dependent ``a_k(t)``: the filtering SMC d
 diagonal in the basis, and is skipped); ``power_times(100, ρ=2, t_end=1e-4)``. Tasks: a box hiding ``[¼, ¾)^d``, 80 % of the points
 missing at random, spectral super-resolution ×4, and in 1-D also the random mask with ``σ_y = 0.1``,
 spectral ×2, block averaging ×4 and a heat blur (``τ = 2e-3``) with ``σ_y = 0.02``. Methods: RePaint
-(``U = 1``; ``U = 5`` on 1-D inpainting), DDNM (DDNM⁺ when ``σ_y > 0``), DPS (``ζ = 1``) and the filtering SMC
-(12 particles in 1-D, 8 in 2-D).
+(``U = 1``; ``U = 5`` on 1-D inpainting), DDNM (DDNM⁺ when ``σ_y > 0``), DPS (``ζ = 1``), the filtering SMC
+(12 particles in 1-D, 8 in 2-D), covariance guidance and, under heat, the twisted SMC with ``TWISTED`` = 2 particles
+(200 evaluations per draw).
 
 Per task and method, over ``truths`` ground truths drawn from the prior (``samples`` posterior draws each;
-SMC draws half as many):
+the filtering SMC draws half as many):
 
 * ``mean err``: relative L² error ``‖x̄ - μ‖ / ‖μ‖`` of the sample mean, averaged over the truths (``mc``: its
   Monte Carlo expectation ``sqrt(Σ w σ² / n) / ‖μ‖`` for exact samples); ``bias``: its systematic part,
@@ -36,14 +37,18 @@ for every column (calibration included: with a few strongly correlated truths it
 Targets (issue 5, and issue 16 under heat on every operator, at ≤ 2× κ = 0's evaluations): the best method ≤ 5 %
 mean error and std ratio in [0.85, 1.15], exact to Monte Carlo error on spectral super-resolution; calibration
 0.85–0.95. 8 truths with 512 draws each in 1-D (the Monte Carlo part of the mean error stays under 5 % on the box),
-128 in 2-D. ``--process`` runs those processes only and keeps the others' rows from the previous result (with the
-configuration they were measured with, ``kept_from_previous_run``).
+128 in 2-D. ``--process``, ``--ndim``, ``--task``, ``--method`` (label prefix) and ``--truths`` run a subset and keep
+the previous result's other rows (each row records its ``truths``; a row is replaced by one of the same process,
+setting, task, method and truths; the configuration of the processes not run is kept as ``kept_from_previous_run``),
+e.g. the coverage checks with 48 truths beside the 8-truth rows.
 
-    python benchmarks/restoration_exact.py [--quick] [--process κ=0|heat ¼|heat 25 ...]
+    python benchmarks/restoration_exact.py [--quick] [--process κ=0|heat ¼|heat 25 ...] [--ndim 1|2] [--task LABEL]
+        [--method PREFIX] [--truths N]
 
 prints the table and writes ``benchmarks/results/restoration_exact.json`` and ``restoration_exact.png``
-(observation, samples, mean and std against the exact posterior, under ``κ = 0`` and strong heat); ``--quick``:
-1-D, three tasks, fewer steps and samples, ``..._quick.json/.png``.
+(observation, samples, mean and std against the exact posterior, under ``κ = 0`` and strong heat; a partial run draws
+the panels it ran into ``restoration_exact_subset.png``); ``--quick``: 1-D, three tasks, fewer steps and samples,
+``..._quick.json/.png``.
 """
 
 from __future__ import annotations
@@ -74,6 +79,7 @@ from hilbert_diffusion.restoration import (
     filtering_smc,
     random_mask,
     repaint,
+    twisted_smc,
 )
 from hilbert_diffusion.sampling import exponential_ancestral, gaussian_sampler_law, power_times
 
@@ -109,7 +115,14 @@ def methods(quick: bool, ndim: int, *, heat: bool = False) -> list[Method]:
         Method("dps ζ=1", dps, {"step_size": 1.0}),
         Method(f"smc P={particles}", filtering_smc, {"particles": particles}, fraction=0.5),
         Method("guidance", covariance_guidance, {}),
+        *([Method(f"twisted P={TWISTED}", twisted_smc, {"particles": TWISTED})] if heat else []),
     ]
+
+
+#: particles of the twisted SMC (heat only): 2 × 100 steps = 200 evaluations per draw, ≤ 2× every κ = 0 method's
+#: (covariance guidance 100, the filtering SMC 800–1200); it draws as many samples per truth as guidance (its mean
+#: error is Monte Carlo error: fewer draws would raise it)
+TWISTED = 2
 
 
 def tasks(ndim: int, quick: bool) -> list[Task]:
@@ -219,10 +232,11 @@ def run_task(
     draws = exact.mean[:, None] + (white @ root.T).reshape(truths, samples, 1, *grid)
     rows = [{
         "task": task.label, "method": "exact", **_scores(draws, truth, exact, reference, basis), "samples": truths * samples,
+        "truths": truths,
         "floor_std_ratio": floor, "unknown_points": int(unknown.sum()), "observations": int(op.observed_points(grid).sum()),
     }]
     for method in method_list:
-        row = {"task": task.label, "method": method.label}
+        row = {"task": task.label, "method": method.label, "truths": truths}
         if method.inpainting_only and not task.inpainting:
             continue
         if op.noise_std > 0 and not method.noisy:
@@ -252,19 +266,19 @@ def run_task(
 FIGURE_TASKS = (("κ=0", "box"), ("κ=0", "random 80%"), ("κ=0", "spectral ×4"), ("heat 25", "box"),
                 ("heat 25", "block ×4"), ("heat 25", "heat blur σ=0.02"))
 COLORS = {"repaint": "tab:blue", "repaint U": "tab:orange", "ddnm": "tab:green", "dps": "tab:red", "smc": "tab:purple",
-          "guidance": "tab:brown"}
+          "guidance": "tab:brown", "twisted": "tab:pink"}
 FIGURE: dict = {}
 
 
 def print_table(rows: list[dict]) -> None:
     head = (
-        f"{'process':8s} {'setting':8s} {'task':18s} {'method':12s} {'mean err':>8s} {'mc':>6s} {'bias':>6s} {'std':>6s} {'vs floor':>13s} "
+        f"{'process':8s} {'setting':8s} {'task':18s} {'method':12s} {'truths':>6s} {'mean err':>8s} {'mc':>6s} {'bias':>6s} {'std':>6s} {'vs floor':>13s} "
         f"{'floor':>6s} {'cal90':>6s} {'NFE':>6s} {'time':>6s}"
     )
     print(head)
     print("-" * len(head))
     for r in rows:
-        lead = f"{r['process']:8s} {r['setting']:8s} {r['task']:18s} {r['method']:12s}"
+        lead = f"{r['process']:8s} {r['setting']:8s} {r['task']:18s} {r['method']:12s} {r.get('truths', ''):>6}"
         if "skipped" in r:
             print(f"{lead} n/a: {r['skipped']}")
         else:
@@ -307,17 +321,25 @@ def figure(path: Path) -> None:
     plt.close(fig)
 
 
-def _previous_rows(path: Path, processes: list[str]) -> tuple[list[dict], dict]:
-    """The rows of the processes not run now, from the previous result (rows written before the heat settings
-    existed are ``κ = 0``'s), and the configuration each was measured with."""
-    if not path.exists() or set(processes) == set(PROCESSES):
-        return [], {}
+def _key(row: dict, truths: int) -> tuple:
+    return row["process"], row["setting"], row["task"], row["method"], row.get("truths", truths)
+
+
+def _merge(path: Path, rows: list[dict]) -> tuple[list[dict], dict]:
+    """The previous result's rows that no row of this run replaces (same process, setting, task, method and number
+    of truths; rows written before the heat settings existed are ``κ = 0``'s), then this run's; and the
+    configuration each kept process was measured with."""
+    if not path.exists():
+        return rows, {}
     previous = json.loads(path.read_text())
-    rows = [{"process": "κ=0", "kappa_nyquist": 0.0, **r} for r in previous["rows"]]
-    rows = [r for r in rows if r["process"] not in processes]
     old = previous["config"].get("kept_from_previous_run", {})
     config = {k: v for k, v in previous["config"].items() if k != "kept_from_previous_run"}
-    return rows, {p: old.get(p, config) for p in {r["process"] for r in rows}}
+    truths = lambda process: old.get(process, config).get("truths", 8)
+    new = {_key(r, 0) for r in rows}
+    kept = [{"process": "κ=0", "kappa_nyquist": 0.0, **r} for r in previous["rows"]]
+    kept = [{**r, "truths": r.get("truths", truths(r["process"]))} for r in kept]
+    kept = [r for r in kept if _key(r, 0) not in new]
+    return kept + rows, {p: old.get(p, config) for p in {r["process"] for r in kept}}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -325,33 +347,48 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="1-D, three tasks, 50 steps, fewer samples")
     parser.add_argument("--process", action="append", choices=list(PROCESSES),
                         help="the forward process(es) to run (κ λ_max at the grid; repeatable; default: all)")
+    parser.add_argument("--task", action="append", help="run these tasks only (labels; repeatable; default: all)")
+    parser.add_argument("--method", action="append",
+                        help="run the methods whose label starts with this only (repeatable; default: all)")
+    parser.add_argument("--ndim", type=int, action="append", choices=(1, 2), help="the settings to run (default: both)")
+    parser.add_argument("--truths", type=int, help="ground truths per task (default 8; 4 with --quick)")
     args = parser.parse_args(argv)
     processes = args.process or list(PROCESSES)
     torch.set_num_threads(1)
     steps, truths = (50, 4) if args.quick else (100, 8)
+    truths = args.truths or truths
     stem = "restoration_exact_quick" if args.quick else "restoration_exact"
-    rows, kept = _previous_rows(RESULTS / f"{stem}.json", processes)
+    rows: list[dict] = []
     started = time.perf_counter()
-    for process, ndim in ((p, d) for p in processes for d in ((1,) if args.quick else (1, 2))):
+    dims = (1,) if args.quick else tuple(args.ndim or (1, 2))
+    for process, ndim in ((p, d) for p in processes for d in dims):
         oracle, grid = setting(ndim, kappa_nyquist=PROCESSES[process])
         samples = 64 if args.quick else (512 if ndim == 1 else 128)
         for i, task in enumerate(tasks(ndim, args.quick)):
-            method_list = methods(args.quick, ndim, heat=PROCESSES[process] > 0)
+            if args.task and task.label not in args.task:
+                continue
+            method_list = [m for m in methods(args.quick, ndim, heat=PROCESSES[process] > 0)
+                           if not args.method or any(m.label.startswith(prefix) for prefix in args.method)]
             runs = run_task(oracle, grid, task, method_list, steps=steps, truths=truths, samples=samples, seed=100 + i,
                             process=process)
             print(f"{process} {ndim}-D {task.label}: {time.perf_counter() - started:.0f} s", flush=True)
             for row in runs:
                 rows.append({"process": process, "kappa_nyquist": PROCESSES[process],
                              "setting": f"{ndim}-D {'×'.join(map(str, grid))}", **row})
+    subset = bool(args.task or args.method or args.ndim or args.truths) or set(processes) != set(PROCESSES)
+    rows, kept = _merge(RESULTS / f"{stem}.json", rows) if subset else (rows, {})
     print_table(rows)
     RESULTS.mkdir(exist_ok=True)
     config = {"steps": steps, "times": "power_times(steps, rho=2, t_end=1e-4)", "truths": truths,
               "samples_per_truth": {"1-D": 64 if args.quick else 512, "2-D": 128},
-              "smc_samples_per_truth": "half of samples_per_truth", "processes_run": processes,
+              "smc_samples_per_truth": "half of samples_per_truth (twisted: all)",
+              "processes_run": processes, "tasks_run": args.task or "all", "methods_run": args.method or "all",
               "kept_from_previous_run": kept, "platform": platform.platform(), "torch": torch.__version__}
     (RESULTS / f"{stem}.json").write_text(json.dumps({"config": config, "rows": rows}, indent=1, ensure_ascii=False))
-    figure(RESULTS / f"{stem}.png")
-    print(f"wrote {RESULTS / f'{stem}.json'} and {stem}.png")
+    picture = f"{stem}_subset.png" if subset else f"{stem}.png"  # a partial run keeps the full run's figure
+    if FIGURE:
+        figure(RESULTS / picture)
+    print(f"wrote {RESULTS / f'{stem}.json'}" + (f" and {picture}" if FIGURE else ""))
     return 0
 
 

@@ -63,7 +63,7 @@ def _methods() -> dict:
 
     return {"auto": None, "smc": restoration.filtering_smc, "ddnm": restoration.ddnm,
             "repaint": restoration.repaint, "dps": restoration.dps,
-            "guidance": restoration.covariance_guidance}
+            "guidance": restoration.covariance_guidance, "twisted": restoration.twisted_smc}
 
 
 def _load_run(run: str, resolution: int | None):
@@ -138,7 +138,7 @@ def _restore(args: argparse.Namespace, operators, grid, *, mask: torch.Tensor | 
     method = _methods()[args.method] or _default_method(run, operators(0))
     options = {} if args.particles is None else {"particles": args.particles}
     if options and "particles" not in {f.name for f in dataclasses.fields(method.method)}:
-        raise ValueError(f"--particles sets the particles of --method smc; {method.name} has none (drop --particles).")
+        raise ValueError(f"--particles sets the particles of --method smc or twisted; {method.name} has none (drop --particles).")
     method = method.configure(**options)
     steps = args.steps or method.default_steps
     execution = _execution(args)
@@ -237,11 +237,13 @@ def _add_restoration_commands(commands) -> None:
         r.add_argument("--num", type=option.positive_int, default=8, help="posterior samples per observation")
         r.add_argument("--method", choices=tuple(_methods()), default="auto",
                        help="auto: ddnm for spectral/blur operators (exact there), smc (asymptotically exact) for "
-                       "masks/blocks without heat, guidance (covariance guidance) under heat")
+                       "masks/blocks without heat, twisted (twisted SMC, asymptotically exact under heat too) with heat; "
+                       "guidance (covariance guidance: one evaluation per step, exact for Gaussian data only)")
         r.add_argument("--steps", type=option.sampling_steps, help=f"time steps (default {_methods()['ddnm'].default_steps}): "
                        "fewer is faster, less exact")
-        r.add_argument("--particles", type=option.positive_int, help="particles per draw of --method smc (default "
-                       f"{_methods()['smc'].method.particles}): cost and accuracy grow with them")
+        r.add_argument("--particles", type=option.positive_int, help="particles per draw of --method smc or twisted "
+                       f"(default {_methods()['smc'].method.particles} and {_methods()['twisted'].method.particles}): cost "
+                       "and accuracy grow with them")
         r.add_argument("--noise-std", type=float, default=0.0, help="observation noise σ_y in model units")
         r.add_argument("--seed", type=int, default=0)
         r.add_argument("--quiet", action="store_true")

@@ -130,7 +130,8 @@ def _sde(args: argparse.Namespace, config: dict, dataset) -> DiagonalSDE:
 #: process"). A trained run keeps the process stored in its checkpoint: changing these never changes an old run.
 DEFAULT_HEAT: dict[str, tuple[float, str]] = {
     "curves": (0.0, "Quadratic MMD power ties (5.0 / 5.4 / 4.6 ± 1-2 for κλ_max 0 / ¼ / 25, all at a perfect "
-               "generator's 5), and κ = 0 keeps SMC inpainting exact"),
+               "generator's 5); restoration is asymptotically exact under either (filtering SMC at κ = 0, "
+               "twisted SMC under heat), so it does not decide"),
     "periodic fields": (0.0, "GRF spectra tie; Navier-Stokes spectrum errors are mixed (strong heat 6 % lower on the "
                         "trained band, 6 % higher beyond it); restoration PSNR favours κ = 0 (29.8 / 29.4 / 28.3 dB)"),
     "images": (0.0, "no evidence at the measured budget: no process learned the edges' heavy tails (kurtosis of "

@@ -147,7 +147,7 @@ class TrainedRun:
         ``y = A x + σ_y ε``, at the grid ``resolution`` (default: the observation's grid), observation-major.
 
         ``method`` defaults to :func:`~hilbert_diffusion.restoration.default_method` (DDNM for operators diagonal in the
-        basis, SMC where it is exact, covariance guidance under heat and for channel-wise masks), on its own time grid with
+        basis, the filtering SMC where it is exact, the twisted SMC under heat, covariance guidance for channel-wise masks), on its own time grid with
         ``steps`` steps — not on the run's optimised 16-step grid, which is optimised for the deterministic 3M sampler:
         the restoration methods take stochastic first-order bridge steps, and on that grid the posterior std ratio of
         the best methods (covariance guidance, SMC) falls from 0.92–0.99 to 0.75–0.86 against the exact posterior

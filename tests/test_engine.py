@@ -17,6 +17,7 @@ from hilbert_diffusion.restoration import (
     default_method,
     dps,
     filtering_smc,
+    twisted_smc,
     missing_mask,
     random_mask,
     repaint,
@@ -124,7 +125,7 @@ def test_default_method_is_smc_where_it_is_exact():
     heat = StochasticHeatSDE(basis=BASIS, covariance=Matern(alpha=1.5, tau=5.0), kappa=1e-3)
     spectral = SpectralDownsample(basis=BASIS, resolution=8)
     assert default_method(SDE, MASK) is filtering_smc
-    assert default_method(heat, MASK) is covariance_guidance and default_method(SDE, spectral) is ddnm
+    assert default_method(heat, MASK) is twisted_smc and default_method(SDE, spectral) is ddnm
     channel_wise = Mask(basis=BASIS, observed=torch.stack([MASK.observed, ~MASK.observed]))
     assert default_method(SDE, channel_wise) is covariance_guidance
 

@@ -70,27 +70,6 @@ class CovarianceGuidance(Method):
         """Only the Jacobian route differentiates through the model."""
         return math.isfinite(self.jacobian_snr)
 
-    def _spectrum(self, run: Run) -> Tensor:
-        """``c_k`` per channel ``(C, *coefficient shape)``, or per mode the channel covariance ``(C, C, *…)``."""
-        spectra = self.data_spectrum
-        if spectra is None:  # ScoreFNO's Wiener-skip estimate, or the Gaussian oracle's exact spectrum
-            spectra = getattr(run.model, "data_spectrum", None) or getattr(run.model, "data_covariance", None)
-        if spectra is None:
-            raise ValueError("covariance_guidance needs the data's variance spectrum: pass data_spectrum= (a Spectrum, "
-                             "one per channel or a ChannelCovariance), or use a model that carries one (ScoreFNO, "
-                             "GaussianOracle).")
-        channels = run.x.shape[1]
-        if hasattr(spectra, "matrix"):  # a ChannelCovariance: channels correlated mode by mode
-            if spectra.channels != channels or math.isfinite(self.jacobian_snr):
-                raise ValueError(f"a ChannelCovariance of {spectra.channels} channels takes fields of as many channels "
-                                 f"(got {channels}) and the Gaussian route only (leave jacobian_snr at inf).")
-            return spectra.matrix(run.basis, run.grid).to(device=run.x.device, dtype=run.x.real.dtype)
-        spectra = (spectra,) * channels if isinstance(spectra, Spectrum) else tuple(spectra)
-        if len(spectra) != channels:
-            raise ValueError(f"data_spectrum has {len(spectra)} entries but the fields have {channels} channels.")
-        lam = run.basis.eigenvalues(run.grid)
-        return torch.stack([s(lam) for s in spectra]).to(device=run.x.device, dtype=run.x.real.dtype)
-
     def start(self, run: Run) -> _Carry:
         operator, _ = run.observation()
         x = run.x
@@ -102,7 +81,7 @@ class CovarianceGuidance(Method):
         probe = torch.zeros((count, *x.shape[1:]), dtype=torch.float64, device=x.device, requires_grad=True)
         with torch.enable_grad():
             (rows,) = torch.autograd.grad(operator.forward(probe), probe, grad_outputs=units)  # Hᵀ e_j (K_t is stiff)
-        return _Carry(x, rows, observed, self._spectrum(run))
+        return _Carry(x, rows, observed, data_spectrum(run, self.data_spectrum, mixing=not self.requires_grad))
 
     def position(self, carry: _Carry) -> Tensor:
         return carry.x
@@ -140,6 +119,29 @@ class CovarianceGuidance(Method):
             (vjp,) = torch.autograd.grad(predicted, x, grad_outputs=target)  # Jᵀ Hᵀ K_t⁻¹ r
         conditional = conditional + _covariance(run, vjp, torch.where(visible, v / torch.where(visible, a, 1.0), 0.0))
         return carry._replace(x=run.bridge_sample(x.detach(), operator.derive(conditional), s, t))
+
+
+def data_spectrum(run: Run, spectra: Spectrum | Sequence[Spectrum] | None, *, mixing: bool = True) -> Tensor:
+    """The data's per-mode variances at the grid of ``run``: ``c_k`` per channel ``(C, *coefficient shape)``, or per
+    mode the channel covariance ``(C, C, *…)`` of a ChannelCovariance (only where ``mixing``); ``spectra=None`` reads
+    the model's (ScoreFNO's Wiener-skip estimate, the Gaussian oracle's exact spectrum)."""
+    if spectra is None:
+        spectra = getattr(run.model, "data_spectrum", None) or getattr(run.model, "data_covariance", None)
+    if spectra is None:
+        raise ValueError("this method needs the data's variance spectrum: pass data_spectrum= (a Spectrum, one per "
+                         "channel or a ChannelCovariance), or use a model that carries one (ScoreFNO, GaussianOracle).")
+    channels = run.x.shape[1]
+    if hasattr(spectra, "matrix"):  # a ChannelCovariance: channels correlated mode by mode
+        if spectra.channels != channels or not mixing:
+            raise ValueError(f"a ChannelCovariance of {spectra.channels} channels takes fields of as many channels "
+                             f"(got {channels}), and only covariance_guidance's Gaussian route (jacobian_snr = inf) "
+                             f"reads it; pass one Spectrum per channel instead.")
+        return spectra.matrix(run.basis, run.grid).to(device=run.x.device, dtype=run.x.real.dtype)
+    spectra = (spectra,) * channels if isinstance(spectra, Spectrum) else tuple(spectra)
+    if len(spectra) != channels:
+        raise ValueError(f"data_spectrum has {len(spectra)} entries but the fields have {channels} channels.")
+    lam = run.basis.eigenvalues(run.grid)
+    return torch.stack([s(lam) for s in spectra]).to(device=run.x.device, dtype=run.x.real.dtype)
 
 
 def _posterior(c: Tensor, a: Tensor, v: Tensor, *, mixing: bool) -> Tensor:

@@ -16,91 +16,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar
 
 import torch
 from torch import Tensor
 
-from ..engine import Method, Run, Sampler
+from ..engine import Run, Sampler
 from ..seeding import draw_device
 from ..times import power_times
-from .vectors import _from_vector, _to_vector
+from .resampling import ParticleMethod, choose, resample_degenerate
+from .vectors import _Linear, _to_vector
 from .replacement import RESTORATION_STEPS
 
 __all__ = ["FilteringSMC", "filtering_smc"]
 
 _F64 = torch.float64
-
-
-@dataclass
-class _Linear:
-    """Observation-space algebra for one run of :data:`filtering_smc` (float64), matrix-free on the grid.
-
-    ``S`` is the grid covariance of per-mode variances ``var`` (``S f = apply_diagonal(f / w, var)``) and
-    ``Aᵀ u = w A*(u / W)`` the Euclidean transpose, so ``S Aᵀ u = apply_diagonal(A*(u / W), var)``; only the
-    ``n_obs × n_obs`` matrix ``K = A S Aᵀ`` is dense.
-    """
-
-    run: Run
-    weights: Tensor = field(init=False)  # observation quadrature W at the observed coordinates, (n_obs,)
-    rows: Tensor = field(init=False)  # A*(e_j / W_j) = Aᵀ e_j / w: the rows of A as grid fields, (n_obs, *grid)
-
-    def __post_init__(self) -> None:
-        run = self.run
-        w = run.operator.observation_weights(run.grid).to(device=run.x.device, dtype=torch.float64)
-        self.weights = _to_vector(run.operator, w, run.grid)
-        identity = torch.eye(len(self.weights), dtype=torch.float64, device=run.x.device)
-        self.rows = self.transpose_scaled(identity)
-
-    def apply(self, x: Tensor) -> Tensor:
-        """``A x`` as coordinate vectors ``(..., n_obs)``."""
-        run = self.run
-        return _to_vector(run.operator, run.operator.forward(x.to(torch.float64)), run.grid)
-
-    def transpose_scaled(self, u: Tensor) -> Tensor:
-        """``Aᵀ u / w = A*(u / W)`` as grid fields ``(..., *grid)``."""
-        run = self.run
-        return run.operator.adjoint(_from_vector(run.operator, u / self.weights, run.grid), run.grid)
-
-    def gain(self, per_mode_variance: Tensor, extra: Tensor | None = None) -> Tensor:
-        """The Cholesky factor of ``K = A S Aᵀ (+ extra)`` (a relative jitter of 1e-10 guards rank loss)."""
-        k = self.apply(self.run.basis.apply_diagonal(self.rows, per_mode_variance))
-        if extra is not None:
-            k = k + extra
-        k = 0.5 * (k + k.T)
-        k = k + 1e-10 * k.diagonal().mean() * torch.eye(len(k), dtype=k.dtype, device=k.device)
-        return torch.linalg.cholesky(k)
-
-    def log_likelihood(self, residual: Tensor, chol: Tensor) -> Tensor:
-        """``-½ rᵀ K⁻¹ r`` for residual vectors ``(..., n_obs)`` (the constant of ``log N(r; 0, K)`` is dropped)."""
-        flat = residual.reshape(-1, residual.shape[-1]).T
-        whitened = torch.linalg.solve_triangular(chol, flat, upper=False)
-        return -0.5 * whitened.pow(2).sum(0).reshape(residual.shape[:-1])
-
-    def correction(self, residual: Tensor, per_mode_variance: Tensor, chol: Tensor) -> Tensor:
-        """``S Aᵀ K⁻¹ r`` as grid fields ``(..., *grid)`` for residual vectors ``(..., n_obs)``."""
-        flat = residual.reshape(-1, residual.shape[-1]).T
-        solved = torch.cholesky_solve(flat, chol).T.reshape(residual.shape)
-        return self.run.basis.apply_diagonal(self.transpose_scaled(solved), per_mode_variance)
-
-    def transport(self, u: Tensor, factor: Tensor | float) -> Tensor:
-        """``A f(λ) A⁺ u`` for coordinate vectors ``u`` (see :meth:`ObservationOperator.apply_observed`)."""
-        run = self.run
-        fields = run.operator.apply_observed(_from_vector(run.operator, u, run.grid), factor, run.grid)
-        return _to_vector(run.operator, fields, run.grid)
-
-
-
-
-def _systematic_resample(log_weights: Tensor, generator: torch.Generator | None) -> Tensor:
-    """Systematic resampling per row of ``log_weights`` ``(filters, particles)``: ancestor indices, same shape."""
-    filters, particles = log_weights.shape
-    cumulative = torch.softmax(log_weights, dim=1).cumsum(1)
-    cumulative[:, -1] = 1.0
-    where = draw_device(generator, log_weights.device)
-    u = torch.rand((filters, 1), generator=generator, dtype=_F64, device=where)
-    u = (u + torch.arange(particles, device=where)) / particles
-    return torch.searchsorted(cumulative, u.to(cumulative.device)).clamp_max(particles - 1)
 
 
 class _Filter:
@@ -153,24 +82,9 @@ class _Particles:
 
 
 @dataclass(frozen=True)
-class FilteringSMC(Method):
+class FilteringSMC(ParticleMethod):
     """Particle filter over the reverse process conditioned on the forward-noised observation path; see
     :data:`filtering_smc`."""
-
-    particles: int = 16
-    ess_threshold: float = 0.5
-    conditional: ClassVar[bool] = True
-    order: ClassVar[int] = 1
-    stochastic: ClassVar[bool] = True
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.particles, int) or self.particles < 1:
-            raise ValueError(f"particles must be a positive int, got {self.particles!r}.")
-        if not 0 <= self.ess_threshold <= 1:
-            raise ValueError(f"ess_threshold must lie in [0, 1], got {self.ess_threshold}.")
-
-    def evaluations(self, steps: int) -> int:
-        return self.particles * steps
 
     def start(self, run: Run) -> _Particles:
         """Prior draws at ``times[0]`` (``x`` first), with ``e ~ N(0, σ_y² I)``, conditioned on ``y_T`` exactly (Matheron)."""
@@ -250,25 +164,14 @@ class FilteringSMC(Method):
         batch = carry.log_weights.shape[0]
         likelihood = filt.algebra.log_likelihood(target - filt.algebra.apply(mean), chol).sum(-1)
         carry.log_weights = carry.log_weights + likelihood.reshape(batch, particles)
-        ess = 1.0 / torch.softmax(carry.log_weights, dim=1).pow(2).sum(1)
-        resample = ess < self.ess_threshold * particles
-        if not bool(resample.any()) or s == 0:
+        if s == 0:
             return mean, target
-        device = mean.device
-        ancestors = _systematic_resample(carry.log_weights, run.generator).to(device)
-        keep = torch.arange(particles, device=device).expand(batch, particles)
-        ancestors = torch.where(resample[:, None], ancestors, keep)
-        flat = (ancestors + particles * torch.arange(batch, device=device)[:, None]).flatten()
-        carry.log_weights = torch.where(resample[:, None], torch.zeros_like(carry.log_weights), carry.log_weights)
-        return mean[flat], target[flat]
+        flat, carry.log_weights = resample_degenerate(carry.log_weights, self.ess_threshold, run.generator)
+        return (mean, target) if flat is None else (mean[flat], target[flat])
 
     def finish(self, run: Run, carry: _Particles) -> Tensor:
         """One particle per filter, drawn by the final weights."""
-        batch = carry.log_weights.shape[0]
-        probabilities = torch.softmax(carry.log_weights, dim=1).to(draw_device(run.generator, "cpu"))
-        choice = torch.multinomial(probabilities, 1, generator=run.generator)[:, 0].to(carry.state.device)
-        out = carry.state.reshape(batch, self.particles, *run.x.shape[1:])[torch.arange(batch, device=choice.device), choice]
-        return out.to(carry.dtype)
+        return choose(carry.state, carry.log_weights, run.generator).to(carry.dtype)
 
 
 def _check_commutes(run: Run) -> None:
@@ -281,8 +184,8 @@ def _check_commutes(run: Run) -> None:
     if spread > 1e-12:
         raise ValueError(
             f"filtering_smc needs {type(operator).__name__} to commute with the forward mean factor, but a_k(t) differs "
-            f"between modes (by {spread:.2g} relative; a heat process, κ > 0). Use an SDE with κ = 0 (no heat "
-            f"schedule), an operator diagonal in the basis, or ddnm / repaint."
+            f"between modes (by {spread:.2g} relative; a heat process, κ > 0). Use twisted_smc (exact under heat), an "
+            f"SDE with κ = 0, or an operator diagonal in the basis."
         )
 
 
