@@ -348,6 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--datasets", default="shapes,faces", help="comma-separated: shapes, faces, patches, digits")
     parser.add_argument("--architectures", help="comma-separated subset of " + ", ".join(ARCHITECTURES))
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--tag", help="write images_TAG.json/.png (a run beside the committed one, e.g. a longer budget)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     plan = QUICK if args.quick else FULL
@@ -376,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
         "verdicts": verdicts(results),
         "results": results,
     }
-    stem = "images_quick" if args.quick else "images"
+    stem = "images_quick" if args.quick else "images" if not args.tag else f"images_{args.tag}"
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{stem}.json").write_text(json.dumps(document, indent=1, ensure_ascii=False, default=str))
     figure(results, RESULTS / f"{stem}.png")
