@@ -12,7 +12,8 @@ samplers' signature plus the keyword-only ``operator`` and ``y``::
   exact posterior covariance, one model evaluation per step (:mod:`.covariance_guidance`);
 * :data:`filtering_smc` — sequential Monte Carlo over the reverse process, asymptotically exact (:mod:`.smc`).
 
-Pairs ``(a, u = S a)`` with a known linear solution operator ``S`` are observed through it (:mod:`.constraint`).
+Pairs ``(a, u = S a)`` with a known linear solution operator ``S`` are observed through it (:mod:`.constraint`); a
+PDE's residual ``R(a, u)`` (:mod:`.residual`) guides :data:`dps` alongside the observation (``residual=``).
 
 :func:`default_method` picks the best of them for an operator and SDE. The exact Gaussian posterior that every method
 is measured against lives beside the oracle (:func:`hilbert_diffusion.models.gaussian.exact_gaussian_posterior`).
@@ -33,6 +34,7 @@ from .masks import box_mask, missing_mask, random_mask
 from .operators import BlockAverage, HeatBlur, Mask, ObservationOperator, SpectralDownsample
 from .replacement import DDNM, RESTORATION_STEPS, RePaint, ddnm, repaint
 from .points import PointObservation, diffusionpde_points
+from .residual import DarcyResidual, DirichletResidual, PDEResidual
 from .smc import FilteringSMC, filtering_smc
 from .vectors import observation_matrix
 
@@ -50,6 +52,9 @@ __all__ = [
     "diffusionpde_points",
     "SolutionMap",
     "ConstrainedMask",
+    "PDEResidual",
+    "DirichletResidual",
+    "DarcyResidual",
     "RePaint",
     "DDNM",
     "DPS",
