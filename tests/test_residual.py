@@ -99,25 +99,36 @@ def test_bad_input_is_a_clear_error():
         DirichletResidual().normalised((0, 0, 0), (1, 1, 1))(torch.zeros(1, 2, 8, 8))
 
 
-def test_dps_residual_guidance_lowers_the_residual():
-    """DPS with the PDE residual term (same seed, same observation) ends with a far smaller residual than without,
-    and a zero weight is exactly plain DPS."""
+@pytest.mark.parametrize("sampler, options", [("dps", {"step_size": 0.5}), ("covariance_guidance", {})])
+def test_residual_guidance_lowers_the_residual(sampler, options):
+    """DPS and covariance guidance with the PDE residual term (same seeds, same observation) end with a smaller
+    residual than without, and a zero weight is exactly the plain method."""
     from hilbert_diffusion import CosineSchedule, GaussianOracle, Matern, NeumannBasis, StochasticHeatSDE
-    from hilbert_diffusion.restoration import dps, random_mask
+    from hilbert_diffusion import restoration
     from hilbert_diffusion.sampling import power_times
 
     basis, grid = NeumannBasis(2), (12, 12)
     sde = StochasticHeatSDE(basis=basis, covariance=Matern(alpha=2.0, tau=4.0), decay=CosineSchedule())
     oracle = GaussianOracle(sde, Matern(alpha=3.0, tau=4.0))
-    op = random_mask(basis, grid, observed_fraction=0.3, generator=torch.Generator().manual_seed(1))
+    op = restoration.random_mask(basis, grid, observed_fraction=0.3, generator=torch.Generator().manual_seed(1))
     y = op.forward(oracle.sample_data(1, grid, channels=2, generator=torch.Generator().manual_seed(2)))
     residual = DirichletResidual().normalised((0.0, 0.0), (1.0, 1.0 / 121))  # u of Δ_h u = a is ~h² a
 
-    def run(**options):
+    def run(**extra):
         x = sde.prior_sample(4, grid, channels=2, generator=torch.Generator().manual_seed(3))
-        return dps(oracle, sde, x, power_times(20), operator=op, y=y, generator=torch.Generator().manual_seed(4),
-                   step_size=0.5, **options)
+        return getattr(restoration, sampler)(oracle, sde, x, power_times(20), operator=op, y=y,
+                                             generator=torch.Generator().manual_seed(4), **options, **extra)
 
     plain, guided = run(), run(residual=residual, residual_weight=1.0)
     assert torch.equal(plain, run(residual=residual, residual_weight=0.0))
     assert residual.norm(guided.double()).mean() < 0.8 * residual.norm(plain.double()).mean()
+
+
+def test_bad_residual_options_are_clear_errors():
+    from hilbert_diffusion.restoration import covariance_guidance, dps
+
+    for sampler in (dps, covariance_guidance):
+        with pytest.raises(ValueError, match="residual_weight"):
+            sampler.configure(residual_weight=-1.0)
+        with pytest.raises(ValueError, match="must be a PDEResidual"):
+            sampler.configure(residual=lambda x: x)

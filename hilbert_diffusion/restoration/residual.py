@@ -72,6 +72,14 @@ class PDEResidual(ABC):
         lifted = solve_dirichlet(r)  # (Δ_h)⁻¹ R at the interior nodes
         return lifted.flatten(1).square().sum(-1).mul(1.0 / (x.shape[-1] - 1) ** 2).clamp_min(1e-30).sqrt()
 
+    def norm_and_gradient(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """:meth:`norm` at the fields ``x`` and its Euclidean gradient per field, both detached."""
+        with torch.enable_grad():
+            leaf = x.detach().requires_grad_(True)
+            norm = self.norm(leaf)
+            (grad,) = torch.autograd.grad(norm.sum(), leaf)
+        return norm.detach(), grad
+
     def _check(self, x: Tensor) -> int:
         if x.dim() != 4 or x.shape[-1] != x.shape[-2] or x.shape[-1] < 4:
             raise ValueError(f"a PDE residual takes pair fields (batch, channels, S, S) on a square grid with S ≥ 4, "
