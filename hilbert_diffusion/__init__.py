@@ -46,6 +46,9 @@ from .restoration import (
     random_mask,
     repaint,
     SolutionMap,
+    PDEResidual,
+    DirichletResidual,
+    DarcyResidual,
 )
 from .models.gaussian import exact_gaussian_posterior, gaussian_sampler_law
 from .engine import Method, Run, Sampler
@@ -129,6 +132,9 @@ __all__ = [
     "diffusionpde_points",
     "SolutionMap",
     "ConstrainedMask",
+    "PDEResidual",
+    "DirichletResidual",
+    "DarcyResidual",
     "box_mask",
     "random_mask",
     "SpectralDownsample",
