@@ -62,7 +62,8 @@ from hilbert_diffusion.datasets.elliptic import solve_darcy
 from hilbert_diffusion.models.fno import ScoreFNOConfig
 from hilbert_diffusion.models.linear_pde import LinearGaussianPair
 from hilbert_diffusion.models.cross_spectrum import ChannelCovariance, ChannelGaussianDenoiser
-from hilbert_diffusion.restoration import ConstrainedMask, SolutionMap, covariance_guidance, ddnm
+from hilbert_diffusion.restoration import ConstrainedMask, SolutionMap, covariance_guidance, ddnm, dps
+from hilbert_diffusion.restoration.residual import DarcyResidual, DirichletResidual, PDEResidual
 from hilbert_diffusion.restoration.points import PointObservation, diffusionpde_points
 from hilbert_diffusion.engine import Sampler
 from hilbert_diffusion.training import TrainConfig, train
@@ -94,6 +95,7 @@ class Task:
     bayes: Callable[[int], LinearGaussianPair] | None = None
     solution: Callable[[int], SolutionMap] | None = None  # u = S(P a) at a resolution: the known solver
     linear: bool = False  # S linear: observe through it (both directions); else only complete u from a (forward)
+    residual: PDEResidual | None = None  # R(a, u) of the generator's scheme, for DPS's residual guidance
 
 
 def darcy_solution(resolution: int) -> SolutionMap:
@@ -102,12 +104,15 @@ def darcy_solution(resolution: int) -> SolutionMap:
 
 
 TASKS = {
-    "poisson": Task(poisson, LinearGaussianPair.poisson, lambda n: LinearGaussianPair.poisson(n).solution, True),
+    "poisson": Task(poisson, LinearGaussianPair.poisson, lambda n: LinearGaussianPair.poisson(n).solution, True,
+                    DirichletResidual()),
     "helmholtz": Task(helmholtz, LinearGaussianPair.helmholtz, lambda n: LinearGaussianPair.helmholtz(n).solution,
-                      True),
-    "darcy": Task(darcy, solution=darcy_solution),
-    "ns": Task(navier_stokes_pair),
+                      True, DirichletResidual(shift=1.0)),
+    "darcy": Task(darcy, solution=darcy_solution, residual=DarcyResidual()),
+    "ns": Task(navier_stokes_pair),  # no residual: ω(T) is a whole solve away from ω₀ (restoration/residual.py)
 }
+DPS_ROW, RESIDUAL_ROW = "dps", "dps + PDE residual"
+JOINT_ROW, JOINT_RESIDUAL_ROW = "guidance + channel covariance", "guidance + channel covariance + PDE residual"
 
 
 @dataclass(frozen=True)
@@ -138,6 +143,8 @@ class Setting:
     methods: tuple[tuple[Sampler, int], ...]  # (configured method, steps); guidance also runs with the pairs' covariance
     steps: int  # of covariance guidance with the channel covariance
     ns_data: dict
+    dps: tuple[int, float, float] = (50, 1.0, 1.0)  # DPS's steps, step size ζ and residual weight λ
+    guidance_residual: float = 1.0  # covariance guidance's residual weight λ (CG-R: the fraction removed per step)
 
 
 FULL = Setting(
@@ -145,13 +152,16 @@ FULL = Setting(
     model=ScoreFNOConfig(hidden_channels=32, n_modes=16, positional_embedding=True),  # the command line's model
     train=TrainConfig(steps=8000, batch_size=32, checkpoint_every=1000, figure_samples=0),
     train_minutes=25.0, methods=((covariance_guidance.configure(nugget=NUGGET), 50),), steps=50, ns_data={},
+    # tuned on 3 Darcy pairs at 64² (a model's first 1000 steps): ζ ∈ {0.3, 1, 3} (0.3 best), λ ∈ {0.01 … 1} (ζλ = 1
+    # diverged; 0.3 the largest tried below), guidance's λ ∈ {0, 0.3, 1} (1 worsened the completed forward draw)
+    dps=(50, 0.3, 0.3), guidance_residual=0.3,
 )
 QUICK = Setting(
     resolutions=(16,), points=40, train_resolution=16, train_pairs=32, test_pairs=3, model_pairs=2, draws=2,
     model=ScoreFNOConfig(hidden_channels=8, n_layers=2, n_modes=6, embedding_dim=16, positional_embedding=True),
     train=TrainConfig(steps=20, batch_size=8, warmup_steps=5, checkpoint_every=0, figure_samples=0),
     train_minutes=0.5, methods=((ddnm, 6), (covariance_guidance, 6)), steps=6,
-    ns_data={"solver_resolution": 32, "time_step": 0.05},
+    ns_data={"solver_resolution": 32, "time_step": 0.05}, dps=(6, 1.0, 1.0),
 )
 
 
@@ -226,13 +236,23 @@ def model_rows(task: Task, run, covariance: ChannelCovariance, setting: Setting)
     Gaussian control, and with a known solver the row that uses it."""
     rows = {m.name: Row(run, m, steps) for m, steps in setting.methods}
     joint = covariance_guidance.configure(data_spectrum=covariance, nugget=NUGGET)
-    rows["guidance + channel covariance"] = Row(run, joint, setting.steps)
+    rows[JOINT_ROW] = Row(run, joint, setting.steps)
     gaussian = replace(run, model=ChannelGaussianDenoiser(run.sde, covariance))  # the pairs' per-mode Gaussian
     rows["per-mode Gaussian fit, no network (guidance)"] = Row(gaussian, joint, setting.steps)
+    if task.residual is not None:  # with and without the PDE's residual (the same steps and step sizes)
+        steps, zeta, weight = setting.dps
+        residual = task.residual.normalised(run.normalization.mean, run.normalization.std)
+        rows[DPS_ROW] = Row(run, dps.configure(step_size=zeta), steps)
+        rows[RESIDUAL_ROW] = Row(run, dps.configure(step_size=zeta, residual=residual, residual_weight=weight), steps)
+        rows[JOINT_RESIDUAL_ROW] = Row(run, joint.configure(residual=residual, residual_weight=setting.guidance_residual),
+                                       setting.steps)
     if task.solution is not None and task.linear:
         rows[SOLVER_ROW] = Row(run, covariance_guidance.configure(nugget=NUGGET), setting.steps, task.solution, True)
     elif task.solution is not None:
         rows[COMPLETED_ROW] = Row(run, joint, setting.steps, task.solution)
+        if task.residual is not None:
+            rows[COMPLETED_ROW.replace("covariance,", "covariance + PDE residual,")] = replace(
+                rows[JOINT_RESIDUAL_ROW], solution=task.solution)
     return rows
 
 
@@ -305,6 +325,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", default=None,
                         help="tasks that get a trained model (default: every task in --tasks; '' for none)")
     parser.add_argument("--cache-dir", default=None, help="data cache (default: the package's)")
+    parser.add_argument("--resolutions", default=None,
+                        help="comma-separated evaluation grids (default: the setting's, the protocol's 128 first)")
     parser.add_argument("--rows", action="append", default=None,
                         help="measure only this row of ours (repeatable; default: all); the others are kept")
     args = parser.parse_args(argv)
@@ -313,6 +335,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown task(s) {unknown}; choose from {', '.join(TASKS)}")
     setting = QUICK if args.quick else FULL
+    if args.resolutions:
+        setting = replace(setting, resolutions=tuple(int(r) for r in args.resolutions.split(",")))
     torch.set_num_threads(1)
     stem = "pde_inverse_quick" if args.quick else "pde_inverse"
     runs = Path(args.runs) if args.runs else RESULTS / f".{stem}_runs"

@@ -47,6 +47,9 @@ from .restoration import (
     random_mask,
     repaint,
     SolutionMap,
+    PDEResidual,
+    DirichletResidual,
+    DarcyResidual,
 )
 from .models.gaussian import exact_gaussian_posterior, gaussian_sampler_law
 from .engine import Method, Run, Sampler
@@ -130,6 +133,9 @@ __all__ = [
     "diffusionpde_points",
     "SolutionMap",
     "ConstrainedMask",
+    "PDEResidual",
+    "DirichletResidual",
+    "DarcyResidual",
     "box_mask",
     "random_mask",
     "SpectralDownsample",

@@ -22,7 +22,8 @@ import math
 import torch
 from torch import Tensor
 
-__all__ = ["solve_dirichlet", "zero_boundary", "solve_darcy", "spline_matrix", "darcy_operator"]
+__all__ = ["solve_dirichlet", "zero_boundary", "solve_darcy", "spline_matrix", "darcy_operator", "flux_divergence",
+           "darcy_transfers"]
 
 
 def _sine_transform(n: int, dtype: torch.dtype, device: torch.device) -> Tensor:
@@ -111,18 +112,30 @@ def _centres_and_vertices(size: int) -> tuple[Tensor, Tensor]:
     return centres, torch.linspace(0.0, 1.0, size, dtype=torch.float64)
 
 
+def darcy_transfers(size: int) -> tuple[Tensor, Tensor]:
+    """The spline matrices of :func:`solve_darcy` on the ``size``-point axis, float64: cell centres → vertices (for
+    ``a`` and ``f``) and vertices → cell centres (for ``u``)."""
+    centres, vertices = _centres_and_vertices(size)
+    return spline_matrix(centres, vertices), spline_matrix(vertices, centres)
+
+
 # =========================================================================================== Darcy
 def darcy_operator(u: Tensor, a: Tensor) -> Tensor:
     """The (FV) operator on the interior nodes: ``(..., S-2, S-2)`` unknowns ``u`` and vertex coefficients ``a``
     ``(..., S, S)`` (boundary values of ``u`` are zero) to ``Σ_nb (a_c + a_nb)/2 (u_c − u_nb) / h²``."""
+    return flux_divergence(torch.nn.functional.pad(u, (1, 1, 1, 1)), a)
+
+
+def flux_divergence(u: Tensor, a: Tensor) -> Tensor:
+    """(FV) at the interior nodes for ``u`` and ``a`` both on the whole ``(..., S, S)`` vertex grid (``u``'s
+    boundary values as given): ``Σ_nb (a_c + a_nb)/2 (u_c − u_nb) / h²``, shape ``(..., S-2, S-2)``."""
     size = a.shape[-1]
-    padded = torch.nn.functional.pad(u, (1, 1, 1, 1))
-    centre = a[..., 1:-1, 1:-1]
-    out = torch.zeros_like(u)
+    centre, u_c = a[..., 1:-1, 1:-1], u[..., 1:-1, 1:-1]
+    out = torch.zeros_like(u_c)
     for dx, dy in ((-1, 0), (1, 0), (0, -1), (0, 1)):
         neighbour = a[..., 1 + dx : size - 1 + dx, 1 + dy : size - 1 + dy]
-        u_nb = padded[..., 1 + dx : size - 1 + dx, 1 + dy : size - 1 + dy]
-        out = out + 0.5 * (centre + neighbour) * (u - u_nb)
+        u_nb = u[..., 1 + dx : size - 1 + dx, 1 + dy : size - 1 + dy]
+        out = out + 0.5 * (centre + neighbour) * (u_c - u_nb)
     return out * (size - 1) ** 2
 
 
@@ -164,8 +177,7 @@ def solve_darcy(a: Tensor, f: Tensor | float = 1.0, *, tolerance: float = 1e-10,
     size = _check_square(a, "a")
     if size < 4:
         raise ValueError(f"the spline transfer needs S ≥ 4, got {size}.")
-    centres, vertices = _centres_and_vertices(size)
-    to_vertices, to_centres = spline_matrix(centres, vertices), spline_matrix(vertices, centres)
+    to_vertices, to_centres = darcy_transfers(size)
     batch = a.shape[:-2]
     a_v = _transfer(a.reshape(-1, size, size), to_vertices)
     f_grid = torch.as_tensor(f, dtype=a.dtype, device=a.device).expand(a.shape).reshape(-1, size, size)

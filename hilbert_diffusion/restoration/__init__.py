@@ -15,7 +15,8 @@ samplers' signature plus the keyword-only ``operator`` and ``y``::
 * :data:`twisted_smc` — twisted SMC with covariance guidance's Gaussian twist, asymptotically exact for every diagonal
   SDE, heat included; every weight is 1 for Gaussian data (:mod:`.twisted_smc`).
 
-Pairs ``(a, u = S a)`` with a known linear solution operator ``S`` are observed through it (:mod:`.constraint`).
+Pairs ``(a, u = S a)`` with a known linear solution operator ``S`` are observed through it (:mod:`.constraint`); a
+PDE's residual ``R(a, u)`` (:mod:`.residual`) guides :data:`dps` alongside the observation (``residual=``).
 
 :func:`default_method` picks the best of them for an operator and SDE. The exact Gaussian posterior that every method
 is measured against lives beside the oracle (:func:`hilbert_diffusion.models.gaussian.exact_gaussian_posterior`).
@@ -37,6 +38,7 @@ from .masks import box_mask, missing_mask, random_mask
 from .operators import BlockAverage, HeatBlur, Mask, ObservationOperator, SpectralDownsample
 from .replacement import DDNM, RESTORATION_STEPS, RePaint, ddnm, repaint
 from .points import PointObservation, diffusionpde_points
+from .residual import DarcyResidual, DirichletResidual, PDEResidual
 from .smc import FilteringSMC, filtering_smc
 from .twisted_smc import TwistedSMC, twisted_smc
 from .vectors import observation_matrix
@@ -55,6 +57,9 @@ __all__ = [
     "diffusionpde_points",
     "SolutionMap",
     "ConstrainedMask",
+    "PDEResidual",
+    "DirichletResidual",
+    "DarcyResidual",
     "RePaint",
     "DDNM",
     "DPS",

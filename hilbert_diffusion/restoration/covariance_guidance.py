@@ -20,6 +20,16 @@ the model itself, (T2): ``A_t⁻¹ N_t Jᵀ``, one vector–Jacobian product per
 model couples to the observed ones within the step. It is exact for an exact model, but a learned network's Jacobian
 is not accurate where the SNR is low, and ``A_t⁻¹ N_t`` amplifies its error there: keep ``jacobian_snr`` ≥ 1 for
 learned models (measured: unstable below). ``nugget`` adds that fraction of ``K_t``'s mean diagonal to it.
+
+Optionally (``residual``, a :class:`~hilbert_diffusion.restoration.residual.PDEResidual` on the model's fields) the
+conditional denoiser then takes one step down the PDE residual's norm ``N = ‖Δ_h⁻¹ R(D_y)‖``, preconditioned by the same
+posterior covariance, of the length that removes the fraction ``λ = residual_weight`` of ``N`` to first order,
+
+    D_y ← D_y − λ N Σ_t g / ⟨g, Σ_t g⟩,    g = ∇N,                                                         (CG-R)
+
+so ``λ`` is free of units and grids (``λ = 1``: the linearised residual's zero along ``Σ_t g``). The gradient is taken
+at the denoised field, not through the model: no model evaluation; ``Σ_t`` confines the step to what ``x_t`` has not
+yet fixed.
 """
 
 from __future__ import annotations
@@ -36,6 +46,7 @@ from ..engine import Method, Run, Sampler
 from ..noise import Spectrum
 from ..times import power_times
 from .replacement import RESTORATION_STEPS
+from .residual import PDEResidual
 from .vectors import cholesky
 
 __all__ = ["CovarianceGuidance", "covariance_guidance"]
@@ -56,6 +67,8 @@ class CovarianceGuidance(Method):
     data_spectrum: Spectrum | Sequence[Spectrum] | None = None
     jacobian_snr: float = math.inf
     nugget: float = 0.0
+    residual: PDEResidual | None = None
+    residual_weight: float = 1.0
     conditional: ClassVar[bool] = True
     order: ClassVar[int] = 1
     stochastic: ClassVar[bool] = True
@@ -64,6 +77,11 @@ class CovarianceGuidance(Method):
         if not self.jacobian_snr > 0 or not (math.isfinite(self.nugget) and self.nugget >= 0):
             raise ValueError(f"jacobian_snr must be > 0 and nugget a finite number ≥ 0, got {self.jacobian_snr}, "
                              f"{self.nugget}.")
+        if not (math.isfinite(self.residual_weight) and self.residual_weight >= 0):
+            raise ValueError(f"residual_weight (λ) must be a finite number ≥ 0, got {self.residual_weight}.")
+        if self.residual is not None and not isinstance(self.residual, PDEResidual):
+            raise ValueError(f"residual must be a PDEResidual (hilbert_diffusion.restoration.residual), got "
+                             f"{type(self.residual).__name__}.")
 
     @property
     def requires_grad(self) -> bool:  # type: ignore[override]
@@ -106,8 +124,8 @@ class CovarianceGuidance(Method):
         weights = torch.cholesky_solve(residual.T, cholesky(self._gram(run, carry, posterior))).T  # K_t⁻¹ (y − H D)
         shift = torch.einsum("bj,j...->b...", weights, carry.rows).to(x.dtype)  # Hᵀ K_t⁻¹ (y − H D)
         if not self.requires_grad:
-            conditional = operator.derive(denoised + _covariance(run, shift, posterior))  # a constraint's u = S a
-            return carry._replace(x=run.bridge_sample(x.detach(), conditional, s, t))
+            conditional = self._descend(run, denoised + _covariance(run, shift, posterior), posterior)
+            return carry._replace(x=run.bridge_sample(x.detach(), operator.derive(conditional), s, t))  # u = S a
         # (CG) per mode: through the model's Jacobian (T2) where the mode's signal-to-noise ratio a²c/v exceeds
         # jacobian_snr, else through the Gaussian's own posterior covariance s_k (where J = A_t Σ_t N_t⁻¹ they agree).
         visible = a**2 * c > self.jacobian_snr * v
@@ -118,7 +136,18 @@ class CovarianceGuidance(Method):
             target[:, carry.observed] = weights.to(target.dtype)
             (vjp,) = torch.autograd.grad(predicted, x, grad_outputs=target)  # Jᵀ Hᵀ K_t⁻¹ r
         conditional = conditional + _covariance(run, vjp, torch.where(visible, v / torch.where(visible, a, 1.0), 0.0))
+        conditional = self._descend(run, conditional, posterior)
         return carry._replace(x=run.bridge_sample(x.detach(), operator.derive(conditional), s, t))
+
+    def _descend(self, run: Run, conditional: Tensor, posterior: Tensor) -> Tensor:
+        """(CG-R): one step down the PDE residual's norm, preconditioned by the posterior covariance (if any)."""
+        if self.residual is None or self.residual_weight == 0:
+            return conditional
+        norm, grad = self.residual.norm_and_gradient(conditional)
+        direction = _covariance(run, grad, posterior.to(conditional.dtype))  # Σ_t g
+        slope = (grad * direction).flatten(1).sum(-1).clamp_min(1e-30)  # ⟨g, Σ_t g⟩
+        length = (self.residual_weight * norm / slope).to(conditional.dtype)
+        return conditional - length.view(-1, *[1] * (conditional.dim() - 1)) * direction
 
 
 def data_spectrum(run: Run, spectra: Spectrum | Sequence[Spectrum] | None, *, mixing: bool = True) -> Tensor:
@@ -172,5 +201,6 @@ covariance_guidance = Sampler("covariance-guidance", CovarianceGuidance(), defau
 """Covariance-aware guidance (module docstring, eq. CG): ``D_y = D + Σ_t Hᵀ K_t⁻¹ (y − H D)`` with the exact Gaussian
 posterior covariance of the data spectrum, then the bridge to ``s``. One model evaluation and an ``n_obs × n_obs`` solve
 per step; works with channel-wise masks (observe one field of a pair, restore both). Options: ``data_spectrum`` (default:
-the model's), ``jacobian_snr`` (the model's Jacobian for modes above that SNR; default never), ``nugget``.
+the model's), ``jacobian_snr`` (the model's Jacobian for modes above that SNR; default never), ``nugget``, ``residual``
+and ``residual_weight`` (a PDE residual's preconditioned descent step, eq. CG-R).
 ``y``: ``(batch or 1, channels, *observation_grid)``."""

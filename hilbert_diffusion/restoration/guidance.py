@@ -1,4 +1,5 @@
-"""Guidance through the model: diffusion posterior sampling (DPS, Chung et al. 2023)."""
+"""Guidance through the model: diffusion posterior sampling (DPS, Chung et al. 2023), optionally with a PDE
+residual term (DiffusionPDE's physics guidance, Huang et al. 2024)."""
 
 from __future__ import annotations
 
@@ -12,15 +13,18 @@ from torch import Tensor
 from ..engine import Method, Run, Sampler
 from ..times import power_times
 from .replacement import RESTORATION_STEPS
+from .residual import PDEResidual
 
 __all__ = ["DPS", "dps"]
 
 
 @dataclass(frozen=True)
 class DPS(Method):
-    """``x_s = bridge(x_t, D(x_t)) - ζ ∇_{x_t} ‖y - A D(x_t, t)‖_g``; see :data:`dps`."""
+    """``x_s = bridge(x_t, D(x_t)) - ζ ∇_{x_t} (‖y - A D(x_t, t)‖_g + λ ‖R(D(x_t, t))‖)``; see :data:`dps`."""
 
     step_size: float = 1.0
+    residual: PDEResidual | None = None
+    residual_weight: float = 1.0
     conditional: ClassVar[bool] = True
     requires_grad: ClassVar[bool] = True
     order: ClassVar[int] = 1
@@ -29,12 +33,19 @@ class DPS(Method):
     def __post_init__(self) -> None:
         if not (math.isfinite(self.step_size) and self.step_size >= 0):
             raise ValueError(f"step_size (ζ) must be a finite number ≥ 0, got {self.step_size}.")
+        if not (math.isfinite(self.residual_weight) and self.residual_weight >= 0):
+            raise ValueError(f"residual_weight (λ) must be a finite number ≥ 0, got {self.residual_weight}.")
+        if self.residual is not None and not isinstance(self.residual, PDEResidual):
+            raise ValueError(f"residual must be a PDEResidual (hilbert_diffusion.restoration.residual), got "
+                             f"{type(self.residual).__name__}.")
 
     def advance(self, run: Run, carry: Tensor, x: Tensor, denoised: Tensor, s: float, t: float) -> Tensor:
         operator, y = run.observation()
         with torch.enable_grad():
             residual = y - operator.forward(denoised)
             norm = operator.inner(residual, residual, run.grid).flatten(1).sum(-1).clamp_min(1e-30).sqrt()
+            if self.residual is not None:  # λ ‖R(D)‖_{L²}: the PDE's residual of the denoised pair
+                norm = norm + self.residual_weight * self.residual.norm(denoised)
             (grad,) = torch.autograd.grad(norm.sum(), x)
         weights = run.basis.weights(run.grid).to(device=x.device, dtype=x.dtype)
         return run.bridge_sample(x.detach(), denoised.detach(), s, t) - self.step_size * grad / weights
@@ -45,5 +56,7 @@ dps = Sampler("dps", DPS(), default_steps=RESTORATION_STEPS, grid=power_times)
 
 Per step ``t → s``: ``x_s = bridge(x_t, D(x_t)) - ζ ∇_{x_t} ‖y - A D(x_t, t)‖_g`` with ``ζ = step_size``, the norm the
 observation space's quadrature norm over the observed points and ``∇`` the L² gradient (the Euclidean gradient
-divided by the grid weights), so ``ζ`` does not depend on the grid. The gradient is taken through the model by
+divided by the grid weights), so ``ζ`` does not depend on the grid. With ``residual`` (a
+:class:`~hilbert_diffusion.restoration.residual.PDEResidual` on the model's normalised fields) the PDE residual's
+``L²`` norm of the denoised pair, weighted by ``residual_weight`` (λ), joins the observation's norm. The gradient is taken through the model by
 autograd: one forward and one backward pass per step. ``y``: ``(batch or 1, channels, *observation_grid)``."""
