@@ -81,6 +81,7 @@ class Plan:
     draws: int
     restoration_steps: int
     resolution_scale: float = 1.0  # quick runs shrink the grids
+    kappa_nyquist: float = 0.0  # the forward process: κ λ_max at the training grid (0: the command line's default)
 
 
 def _models(width: int, modes: int, layers: int) -> dict:
@@ -135,7 +136,7 @@ def train_with_curve(data: Tensor, model, plan: Plan, reference: Tensor, *, devi
     """Train for ``plan.cpu_seconds`` (process CPU time; wall time on a GPU) in ``plan.segments`` segments, the
     step count of each set from the measured seconds per step; after each, the kurtosis and spectrum error of
     ``curve_samples`` samples. Returns ``(run, curve, timing)``."""
-    sde = default_sde(BASIS, tuple(data.shape[2:]))
+    sde = default_sde(BASIS, tuple(data.shape[2:]), kappa_nyquist=plan.kappa_nyquist)
     clock = time.perf_counter if device != "cpu" else time.process_time
     curve, spent, steps, run = [], 0.0, 0, None
     with tempfile.TemporaryDirectory(prefix="hd_images_") as out:
@@ -348,12 +349,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--datasets", default="shapes,faces", help="comma-separated: shapes, faces, patches, digits")
     parser.add_argument("--architectures", help="comma-separated subset of " + ", ".join(ARCHITECTURES))
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--kappa-nyquist", type=float, default=0.0,
+                        help="heat of the forward process, κ λ_max at the training grid (default 0, the CLI's for images)")
     parser.add_argument("--tag", help="write images_TAG.json/.png (a run beside the committed one, e.g. a longer budget)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     plan = QUICK if args.quick else FULL
     if args.cpu_minutes:
         plan = replace(plan, cpu_seconds=60 * args.cpu_minutes)
+    plan = replace(plan, kappa_nyquist=args.kappa_nyquist)
     if args.architectures:
         plan = replace(plan, architectures={a: plan.architectures[a] for a in args.architectures.split(",")})
     names = [n for n in args.datasets.split(",") if n]
@@ -366,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     document = {
         "config": {"architectures": {a: {"type": type(m).__name__, **{k: v for k, v in vars(m).items()}}
                                      for a, m in plan.architectures.items()},
-                   "budget_seconds_per_model": plan.cpu_seconds, "clock": "process CPU time" if args.device == "cpu"
+                   "budget_seconds_per_model": plan.cpu_seconds, "kappa_nyquist": plan.kappa_nyquist, "clock": "process CPU time" if args.device == "cpu"
                    else "wall time", "train": {"batch_size": plan.train.batch_size, "lr": plan.train.lr,
                                                "ema_decay": plan.train.ema_decay, "segments": plan.segments},
                    "sampler": f"exponential_multistep, default_times({plan.sampler_steps})",
@@ -377,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
         "verdicts": verdicts(results),
         "results": results,
     }
-    stem = "images_quick" if args.quick else "images" if not args.tag else f"images_{args.tag}"
+    stem = ("images_quick" if args.quick else "images") + (f"_{args.tag}" if args.tag else "")
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{stem}.json").write_text(json.dumps(document, indent=1, ensure_ascii=False, default=str))
     figure(results, RESULTS / f"{stem}.png")
