@@ -401,7 +401,7 @@ def default_sde(basis: SpectralBasis, grid: Sequence[int], *, kappa_nyquist: flo
     ``a(t)``, which makes sequential Monte Carlo inpainting exact (``restoration.filtering_smc``);
     ``kappa_nyquist > 0`` gives HDM's heat process (restoration: ``twisted_smc``, asymptotically exact under heat
     too, or ``covariance_guidance``, exact for Gaussian data). The command line picks it per domain (``cli.DEFAULT_HEAT``, measured by
-    ``benchmarks/heat_default.py``)."""
+    ``benchmarks/heat_default.py`` and, for images, ``benchmarks/images.py --kappa-nyquist``)."""
     if kappa_nyquist < 0 or not tau_ratio > 0:
         raise ValueError(f"default_sde needs kappa_nyquist ≥ 0 and tau_ratio > 0, got {kappa_nyquist} and {tau_ratio}.")
     lam = basis.eigenvalues(tuple(grid))
