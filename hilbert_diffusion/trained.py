@@ -116,14 +116,15 @@ class TrainedRun:
             steps = sampler.default_steps if steps is None else steps
             return sampler.times(steps), f"{sampler.name}'s own grid"
         steps = stored["steps"] if steps is None else steps
-        grids = (self.sde.basis.grid(resolution),) if resolution is not None else tuple(map(tuple, stored["grids"]))
+        stored_grids = tuple(map(tuple, stored["grids"]))
+        grids = (self.sde.basis.grid(resolution),) if resolution is not None else stored_grids
         key = (grids, steps, method.corrector)
-        if key == (tuple(map(tuple, stored["grids"])), stored["steps"], stored.get("corrector", False)):
+        if key == (stored_grids, stored["steps"], stored.get("corrector", False)):
             return torch.tensor(stored["times"], dtype=torch.float64), "the grid optimised at training"
         if key not in self._optimised:
             self._optimised[key] = spectrum_times(self.sde, spectra, grids[0], steps=steps, corrector=method.corrector,
                                                   transfer=len(grids) > 1)
-        where = "×".join(map(str, grids[0])) if len(grids) == 1 else " and ".join("×".join(map(str, g)) for g in grids)
+        where = " and ".join("×".join(map(str, g)) for g in grids)
         return (torch.tensor(self._optimised[key]["times"], dtype=torch.float64),
                 f"a grid optimised now for {steps} steps of {sampler.name} at {where}")
 

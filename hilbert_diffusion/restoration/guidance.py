@@ -20,7 +20,7 @@ __all__ = ["DPS", "dps"]
 
 @dataclass(frozen=True)
 class DPS(Method):
-    """``x_s = bridge(x_t, D(x_t)) - ζ ∇_{x_t} (‖y - A D(x_t, t)‖_g + λ ‖R(D(x_t, t))‖)``; see :data:`dps`."""
+    """``x_s = bridge(x_t, D(x_t)) - ζ ∇_{x_t} (‖y - A D(x_t, t)‖_g + λ ‖Δ_h⁻¹ R(D(x_t, t))‖)``; see :data:`dps`."""
 
     step_size: float = 1.0
     residual: PDEResidual | None = None
@@ -44,7 +44,7 @@ class DPS(Method):
         with torch.enable_grad():
             residual = y - operator.forward(denoised)
             norm = operator.inner(residual, residual, run.grid).flatten(1).sum(-1).clamp_min(1e-30).sqrt()
-            if self.residual is not None:  # λ ‖R(D)‖_{L²}: the PDE's residual of the denoised pair
+            if self.residual is not None:  # λ ‖Δ_h⁻¹ R(D)‖: the PDE's residual of the denoised pair (PDEResidual.norm)
                 norm = norm + self.residual_weight * self.residual.norm(denoised)
             (grad,) = torch.autograd.grad(norm.sum(), x)
         weights = run.basis.weights(run.grid).to(device=x.device, dtype=x.dtype)
@@ -57,6 +57,7 @@ dps = Sampler("dps", DPS(), default_steps=RESTORATION_STEPS, grid=power_times)
 Per step ``t → s``: ``x_s = bridge(x_t, D(x_t)) - ζ ∇_{x_t} ‖y - A D(x_t, t)‖_g`` with ``ζ = step_size``, the norm the
 observation space's quadrature norm over the observed points and ``∇`` the L² gradient (the Euclidean gradient
 divided by the grid weights), so ``ζ`` does not depend on the grid. With ``residual`` (a
-:class:`~hilbert_diffusion.restoration.residual.PDEResidual` on the model's normalised fields) the PDE residual's
-``L²`` norm of the denoised pair, weighted by ``residual_weight`` (λ), joins the observation's norm. The gradient is taken through the model by
+:class:`~hilbert_diffusion.restoration.residual.PDEResidual` on the model's normalised fields) the norm of the
+denoised pair's PDE residual in the solution's units (``PDEResidual.norm``: ``‖Δ_h⁻¹ R‖``, free of the grid),
+weighted by ``residual_weight`` (λ), joins the observation's norm. The gradient is taken through the model by
 autograd: one forward and one backward pass per step. ``y``: ``(batch or 1, channels, *observation_grid)``."""

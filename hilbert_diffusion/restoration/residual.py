@@ -20,6 +20,7 @@ how a trained run's restoration methods see them.
 
 from __future__ import annotations
 
+import functools
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
@@ -111,6 +112,14 @@ class DirichletResidual(PDEResidual):
         return laplacian + self.shift * inner - a[..., 1:-1, 1:-1]
 
 
+@functools.cache
+def _darcy_maps(size: int) -> tuple[Tensor, Tensor]:
+    """The generator's centre → vertex spline and the inverse of its vertex → centre one (the vertex values of the
+    spline that gives ``u`` at the centres), float64: built once per grid, not at every guidance step."""
+    to_vertices, to_centres = darcy_transfers(size)
+    return to_vertices, torch.linalg.inv(to_centres)
+
+
 @dataclass(frozen=True)
 class DarcyResidual(PDEResidual):
     """``R = −∇_h·(a ∇_h u) − f`` in :func:`~hilbert_diffusion.datasets.darcy`'s finite volumes, on cell-centre data
@@ -121,8 +130,7 @@ class DarcyResidual(PDEResidual):
 
     def residual(self, a: Tensor, u: Tensor) -> Tensor:
         size = a.shape[-1]
-        to_vertices, to_centres = (m.to(dtype=a.dtype, device=a.device) for m in darcy_transfers(size))
-        from_centres = torch.linalg.inv(to_centres)  # vertex values of the spline that gives u at the centres
+        to_vertices, from_centres = (m.to(dtype=a.dtype, device=a.device) for m in _darcy_maps(size))
         a_v = to_vertices @ a @ to_vertices.T
         u_v = from_centres @ u @ from_centres.T
         if callable(self.source):
