@@ -46,6 +46,7 @@ import json
 import platform
 import sys
 import time
+from functools import partial
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -96,6 +97,7 @@ class Task:
     solution: Callable[[int], SolutionMap] | None = None  # u = S(P a) at a resolution: the known solver
     linear: bool = False  # S linear: observe through it (both directions); else only complete u from a (forward)
     residual: PDEResidual | None = None  # R(a, u) of the generator's scheme, for DPS's residual guidance
+    train_builder: Callable | None = None  # the training pairs' builder, if not ``builder`` (the test pairs' always)
 
 
 def darcy_solution(resolution: int) -> SolutionMap:
@@ -106,8 +108,10 @@ def darcy_solution(resolution: int) -> SolutionMap:
 TASKS = {
     "poisson": Task(poisson, LinearGaussianPair.poisson, lambda n: LinearGaussianPair.poisson(n).solution, True,
                     DirichletResidual()),
+    # trained on sources whose boundary nodes (zeroed by the solve, never read through it) hold their neighbours'
+    # values: a prior the Wiener skip carries (datasets.helmholtz's filled_boundary); tested on DiffusionPDE's pairs
     "helmholtz": Task(helmholtz, LinearGaussianPair.helmholtz, lambda n: LinearGaussianPair.helmholtz(n).solution,
-                      True, DirichletResidual(shift=1.0)),
+                      True, DirichletResidual(shift=1.0), partial(helmholtz, filled_boundary=True)),
     "darcy": Task(darcy, solution=darcy_solution, residual=DarcyResidual()),
     "ns": Task(navier_stokes_pair),  # no residual: ω(T) is a whole solve away from ω₀ (restoration/residual.py)
 }
@@ -194,7 +198,7 @@ def get_run(name: str, task: Task, setting: Setting, runs: Path, cache_dir: str 
     """The task's trained run in ``runs/name`` (trained there for at most ``train_minutes`` if absent), its CPU
     minutes of training, and the channel covariance of its (normalised) training pairs."""
     run_dir = runs / name
-    data = task.builder(setting.train_pairs, setting.train_resolution, seed=0, cache_dir=cache_dir,
+    data = (task.train_builder or task.builder)(setting.train_pairs, setting.train_resolution, seed=0, cache_dir=cache_dir,
                         progress=False, **(setting.ns_data if name == "ns" else {}))
     if not list_checkpoints(run_dir):
         start = time.process_time()

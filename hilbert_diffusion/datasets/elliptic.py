@@ -22,7 +22,7 @@ import math
 import torch
 from torch import Tensor
 
-__all__ = ["solve_dirichlet", "zero_boundary", "solve_darcy", "spline_matrix", "darcy_operator", "flux_divergence",
+__all__ = ["solve_dirichlet", "zero_boundary", "replicate_boundary", "solve_darcy", "spline_matrix", "darcy_operator", "flux_divergence",
            "darcy_transfers"]
 
 
@@ -69,6 +69,15 @@ def zero_boundary(a: Tensor) -> Tensor:
     inside = torch.zeros_like(a)
     inside[..., 1:-1, 1:-1] = a[..., 1:-1, 1:-1]
     return inside
+
+
+def replicate_boundary(a: Tensor) -> Tensor:
+    """``a`` with each boundary node holding its nearest interior node's value (corners their diagonal neighbour's):
+    what :func:`zero_boundary` discards, filled without a jump, so ``zero_boundary(replicate_boundary(a)) =
+    zero_boundary(a)``."""
+    inside = a[..., 1:-1, 1:-1]
+    filled = torch.cat([inside[..., :1, :], inside, inside[..., -1:, :]], dim=-2)
+    return torch.cat([filled[..., :1], filled, filled[..., -1:]], dim=-1)
 
 
 # =========================================================================================== splines

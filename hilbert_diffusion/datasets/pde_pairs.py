@@ -30,7 +30,7 @@ from ..bases import NeumannBasis
 from ..noise import GaussianRandomField, Matern
 from .base import FieldDataset, dataset_spec, field_generator, grid_coordinates
 from .cache import cached_tensor
-from .elliptic import solve_darcy, solve_dirichlet, zero_boundary
+from .elliptic import replicate_boundary, solve_darcy, solve_dirichlet, zero_boundary
 
 __all__ = ["DIFFUSIONPDE_GRF", "diffusionpde_source", "poisson", "helmholtz", "darcy", "PDE_PAIR_CHANNELS"]
 
@@ -85,16 +85,24 @@ def poisson(num: int = 1000, resolution: int = 64, *, seed: int = 0, cache_dir: 
 
 
 def helmholtz(num: int = 1000, resolution: int = 64, *, wavenumber: float = 1.0, seed: int = 0,
-              cache_dir: str | os.PathLike | None = None, use_cache: bool = True, progress: bool = True) -> FieldDataset:
+              filled_boundary: bool = False, cache_dir: str | os.PathLike | None = None, use_cache: bool = True,
+              progress: bool = True) -> FieldDataset:
     """Helmholtz pairs ``(a, u)``: ``a`` the source with its boundary nodes zeroed, ``(Δ_h + k²) u = a``,
-    ``u = 0`` on the boundary (``k = wavenumber``)."""
+    ``u = 0`` on the boundary (``k = wavenumber``).
+
+    ``filled_boundary=True`` stores ``a`` with its boundary nodes holding their interior neighbours' values
+    (:func:`~.elliptic.replicate_boundary`; ``u`` is the same, the solve zeroes them): training data for restoring
+    through the solver, which reads only ``zero_boundary(a)``. Without the jump to zero at the walls the source is
+    close to stationary: its per-mode Wiener filter is within 5 % of the exact Gaussian denoiser, against 2.4–3.8 ×
+    its error with the zeros (32², trace-class noise; ``tests/test_pde_inverse.py``)."""
 
     def solve(source: Tensor) -> tuple[Tensor, Tensor]:
         a = zero_boundary(source)
-        return a, solve_dirichlet(a, shift=wavenumber**2)
+        return (replicate_boundary(source) if filled_boundary else a), solve_dirichlet(a, shift=wavenumber**2)
 
     return _pairs("helmholtz", helmholtz, solve, num=num, resolution=resolution, seed=seed, cache_dir=cache_dir,
-                  use_cache=use_cache, progress=progress, wavenumber=wavenumber)
+                  use_cache=use_cache, progress=progress, wavenumber=wavenumber,
+                  **({"filled_boundary": True} if filled_boundary else {}))
 
 
 def darcy(num: int = 1000, resolution: int = 64, *, high: float = 12.0, low: float = 3.0, seed: int = 0,
