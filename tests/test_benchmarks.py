@@ -123,3 +123,16 @@ def test_shape_statistics_of_real_curves() -> None:
     assert stats["rms_residual"] < 1e-5 and stats["rms_abs_a_minus_1"] < 1e-4
     assert abs(stats["fraction_a_positive"] - 0.5) < 0.1  # 400 fair coins: 4 standard deviations
     assert abs(stats["std_50b"] - 1) < 0.15  # ε ~ N(0, 1): sd of the sample sd ≈ 1/sqrt(800)
+
+
+def test_darcy_error_rate_is_their_thresholded_pixel_fraction() -> None:
+    """Darcy's inverse metric is DiffusionPDE's and FunDPS's error rate of the thresholded ``a``, not an L² error."""
+    from benchmarks.pde_inverse import error_rate
+
+    generator = torch.Generator().manual_seed(0)
+    truth = torch.where(torch.rand(3, 8, 8, generator=generator) > 0.5, 12.0, 3.0)
+    estimate = truth + 4.0 * (torch.rand(3, 8, 8, generator=generator) - 0.5)  # within ±2: thresholds back to truth
+    assert torch.equal(error_rate(estimate, truth), torch.zeros(3, dtype=torch.float64))
+    flipped = truth.clone()
+    flipped[0, :2, :3] = 15.0 - flipped[0, :2, :3]  # 6 of 64 nodes swapped between the two values
+    assert torch.allclose(error_rate(flipped, truth), torch.tensor([6 / 64, 0.0, 0.0], dtype=torch.float64))
