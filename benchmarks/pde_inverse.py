@@ -210,7 +210,7 @@ def bayes_limit(task: Task, pairs: torch.Tensor, obs: PointObservation, directio
 
 
 def get_run(name: str, task: Task, setting: Setting, runs: Path, cache_dir: str | None):
-    """The task's trained run in ``runs/name`` (trained there for at most ``train_minutes`` if absent), its CPU
+    """The task's trained run in ``runs/name`` (trained there for at most ``train_minutes`` CPU-minutes if absent), its CPU
     minutes of training, and the channel covariance of its (normalised) training pairs."""
     run_dir = runs / name
     data = (task.train_builder or task.builder)(setting.train_pairs, setting.train_resolution, seed=0, cache_dir=cache_dir,
@@ -218,7 +218,7 @@ def get_run(name: str, task: Task, setting: Setting, runs: Path, cache_dir: str 
     if not list_checkpoints(run_dir):
         start = time.process_time()
         train(data, sde=default_sde(data.basis, data.grid), model=setting.model, config=setting.train,
-              out_dir=run_dir, progress=False, max_seconds=60 * setting.train_minutes)
+              out_dir=run_dir, progress=False, max_seconds=60 * setting.train_minutes, clock=time.process_time)
         minutes = (time.process_time() - start) / 60
         (run_dir / "training_minutes.json").write_text(json.dumps({"minutes": minutes}))
     run = load(run_dir)

@@ -161,6 +161,7 @@ def train(
     progress: bool = True,
     callback: Callable[[int, float], None] | None = None,
     max_seconds: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
     device: str | torch.device | None = None,
     log_dir: str | os.PathLike | None = None,
 ) -> TrainedRun:
@@ -186,8 +187,10 @@ def train(
         progress: show a tqdm bar with the loss, its ratio to the Wiener filter's and steps/s, and a
             final line with that ratio.
         callback: ``callback(step, loss)`` after every optimisation step.
-        max_seconds: stop (with a checkpoint, saying so) once this much wall-clock time has passed, even
+        max_seconds: stop (with a checkpoint, saying so) once this much time has passed on ``clock``, even
             before ``config.steps``; the cosine schedule still refers to ``config.steps``.
+        clock: what ``max_seconds`` is measured on: wall-clock time (the default), or ``time.process_time`` for a
+            CPU budget that does not shrink when other work shares the cores.
         device: where the network and the batches live (``"auto"``, ``"cpu"``, ``"cuda:N"``; default: the CPU, or
             ``cuda:LOCAL_RANK`` under ``torchrun``); the data set, the draws and the returned model stay on the CPU.
         log_dir: also log to TensorBoard there (:mod:`.tracking`); ``out_dir/metrics.jsonl`` is always written.
@@ -220,7 +223,7 @@ def train(
         hooks = RunHooks(state, sde=sde, config=config, out_dir=path, context=context, log=log)
         try:
             return _train_steps(state, sde=sde, config=config, context=context, hooks=hooks, interrupts=interrupts,
-                                progress=progress, callback=callback, max_seconds=max_seconds)
+                                progress=progress, callback=callback, max_seconds=max_seconds, clock=clock)
         finally:
             log.close()
 
@@ -243,7 +246,8 @@ def training_bytes(data: Tensor | LazyFields, *, sde: DiagonalSDE, model: Any, c
 
 def _train_steps(state: RunState, *, sde: DiagonalSDE, config: TrainConfig, context: DistributedContext,
                  hooks: RunHooks, interrupts: InterruptGuard, progress: bool,
-                 callback: Callable[[int, float], None] | None, max_seconds: float | None) -> TrainedRun:
+                 callback: Callable[[int, float], None] | None, max_seconds: float | None,
+                 clock: Callable[[], float]) -> TrainedRun:
     """The loop of :func:`train` on a started or resumed ``state``, its final checkpoint and figure."""
     from tqdm import tqdm
 
@@ -256,7 +260,7 @@ def _train_steps(state: RunState, *, sde: DiagonalSDE, config: TrainConfig, cont
         try:
             stop, running = _run_steps(state, sde=sde, config=config, context=context, bar=bar, hooks=hooks,
                                        report=report, callback=callback, max_seconds=max_seconds,
-                                       interrupts=interrupts)
+                                       clock=clock, interrupts=interrupts)
         finally:
             bar.close()
     interrupted = stop == "interrupt" or context.all_agree(interrupts.requested)
@@ -296,7 +300,8 @@ def _check_options(model: Any, config: TrainConfig, context: DistributedContext,
 
 def _run_steps(state: RunState, *, sde: DiagonalSDE, config: TrainConfig, context: DistributedContext, bar: Any,
                hooks: RunHooks, report: Callable[[str], None], callback: Callable[[int, float], None] | None,
-               max_seconds: float | None, interrupts: InterruptGuard) -> tuple[str, float | None]:
+               max_seconds: float | None, clock: Callable[[], float],
+               interrupts: InterruptGuard) -> tuple[str, float | None]:
     """Optimisation steps up to ``config.steps``; returns why they stopped (``"done"``, ``"time"``: ``max_seconds``
     passed, ``"interrupt"``: a signal, see :mod:`.interrupts`) and the running loss."""
     weight = state.net.loss_weight if config.edm_weighting else None
@@ -309,9 +314,9 @@ def _run_steps(state: RunState, *, sde: DiagonalSDE, config: TrainConfig, contex
     batches = batch_stream(state.fields, seed=config.seed, batch_size=config.batch_size, start=state.draws,
                            shard=context.shard(config.batch_size), workers=config.workers,
                            pin_memory=context.device.type == "cuda")
-    start = time.monotonic()
+    start = clock()
     while state.step < config.steps:
-        if max_seconds is not None and context.all_agree(time.monotonic() - start > max_seconds):
+        if max_seconds is not None and context.all_agree(clock() - start > max_seconds):
             return "time", running
         if context.all_agree(interrupts.requested):
             return "interrupt", running

@@ -293,6 +293,16 @@ def test_training_says_why_it_stopped_and_how_it_compares_to_the_wiener_filter(c
     assert "stopped at step" not in err
 
 
+def test_the_time_limit_is_measured_on_the_clock_given(capsys):
+    """A clock that advances one second per reading (0 at the start, then one reading before each step) passes 2.5 s
+    at the reading before the third step: 2 steps, whatever the wall clock says."""
+    _, _, sde, data = _setup(num=16)
+    ticks = iter(range(100))
+    stopped = train(data, sde=sde, model=TINY, config=TrainConfig(steps=9, **FAST), progress=False, max_seconds=2.5,
+                    clock=lambda: float(next(ticks)))
+    assert stopped.step == 2 and "stopped at step 2 of 9" in capsys.readouterr().err
+
+
 def test_training_figures_are_titled_and_show_real_data(tmp_path, monkeypatch):
     import hilbert_diffusion.training_hooks as hooks
 
