@@ -7,8 +7,9 @@ Navier–Stokes (``a = ω₀``, ``u = ω(T = 1)``). Protocol (DiffusionPDE / Fun
 ``np.random.seed(1); np.random.choice(128², 500, replace=False)`` observe ``a`` (forward problem: recover ``u``) and
 seed 0 observes ``u`` (inverse: recover ``a``); the metric is ``‖x̂ − x‖₂ / ‖x‖₂`` of the recovered channel for a
 **single draw** — except Darcy's two-valued ``a``, whose metric (theirs) is the error rate, the fraction of nodes
-wrong after thresholding at 7.5 (:func:`error_rate`) — averaged over held-out pairs (seed 1; training pairs use seed 0). Reported too: the error of the
-mean of ``K`` draws, and the same protocol on the 64² grid (500 points of 64² chosen the same way).
+wrong after thresholding at 7.5 (:func:`error_rate`) — averaged over held-out pairs (seed 1; training pairs use
+seed 0). Reported too: the error of the mean of ``K`` draws, and the same protocol on the 64² grid (500 points of 64²
+chosen the same way).
 
 Rows:
 
@@ -210,11 +211,12 @@ def bayes_limit(task: Task, pairs: torch.Tensor, obs: PointObservation, directio
 
 
 def get_run(name: str, task: Task, setting: Setting, runs: Path, cache_dir: str | None):
-    """The task's trained run in ``runs/name`` (trained there for at most ``train_minutes`` CPU-minutes if absent), its CPU
-    minutes of training, and the channel covariance of its (normalised) training pairs."""
+    """The task's trained run in ``runs/name`` (trained there for at most ``train_minutes`` CPU-minutes if absent),
+    its CPU minutes of training, and the channel covariance of its (normalised) training pairs."""
     run_dir = runs / name
-    data = (task.train_builder or task.builder)(setting.train_pairs, setting.train_resolution, seed=0, cache_dir=cache_dir,
-                        progress=False, **(setting.ns_data if name == "ns" else {}))
+    builder = task.train_builder or task.builder
+    data = builder(setting.train_pairs, setting.train_resolution, seed=0, cache_dir=cache_dir, progress=False,
+                   **(setting.ns_data if name == "ns" else {}))
     if not list_checkpoints(run_dir):
         start = time.process_time()
         train(data, sde=default_sde(data.basis, data.grid), model=setting.model, config=setting.train,
