@@ -46,7 +46,7 @@ from ..engine import Method, Run, Sampler
 from ..noise import Spectrum
 from ..times import power_times
 from .replacement import RESTORATION_STEPS
-from .residual import PDEResidual
+from .residual import PDEResidual, check_residual_options
 from .vectors import cholesky
 
 __all__ = ["CovarianceGuidance", "covariance_guidance"]
@@ -77,11 +77,7 @@ class CovarianceGuidance(Method):
         if not self.jacobian_snr > 0 or not (math.isfinite(self.nugget) and self.nugget >= 0):
             raise ValueError(f"jacobian_snr must be > 0 and nugget a finite number ≥ 0, got {self.jacobian_snr}, "
                              f"{self.nugget}.")
-        if not (math.isfinite(self.residual_weight) and self.residual_weight >= 0):
-            raise ValueError(f"residual_weight (λ) must be a finite number ≥ 0, got {self.residual_weight}.")
-        if self.residual is not None and not isinstance(self.residual, PDEResidual):
-            raise ValueError(f"residual must be a PDEResidual (hilbert_diffusion.restoration.residual), got "
-                             f"{type(self.residual).__name__}.")
+        check_residual_options(self.residual, self.residual_weight)
 
     @property
     def requires_grad(self) -> bool:  # type: ignore[override]

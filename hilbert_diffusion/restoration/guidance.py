@@ -13,7 +13,7 @@ from torch import Tensor
 from ..engine import Method, Run, Sampler
 from ..times import power_times
 from .replacement import RESTORATION_STEPS
-from .residual import PDEResidual
+from .residual import PDEResidual, check_residual_options
 
 __all__ = ["DPS", "dps"]
 
@@ -33,11 +33,7 @@ class DPS(Method):
     def __post_init__(self) -> None:
         if not (math.isfinite(self.step_size) and self.step_size >= 0):
             raise ValueError(f"step_size (ζ) must be a finite number ≥ 0, got {self.step_size}.")
-        if not (math.isfinite(self.residual_weight) and self.residual_weight >= 0):
-            raise ValueError(f"residual_weight (λ) must be a finite number ≥ 0, got {self.residual_weight}.")
-        if self.residual is not None and not isinstance(self.residual, PDEResidual):
-            raise ValueError(f"residual must be a PDEResidual (hilbert_diffusion.restoration.residual), got "
-                             f"{type(self.residual).__name__}.")
+        check_residual_options(self.residual, self.residual_weight)
 
     def advance(self, run: Run, carry: Tensor, x: Tensor, denoised: Tensor, s: float, t: float) -> Tensor:
         operator, y = run.observation()

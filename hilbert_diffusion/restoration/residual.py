@@ -31,7 +31,17 @@ from torch import Tensor
 
 from ..datasets.elliptic import darcy_transfers, flux_divergence, solve_dirichlet
 
-__all__ = ["PDEResidual", "DirichletResidual", "DarcyResidual"]
+__all__ = ["PDEResidual", "DirichletResidual", "DarcyResidual", "check_residual_options"]
+
+
+def check_residual_options(residual: object, weight: float) -> None:
+    """The residual options a restoration method takes: ``residual`` a :class:`PDEResidual` or ``None``, ``weight``
+    (λ) finite and ≥ 0; a one-line error otherwise."""
+    if not (math.isfinite(weight) and weight >= 0):
+        raise ValueError(f"residual_weight (λ) must be a finite number ≥ 0, got {weight}.")
+    if residual is not None and not isinstance(residual, PDEResidual):
+        raise ValueError(f"residual must be a PDEResidual (hilbert_diffusion.restoration.residual), got "
+                         f"{type(residual).__name__}.")
 
 
 @dataclass(frozen=True)
