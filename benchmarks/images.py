@@ -93,8 +93,8 @@ def _models(width: int, modes: int, layers: int) -> dict:
             "uno": ScoreUNOConfig(hidden_channels=width, n_modes=modes, positional_embedding=True),
             # the FNO with differential kernels in its blocks: 4 % more parameters than the FNO
             "local": ScoreLocalConfig(hidden_channels=width, n_modes=modes, n_layers=layers, positional_embedding=True),
-            # half the width (doubling per level) and a third more modes: about the FNO's parameter count
-            "multiscale": ScoreMultiScaleConfig(hidden_channels=max(1, width // 2), n_modes=modes * 4 // 3,
+            # half the width (doubling per level), two more modes: about the FNO's parameter count
+            "multiscale": ScoreMultiScaleConfig(hidden_channels=max(1, width // 2), n_modes=modes + 2,
                                                 positional_embedding=True)}
 
 

@@ -10,9 +10,9 @@ resolution. Here the stencil is taken along each grid axis ``a`` (``r = kernel_s
 
 ``W_{a,j}`` are channel matrices (one matrix product on the stacked differences), so any rank and channel count
 work, and anisotropic grids too (each axis has its own ``h_a``). The zero-sum property is built in: a constant field
-gives zero. Points beyond the walls come from the extension the domain's basis implies (:func:`extend`):
-periodic wrap for Fourier modes, even reflection about the wall half a cell beyond the first cell centre for the
-Neumann cosines (DCT-II), odd reflection about the wall point for the Dirichlet sines (DST-I).
+gives zero. Points beyond the box (:func:`extend`): the periodic wrap on a torus; at walls the linear continuation
+of the field (exact for ramps: the kernel is a consistent derivative up to the walls, whatever the features' values
+and slopes there).
 """
 
 from __future__ import annotations
@@ -33,23 +33,29 @@ def grid_spacing(basis: SpectralBasis, grid: Grid) -> tuple[float, ...]:
 
 
 def extend(x: Tensor, basis: SpectralBasis, axis: int, width: int) -> Tensor:
-    """``x`` with ``width`` points added at both ends of grid axis ``axis`` (a dim of ``x``), as the basis extends
-    its fields beyond the box: periodic, even about cell-centred walls (Neumann), odd about the wall (Dirichlet)."""
+    """``x`` with ``width`` points added at both ends of grid axis ``axis`` (a dim of ``x``): periodic wrap on a torus;
+    at walls (Neumann, Dirichlet) the line through the two points nearest the wall, continued.
+
+    Why not the basis's own extension at walls (even for cosines, odd for sines): (D1) acts on the network's hidden
+    features, which need not satisfy the walls' condition. An odd extension of a feature that does not vanish at the
+    wall jumps there (``D u ~ u / h``: no limit as the grid is refined); an even one of a feature with a slope across
+    the wall kinks (an ``O(1)`` error next to it). The linear continuation is exact for every ramp, a consistent
+    first-order derivative at every point, and agrees with the odd extension of a field that vanishes at the wall
+    (and with the even one of a field flat there) to ``O(h²)``.
+    """
     n = x.shape[axis]
     if width > n:
-        raise ValueError(f"a stencil of {width} points beyond the walls needs at least as many grid points, got {n}.")
-    head, tail = x.narrow(axis, 0, width), x.narrow(axis, n - width, width)
+        raise ValueError(f"a stencil reaching {width} points beyond the walls needs as many grid points, got {n}.")
     if isinstance(basis, PeriodicBasis):
-        return torch.cat([tail, x, head], axis)
-    if isinstance(basis, NeumannBasis):  # u(-½h - s) = u(-½h + s): x[-1-i] = x[i]
-        return torch.cat([head.flip(axis), x, tail.flip(axis)], axis)
-    if isinstance(basis, DirichletBasis):  # u(-s) = -u(s), the wall point stored nowhere: x[-1] = 0, x[-1-i] = -x[i-1]
-        zero = x.narrow(axis, 0, 1).new_zeros(())
-        wall = zero.expand_as(x.narrow(axis, 0, 1))
-        left = [-x.narrow(axis, 0, width - 1).flip(axis), wall]
-        right = [wall, -x.narrow(axis, n - width + 1, width - 1).flip(axis)]
-        return torch.cat([*left, x, *right], axis)
-    raise TypeError(f"differential kernels need a box basis (periodic, Neumann or Dirichlet), got {type(basis).__name__}.")
+        return torch.cat([x.narrow(axis, n - width, width), x, x.narrow(axis, 0, width)], axis)
+    if not isinstance(basis, (NeumannBasis, DirichletBasis)):
+        raise TypeError(f"differential kernels need a box basis (periodic, Neumann or Dirichlet), got "
+                        f"{type(basis).__name__}.")
+    steps = torch.arange(1, width + 1, dtype=x.dtype, device=x.device).reshape(-1, *[1] * (x.dim() - 1 - axis))
+    first, last = x.narrow(axis, 0, 1), x.narrow(axis, n - 1, 1)
+    left = first - steps.flip(0) * (x.narrow(axis, 1, 1) - first)  # farthest first
+    right = last + steps * (last - x.narrow(axis, n - 2, 1))
+    return torch.cat([left, x, right], axis)
 
 
 class DifferentialKernel(nn.Module):

@@ -65,7 +65,8 @@ class ScoreMultiScaleConfig(_OperatorConfig):
         return ScoreMultiScale(sde, channels=channels, data_spectrum=data_spectrum, config=self)
 
     def level_modes(self) -> list[int]:
-        """Modes per axis of each level's spectral convolutions, finest first."""
+        """Modes per axis of each level's spectral convolutions, finest first (:class:`BasisSpectralConv` rounds them
+        up to an odd number)."""
         return [max(2, round(self.n_modes / 2**level)) for level in range(self.n_layers)]
 
     def level_channels(self) -> list[int]:
@@ -78,12 +79,14 @@ def _linear(x: Tensor, layer: nn.Linear) -> Tensor:
 
 
 class BasisSpectralConv(nn.Module):
-    """(M1): a channel matrix per mode of the lowest ``modes`` per axis of ``basis``, applied to coefficients (complex
-    weights where the basis has complex coefficients, e.g. Fourier modes), at any grid."""
+    """(M1): a channel matrix per mode of the lowest modes of ``basis``, applied to coefficients (complex weights where
+    the basis has complex coefficients, e.g. Fourier modes), at any grid. The modes are those of an odd grid of at
+    least ``modes`` points per axis: on a torus no kept mode sits at a Nyquist frequency (where resampling folds
+    ``±k`` into one coefficient, so shifts by a fraction of its cell would not commute with the convolution)."""
 
     def __init__(self, basis: SpectralBasis, in_channels: int, out_channels: int, modes: int) -> None:
         super().__init__()
-        self.basis, self.modes = basis, basis.grid(max(2, modes))
+        self.basis, self.modes = basis, basis.grid(max(3, 2 * (modes // 2) + 1))
         coefficients = basis.forward(torch.zeros(self.modes, dtype=torch.float64))
         dtype = torch.complex64 if coefficients.is_complex() else torch.float32
         self.weight = nn.Parameter(torch.randn(in_channels, out_channels, *coefficients.shape, dtype=dtype)
