@@ -24,7 +24,7 @@ BASES = [PeriodicBasis(1), NeumannBasis(1), DirichletBasis(1), PeriodicBasis(2),
 
 def _kernel(basis, kernel_size: int) -> DifferentialKernel:
     torch.manual_seed(0)
-    return DifferentialKernel(basis, 3, 2, kernel_size=kernel_size).double()
+    return DifferentialKernel(basis, 3, 2, kernel_size=kernel_size).double().requires_grad_(False)
 
 
 @pytest.mark.parametrize("basis", BASES, ids=lambda b: f"{type(b).__name__}{b.ndim}")
@@ -57,7 +57,7 @@ def test_differential_kernel_kills_constants_and_differentiates_ramps_exactly_at
 def test_central_difference_converges_up_to_the_walls(basis):
     """With the central-difference weights the kernel is ``∂_x`` to ``O(h²)`` inside and ``O(h)`` or better at the
     walls (there it is the one-sided difference: the linear continuation), for the basis's first non-constant mode."""
-    kernel = DifferentialKernel(basis, 1, 1).double()
+    kernel = DifferentialKernel(basis, 1, 1).double().requires_grad_(False)
     with torch.no_grad():
         kernel.weight.copy_(torch.tensor([[-0.5, 0.5]]))
     k = 2 * math.pi if isinstance(basis, PeriodicBasis) else math.pi  # the first non-constant mode

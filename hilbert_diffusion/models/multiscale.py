@@ -70,6 +70,7 @@ class ScoreMultiScaleConfig(_OperatorConfig):
         return [max(2, round(self.n_modes / 2**level)) for level in range(self.n_layers)]
 
     def level_channels(self) -> list[int]:
+        """Channels of each level, finest first: ``hidden_channels`` doubled per level."""
         return [self.hidden_channels * 2**level for level in range(self.n_layers)]
 
 
@@ -93,6 +94,9 @@ class BasisSpectralConv(nn.Module):
                                    / in_channels**0.5)
 
     def forward(self, h: Tensor) -> Tensor:
+        if h.dtype in (torch.float16, torch.bfloat16):  # under autocast: the transforms in float32, as lean_fno's
+            with torch.autocast(h.device.type, enabled=False):
+                return self(h.float())
         grid = self.basis.grid_of(h)
         c = self.basis.forward(self.basis.resample(h, self.modes))  # the lowest modes' coefficients
         out = torch.einsum("bi...,io...->bo...", c, self.weight.to(c.dtype))
