@@ -14,10 +14,16 @@ box) and every grid size works, odd or even:
       K_m h = R_{m→N} B⁻¹( Ŵ ⊙_k B R_{N→m} h )   (Ŵ: a channel matrix per mode k of the m-grid; B the basis transform)  (M1)
       h ← FiLM(h + σ(K_m h + W h + D h), e)                                                                        (M2)
 
-  with ``m = n_modes / 2^l`` modes per axis at level ``l`` (fewer modes where the grid is coarser). ``R_{N→m}`` then
+  with ``m = n_modes / 2^l`` modes per axis at level ``l`` (fewer modes where the grid is coarser; rounded up to odd). ``R_{N→m}`` then
   ``B`` keeps the coefficients of the lowest ``m`` modes per axis, whatever ``N``: the weights act on the same
   functions at every resolution (the FNO's argument, Li et al. 2021, in the domain's eigenbasis);
 * the down path's outputs join the up path at the same level (concatenated, mixed by a 1×1 map).
+
+Resolution: the spectral parts and the resampling act on the same modes at every grid (with the differential kernels
+at zero, 32² and 64² inputs agree to 0.2 %, tests/test_local_operators.py); the coarse levels' grids are fractions of
+the input's, so the features the finest up-block receives from them carry a band that grows with the grid, and its
+differential kernel's ``O(h)`` part (D1) sees that band: with random weights 32² and 64² agree to about 4 %, converging
+at first order as the grid is refined.
 """
 
 from __future__ import annotations
