@@ -59,7 +59,9 @@ def extend(x: Tensor, basis: SpectralBasis, axis: int, width: int) -> Tensor:
 
 
 class DifferentialKernel(nn.Module):
-    """The operator (D1): ``(batch, in_channels, *grid) → (batch, out_channels, *grid)`` on ``basis``'s box.
+    """The operator (D1): ``(batch, in_channels, *grid) → (batch, out_channels, *grid)`` on ``basis``'s box (1-, 2- or
+    3-D), computed as one convolution whose stencil is a cross (the axes through the centre) with weights
+    ``W_{a,j} / h_a`` on the arms and minus their sum at the centre, on the field extended by :func:`extend`.
 
     Args:
         basis: the domain (fixes the spacing and the extension beyond the walls).
@@ -75,28 +77,34 @@ class DifferentialKernel(nn.Module):
             raise ValueError(f"kernel_size must be odd and at least 3, got {kernel_size}.")
         if min(in_channels, out_channels) < 1:
             raise ValueError(f"channel counts must be positive, got {in_channels} and {out_channels}.")
-        self.basis = basis
-        self.radius = kernel_size // 2
+        if not 1 <= basis.ndim <= 3:
+            raise ValueError(f"differential kernels run as torch convolutions, on 1-, 2- or 3-D boxes; got {basis.ndim}-D.")
+        self.basis, self.radius = basis, kernel_size // 2
         self.offsets = [j for j in range(-self.radius, self.radius + 1) if j != 0]
-        fan_in = in_channels * basis.ndim * len(self.offsets)
-        self.weight = nn.Parameter(torch.empty(out_channels, fan_in))
-        if zero_init:
-            nn.init.zeros_(self.weight)
-        else:
-            nn.init.uniform_(self.weight, -1 / math.sqrt(fan_in), 1 / math.sqrt(fan_in))
+        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, basis.ndim, len(self.offsets)))
+        """``W_{a,j}``: ``(out, in, axis a, offset j)``, the offsets ``-r … -1, 1 … r``."""
+        bound = 1 / math.sqrt(in_channels * basis.ndim * len(self.offsets))
+        nn.init.zeros_(self.weight) if zero_init else nn.init.uniform_(self.weight, -bound, bound)
+        self.register_buffer("stencils", self._stencils(basis.ndim, kernel_size), persistent=False)
+        self._convolve = getattr(torch.nn.functional, f"conv{basis.ndim}d")
 
-    def differences(self, x: Tensor) -> Tensor:
-        """``(u(x + j h_a e_a) − u(x)) / h_a`` for every axis ``a`` and offset ``j``, stacked on the channel axis:
-        ``(batch, in_channels · ndim · (kernel_size − 1), *grid)``."""
-        grid = self.basis.grid_of(x)
-        out = []
-        for a, h in enumerate(grid_spacing(self.basis, grid)):
-            dim = x.dim() - self.basis.ndim + a
-            wide = extend(x, self.basis, dim, self.radius)
-            out += [(wide.narrow(dim, self.radius + j, grid[a]) - x) / h for j in self.offsets]
-        return torch.cat(out, 1)
+    def _stencils(self, ndim: int, kernel_size: int) -> Tensor:
+        """``(ndim, 2r, k, …, k)``: the stencil of ``u(x + j e_a) − u(x)`` for each axis and offset."""
+        out = torch.zeros(ndim, len(self.offsets), *[kernel_size] * ndim)
+        centre = [self.radius] * ndim
+        for a in range(ndim):
+            for index, j in enumerate(self.offsets):
+                tap = list(centre)
+                tap[a] += j
+                out[(a, index, *tap)] += 1.0
+                out[(a, index, *centre)] -= 1.0
+        return out
 
     def forward(self, x: Tensor) -> Tensor:
-        d = self.differences(x)
-        flat = torch.matmul(self.weight.to(d.dtype), d.reshape(d.shape[0], d.shape[1], -1))
-        return flat.reshape(d.shape[0], -1, *d.shape[2:])
+        grid = self.basis.grid_of(x)
+        inverse_h = torch.tensor([1 / h for h in grid_spacing(self.basis, grid)], dtype=x.dtype, device=x.device)
+        weight = self.weight.to(x.dtype) * inverse_h[:, None]
+        kernel = torch.einsum("oiaj,aj...->oi...", weight, self.stencils.to(x.dtype))
+        for dim in range(x.dim() - self.basis.ndim, x.dim()):
+            x = extend(x, self.basis, dim, self.radius)
+        return self._convolve(x, kernel)
