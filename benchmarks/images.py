@@ -95,7 +95,10 @@ def _models(width: int, modes: int, layers: int) -> dict:
             "local": ScoreLocalConfig(hidden_channels=width, n_modes=modes, n_layers=layers, positional_embedding=True),
             # half the width (doubling per level), two more modes: about the FNO's parameter count
             "multiscale": ScoreMultiScaleConfig(hidden_channels=max(1, width // 2), n_modes=modes + 2,
-                                                positional_embedding=True)}
+                                                positional_embedding=True),
+            # the same without its differential kernels: what they add, and what they cost at 2x
+            "multiscale-spectral": ScoreMultiScaleConfig(hidden_channels=max(1, width // 2), n_modes=modes + 2,
+                                                         local_levels=0, positional_embedding=True)}
 
 
 ARCHITECTURES = _models(32, 12, 4)
