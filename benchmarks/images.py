@@ -297,14 +297,14 @@ def psnr_gap(task: dict) -> float:
 
 
 def table(results: dict) -> str:
-    lines = [f"{'data/arch':18s} {'min':>5s} {'steps':>6s} {'kurt':>6s} {'data':>6s} {'C2ST':>5s} {'spec':>5s} | "
+    lines = [f"{'data/arch':26s} {'min':>5s} {'steps':>6s} {'kurt':>6s} {'data':>6s} {'C2ST':>5s} {'spec':>5s} | "
              f"{'2×kurt':>6s} {'data':>6s} {'C2ST':>5s} | restoration PSNR: posterior mean − best baseline (dB)"]
     for name, result in results.items():
         n0 = result["resolution"]
         for arch, row in result["architectures"].items():
             a, b = row[str(n0)], row[str(2 * n0)]
             gaps = " ".join(f"{t.replace(' ', '')[:7]}:{psnr_gap(r):+.1f}" for t, r in row["restoration"].items())
-            lines.append(f"{name + '/' + arch:18s} {row['train']['seconds'] / 60:5.1f} {row['train']['steps']:6d} "
+            lines.append(f"{name + '/' + arch:26s} {row['train']['seconds'] / 60:5.1f} {row['train']['steps']:6d} "
                          f"{a['kurtosis']:6.2f} {a['data_kurtosis']:6.2f} {a['c2st']:5.2f} {a['spectrum_error']:5.2f} | "
                          f"{b['kurtosis']:6.2f} {b['data_kurtosis']:6.2f} {b['c2st']:5.2f} | {gaps}")
     return "\n".join(lines)

@@ -78,7 +78,8 @@ class DifferentialKernel(nn.Module):
         if min(in_channels, out_channels) < 1:
             raise ValueError(f"channel counts must be positive, got {in_channels} and {out_channels}.")
         if not 1 <= basis.ndim <= 3:
-            raise ValueError(f"differential kernels run as torch convolutions, on 1-, 2- or 3-D boxes; got {basis.ndim}-D.")
+            raise ValueError(f"differential kernels run as torch convolutions, on 1-, 2- or 3-D boxes; got "
+                             f"{basis.ndim}-D.")
         self.basis, self.radius = basis, kernel_size // 2
         self.offsets = [j for j in range(-self.radius, self.radius + 1) if j != 0]
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels, basis.ndim, len(self.offsets)))

@@ -11,12 +11,12 @@ box) and every grid size works, odd or even:
 * each block is a spectral convolution in the basis plus a 1×1 map (plus, at the finest ``local_levels`` levels, a
   differential kernel (D1) of :mod:`.differential`, so edges can be sharp), a GELU, a residual and a FiLM::
 
-      K_m h = R_{m→N} B⁻¹( Ŵ ⊙_k B R_{N→m} h )   (Ŵ: a channel matrix per mode k of the m-grid; B the basis transform)  (M1)
-      h ← FiLM(h + σ(K_m h + W h + D h), e)                                                                        (M2)
+      K_m h = R_{m→N} B⁻¹( Ŵ ⊙_k B R_{N→m} h )    Ŵ: a channel matrix per mode k; B: the basis transform    (M1)
+      h ← FiLM(h + σ(K_m h + W h + D h), e)                                                                 (M2)
 
-  with ``m = n_modes / 2^l`` modes per axis at level ``l`` (fewer modes where the grid is coarser; rounded up to odd). ``R_{N→m}`` then
-  ``B`` keeps the coefficients of the lowest ``m`` modes per axis, whatever ``N``: the weights act on the same
-  functions at every resolution (the FNO's argument, Li et al. 2021, in the domain's eigenbasis);
+  with ``m = n_modes / 2^l`` modes per axis at level ``l`` (fewer where the grid is coarser; rounded up to odd).
+  ``R_{N→m}`` then ``B`` keeps the coefficients of the lowest ``m`` modes per axis, whatever ``N``: the weights act on
+  the same functions at every resolution (the FNO's argument, Li et al. 2021, in the domain's eigenbasis);
 * the down path's outputs join the up path at the same level (concatenated, mixed by a 1×1 map).
 
 Resolution: the spectral parts and the resampling act on the same modes at every grid (with the differential kernels
@@ -49,8 +49,9 @@ __all__ = ["ScoreMultiScaleConfig", "ScoreMultiScale", "BasisSpectralConv"]
 class ScoreMultiScaleConfig(_OperatorConfig):
     """Architecture of :class:`ScoreMultiScale`: ``n_layers`` levels (each one octave coarser, twice the channels),
     ``n_modes`` modes per axis at the finest level (halved per level, at least 2), differential kernels of odd width
-    ``kernel_size`` at the finest ``local_levels`` levels (0: none), ``positional_embedding`` appends ``cos(π x_a / L_a)`` per axis
-    (where the point is in the box, as :class:`~.fno.ScoreFNOConfig`'s coordinates, but smooth at Neumann walls)."""
+    ``kernel_size`` at the finest ``local_levels`` levels (0: none), ``positional_embedding`` appends
+    ``cos(π x_a / L_a)`` per axis (where the point is in the box, as :class:`~.fno.ScoreFNOConfig`'s coordinates, but
+    smooth at Neumann walls)."""
 
     n_layers: int = 3
     n_modes: int = 12
