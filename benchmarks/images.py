@@ -3,7 +3,9 @@
 Per data set (built in, nothing downloaded: :func:`~hilbert_diffusion.datasets.shapes` — discs, rectangles and
 triangles with sharp edges, 32²; :func:`~hilbert_diffusion.datasets.faces` — scikit-image's 100 LFW faces, 80 to
 train, 24²; optionally ``patches`` and ``digits``) and per architecture (:data:`ARCHITECTURES`: the default FNO,
-a wider and deeper FNO, neuraloperator's U-shaped UNO), one model trained for the same CPU seconds on one thread,
+a wider and deeper FNO, neuraloperator's U-shaped UNO, the FNO with differential kernels (``local``), the U-shape on
+the domain's basis with and without them (``multiscale``, ``multiscale-spectral``); select with ``--architectures``),
+one model trained for the same CPU seconds on one thread,
 in segments (train, then resume), each segment's end a point of the learning curve. Then, samples against
 held-out images (the test split: other shapes; the 20 held-out faces and their mirror images):
 
@@ -49,6 +51,8 @@ from hilbert_diffusion.bases import NeumannBasis
 from hilbert_diffusion.datasets import digits, faces, photo_patches, shapes
 from hilbert_diffusion.metrics import psnr, ssim
 from hilbert_diffusion.models.fno import ScoreFNOConfig
+from hilbert_diffusion.models.local_fno import ScoreLocalConfig
+from hilbert_diffusion.models.multiscale import ScoreMultiScaleConfig
 from hilbert_diffusion.models.uno import ScoreUNOConfig
 from hilbert_diffusion.nongaussian import classifier_two_sample_test, difference_kurtosis, spectrum_distance
 from hilbert_diffusion.restoration import BlockAverage, SpectralDownsample, box_mask, covariance_guidance, ddnm, random_mask
@@ -88,7 +92,15 @@ def _models(width: int, modes: int, layers: int) -> dict:
     return {"fno": ScoreFNOConfig(hidden_channels=width, n_modes=modes, n_layers=layers, positional_embedding=True),
             "fno-wide": ScoreFNOConfig(hidden_channels=2 * width, n_modes=modes, n_layers=layers + 2,
                                        positional_embedding=True),
-            "uno": ScoreUNOConfig(hidden_channels=width, n_modes=modes, positional_embedding=True)}
+            "uno": ScoreUNOConfig(hidden_channels=width, n_modes=modes, positional_embedding=True),
+            # the FNO with differential kernels in its blocks: 4 % more parameters than the FNO
+            "local": ScoreLocalConfig(hidden_channels=width, n_modes=modes, n_layers=layers, positional_embedding=True),
+            # half the width (doubling per level), two more modes: about the FNO's parameter count
+            "multiscale": ScoreMultiScaleConfig(hidden_channels=max(1, width // 2), n_modes=modes + 2,
+                                                positional_embedding=True),
+            # the same without its differential kernels: what they add, and what they cost at 2x
+            "multiscale-spectral": ScoreMultiScaleConfig(hidden_channels=max(1, width // 2), n_modes=modes + 2,
+                                                         local_levels=0, positional_embedding=True)}
 
 
 ARCHITECTURES = _models(32, 12, 4)
@@ -285,14 +297,14 @@ def psnr_gap(task: dict) -> float:
 
 
 def table(results: dict) -> str:
-    lines = [f"{'data/arch':16s} {'min':>5s} {'steps':>6s} {'kurt':>6s} {'data':>6s} {'C2ST':>5s} {'spec':>5s} | "
+    lines = [f"{'data/arch':26s} {'min':>5s} {'steps':>6s} {'kurt':>6s} {'data':>6s} {'C2ST':>5s} {'spec':>5s} | "
              f"{'2×kurt':>6s} {'data':>6s} {'C2ST':>5s} | restoration PSNR: posterior mean − best baseline (dB)"]
     for name, result in results.items():
         n0 = result["resolution"]
         for arch, row in result["architectures"].items():
             a, b = row[str(n0)], row[str(2 * n0)]
             gaps = " ".join(f"{t.replace(' ', '')[:7]}:{psnr_gap(r):+.1f}" for t, r in row["restoration"].items())
-            lines.append(f"{name + '/' + arch:16s} {row['train']['seconds'] / 60:5.1f} {row['train']['steps']:6d} "
+            lines.append(f"{name + '/' + arch:26s} {row['train']['seconds'] / 60:5.1f} {row['train']['steps']:6d} "
                          f"{a['kurtosis']:6.2f} {a['data_kurtosis']:6.2f} {a['c2st']:5.2f} {a['spectrum_error']:5.2f} | "
                          f"{b['kurtosis']:6.2f} {b['data_kurtosis']:6.2f} {b['c2st']:5.2f} | {gaps}")
     return "\n".join(lines)

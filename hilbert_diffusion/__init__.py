@@ -13,6 +13,8 @@ from .models import GaussianOracle
 from .models.cross_spectrum import ChannelCovariance, ChannelGaussianDenoiser
 from .models.fno import ScoreFNO, ScoreFNOConfig
 from .models.linear_pde import LinearGaussianPair
+from .models.local_fno import ScoreLocalConfig, ScoreLocalFNO
+from .models.multiscale import ScoreMultiScale, ScoreMultiScaleConfig
 from .models.sphere import SphericalScoreConfig, SphericalScoreOperator
 from .models.uno import ScoreUNO, ScoreUNOConfig
 from .noise import GaussianRandomField, Matern, PowerLaw, Spectrum, SquaredExponential, WhiteNoise
@@ -101,6 +103,10 @@ __all__ = [
     "ScoreFNOConfig",
     "ScoreUNO",
     "ScoreUNOConfig",
+    "ScoreLocalFNO",
+    "ScoreLocalConfig",
+    "ScoreMultiScale",
+    "ScoreMultiScaleConfig",
     "SphericalScoreOperator",
     "SphericalScoreConfig",
     "denoising_loss",

@@ -38,14 +38,12 @@ def run_train(args: argparse.Namespace) -> int:
     from .distributed import distributed_context
     from .execution import on_device
     from .interrupts import TrainingInterrupted
-    from .models.fno import ScoreFNOConfig
     from .models.sphere import SphericalScoreConfig
-    from .models.uno import ScoreUNOConfig
     from .rundir import RunDirectory
     from .training import TrainConfig, train, training_bytes
 
     config = load_config(args.config)
-    for model_cls in (ScoreFNOConfig, ScoreUNOConfig, SphericalScoreConfig):  # the model's options, before any data
+    for model_cls in (*architectures().values(), SphericalScoreConfig):  # the model's options, before any data
         check_options(model_cls, config.get("model", {}), f"--config {args.config}: model", unknown_ok=True)
     train_options = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
                      "checkpoint_every": args.checkpoint_every, "sample_every": args.sample_every,
@@ -157,9 +155,12 @@ def domain(basis) -> str:
 def architectures() -> dict:
     """``--arch`` name → score-operator config class on boxes (the checkpoint records the class)."""
     from .models.fno import ScoreFNOConfig
+    from .models.local_fno import ScoreLocalConfig
+    from .models.multiscale import ScoreMultiScaleConfig
     from .models.uno import ScoreUNOConfig
 
-    return {"fno": ScoreFNOConfig, "uno": ScoreUNOConfig}
+    return {"fno": ScoreFNOConfig, "uno": ScoreUNOConfig, "local": ScoreLocalConfig,
+            "multiscale": ScoreMultiScaleConfig}
 
 
 def add_train_command(commands) -> None:
@@ -178,11 +179,16 @@ def add_train_command(commands) -> None:
     tr.add_argument("--batch-size", type=option.positive_int)
     tr.add_argument("--lr", type=option.positive_float)
     tr.add_argument("--arch", choices=tuple(architectures()), default="fno",
-                    help="score operator on boxes: fno (Fourier neural operator, the default) or uno (U-shaped: down "
-                    "one octave and back, with skips; neuraloperator's UNO); both sample at any resolution")
-    tr.add_argument("--width", type=option.positive_int, default=32, help="hidden channels (FNO; UNO: of its outer blocks)")
-    tr.add_argument("--modes", type=option.positive_int, default=12, help="Fourier modes per axis (at the input's grid)")
-    tr.add_argument("--layers", type=option.positive_int, help="FNO blocks (default 4)")
+                    help="score operator on boxes: fno (Fourier neural operator, the default), uno (U-shaped: down "
+                    "one octave and back, with skips; neuraloperator's UNO), local (the FNO with differential kernels "
+                    "in its blocks) or multiscale (a U-shape in the domain's own basis: cosine resampling at walls, "
+                    "differential kernels at the finest level); all sample at any resolution")
+    tr.add_argument("--width", type=option.positive_int, default=32,
+                    help="hidden channels (FNO, local; UNO: of its outer blocks; multiscale: of its finest level)")
+    tr.add_argument("--modes", type=option.positive_int, default=12,
+                    help="Fourier modes per axis (at the input's grid; multiscale: at its finest level)")
+    tr.add_argument("--layers", type=option.positive_int,
+                    help="FNO and local: blocks (default 4); multiscale: levels, each one octave coarser (default 3)")
     tr.add_argument("--kappa-nyquist", type=option.non_negative_float,
                     help="heat: κ λ_max at the training grid (0: DDO's coloured-noise VP; ¼: HDM's heat); default per "
                     "domain: " + ", ".join(f"{d} {k:g}" for d, (k, _) in DEFAULT_HEAT.items()) + " (why: below)")

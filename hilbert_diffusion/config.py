@@ -21,7 +21,7 @@ _PACKAGE = __name__.rsplit(".", 1)[0]
 
 #: Modules (relative to the package) whose public dataclasses a config document may construct.
 CONFIG_MODULES = ("bases.box", "bases.sphere", "noise", "sde", "normalization", "losses", "models.fno",
-                  "models.uno", "models.sphere", "training")
+                  "models.uno", "models.local_fno", "models.multiscale", "models.sphere", "training")
 
 
 def to_config(obj: Any) -> Any:

@@ -340,11 +340,13 @@ class PreconditionedScoreOperator(nn.Module, ABC):
         """``F(h, e)``: scaled input ``(batch, channels, *grid)`` and time embedding ``(batch, dim)``."""
 
 
-def _run_fno(fno: nn.Module, films: nn.ModuleList, h: Tensor, embedding: Tensor, *, lean: bool = True) -> Tensor:
+def _run_fno(fno: nn.Module, films: nn.ModuleList, h: Tensor, embedding: Tensor, *, lean: bool = True,
+             local: nn.ModuleList | None = None) -> Tensor:
     """neuraloperator's ``FNO.forward`` with a FiLM modulation after the lifting and after each block: by the lean
-    layers of :mod:`.lean_fno` where they apply (the same function, less work), else neuraloperator's own."""
-    if lean and supports(fno):
-        return run_lean(fno, films, h, embedding)
+    layers of :mod:`.lean_fno` where they apply (the same function, less work), else neuraloperator's own; ``local``:
+    per-block kernels added beside the spectral convolutions (lean layers only, :mod:`.local_fno`)."""
+    if local is not None or (lean and supports(fno)):
+        return run_lean(fno, films, h, embedding, local)
     return run_reference(fno, films, h, embedding)
 
 

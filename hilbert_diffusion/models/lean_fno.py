@@ -73,8 +73,10 @@ def run_reference(fno: nn.Module, films: nn.ModuleList, h: Tensor, embedding: Te
     return fno.projection(h)
 
 
-def run_lean(fno: nn.Module, films: nn.ModuleList, h: Tensor, embedding: Tensor) -> Tensor:
-    """:func:`run_reference`'s function, by the lean layers (``supports(fno)`` must hold)."""
+def run_lean(fno: nn.Module, films: nn.ModuleList, h: Tensor, embedding: Tensor,
+             local: nn.ModuleList | None = None) -> Tensor:
+    """:func:`run_reference`'s function, by the lean layers (``supports(fno)`` must hold); ``local[i]``, where given,
+    is added to block ``i``'s spectral convolution and linear skip (:mod:`.local_fno`'s differential kernels)."""
     if fno.positional_embedding is not None:
         h = fno.positional_embedding(h)
     h = films[0](_channel_mlp(fno.lifting, h), embedding)
@@ -82,7 +84,7 @@ def run_lean(fno: nn.Module, films: nn.ModuleList, h: Tensor, embedding: Tensor)
         h = fno.domain_padding.pad(h)
     blocks = fno.fno_blocks
     for index in range(fno.n_layers):
-        h = films[index + 1](_block(blocks, index, h), embedding)
+        h = films[index + 1](_block(blocks, index, h, None if local is None else local[index]), embedding)
     if fno.domain_padding is not None:
         h = fno.domain_padding.unpad(h)
     return _channel_mlp(fno.projection, h)
@@ -108,10 +110,14 @@ def _channel_mlp(mlp: nn.Module, x: Tensor) -> Tensor:
     return x
 
 
-def _block(blocks: nn.Module, index: int, x: Tensor) -> Tensor:
-    """``FNOBlocks.forward_with_postactivation`` for the supported configuration (module docstring)."""
+def _block(blocks: nn.Module, index: int, x: Tensor, local: nn.Module | None = None) -> Tensor:
+    """``FNOBlocks.forward_with_postactivation`` for the supported configuration (module docstring), plus ``local(x)``
+    beside the spectral convolution where given."""
     skip = blocks.fno_skips[index].conv
-    x_fno = _pointwise(skip.weight, skip.bias, x, add=_spectral(blocks.convs[index], x))  # SpectralConv(x) + W x
+    spectral = _spectral(blocks.convs[index], x)
+    if local is not None:
+        spectral = spectral + local(x)
+    x_fno = _pointwise(skip.weight, skip.bias, x, add=spectral)  # SpectralConv(x) [+ D x] + W x
     last = index == blocks.n_layers - 1
     if not last:
         x_fno = blocks.non_linearity(x_fno)
