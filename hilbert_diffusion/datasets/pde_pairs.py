@@ -94,7 +94,7 @@ def helmholtz(num: int = 1000, resolution: int = 64, *, wavenumber: float = 1.0,
     (:func:`~.elliptic.replicate_boundary`; ``u`` is the same, the solve zeroes them): training data for restoring
     through the solver, which reads only ``zero_boundary(a)``. Without the jump to zero at the walls the source is
     close to stationary: its per-mode Wiener filter is within 5 % of the exact Gaussian denoiser, against 2.4–3.8 ×
-    its error with the zeros (32², trace-class noise; ``tests/test_pde_inverse.py``)."""
+    its error with the zeros (32², trace-class noise; at 16² within 15 %, ``tests/test_pde_inverse.py``)."""
 
     def solve(source: Tensor) -> tuple[Tensor, Tensor]:
         a = zero_boundary(source)
