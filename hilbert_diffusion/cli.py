@@ -63,7 +63,8 @@ def _methods() -> dict:
 
     return {"auto": None, "smc": restoration.filtering_smc, "ddnm": restoration.ddnm,
             "repaint": restoration.repaint, "dps": restoration.dps,
-            "guidance": restoration.covariance_guidance, "twisted": restoration.twisted_smc}
+            "guidance": restoration.covariance_guidance, "twisted": restoration.twisted_smc,
+            "consistency": restoration.hard_consistency}
 
 
 def _load_run(run: str, resolution: int | None):

@@ -220,16 +220,12 @@ class TrainedRun:
         return y
 
     def _encode_observation(self, operator: ObservationOperator, y: Tensor, grid: tuple[int, ...]) -> Tensor:
-        """``(y - A m) / s`` per channel: the observation of the normalised field ``(x - m) / s`` (``A`` linear), with
-        ``A m`` the operator applied to the constant mean field on ``grid`` (a constant for masks, truncations and
-        block averages; blurred on a Dirichlet domain)."""
+        """The observation of the normalised field ``(x - m) / s`` (:meth:`ObservationOperator.encode`: ``(y - A m) / s``
+        per channel for linear ``A``, with ``A m`` the operator applied to the constant mean field on ``grid``)."""
         shape = (1, self.channels, *[1] * len(grid))
         mean = torch.tensor(self.normalization.mean, dtype=y.dtype, device=y.device).reshape(shape)
         std = torch.tensor(self.normalization.std, dtype=y.dtype, device=y.device).reshape(shape)
-        if all(m == 0 for m in self.normalization.mean):
-            return y / std
-        observed_mean = operator.forward(mean.expand(1, self.channels, *grid).to(y.dtype))
-        return (y - observed_mean) / std
+        return operator.encode(y, mean, std, tuple(grid))
 
     def __repr__(self) -> str:
         where = f" from {self.path}" if self.path is not None else ""

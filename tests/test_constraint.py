@@ -11,7 +11,8 @@ import torch
 from hilbert_diffusion import GaussianOracle, Matern, StochasticHeatSDE, default_method
 from hilbert_diffusion.models.linear_pde import LinearGaussianPair
 from hilbert_diffusion.noise import Spectrum
-from hilbert_diffusion.restoration import ConstrainedMask, Mask, SolutionMap, covariance_guidance
+from hilbert_diffusion.datasets.elliptic import solve_darcy
+from hilbert_diffusion.restoration import ConstrainedMask, Mask, SolutionMap, SolverMask, covariance_guidance, dps, hard_consistency
 from hilbert_diffusion.restoration.points import PointObservation, diffusionpde_points
 
 F64 = torch.float64
@@ -103,3 +104,58 @@ def test_the_map_in_normalised_units_is_the_data_map_seen_through_the_normalisat
     derived = normalised.complete(encode(x), 2, prepare_source=False)
     assert torch.equal(derived[:, 0], encode(x)[:, 0])  # the source is left as it is
     assert torch.allclose(derived[:, 1], encode(solution.complete(x, 2))[:, 1], atol=1e-12)
+
+
+
+def _scaled(mean, std):
+    shape = (1, 2, 1, 1)
+    return torch.tensor(mean, dtype=F64).reshape(shape), torch.tensor(std, dtype=F64).reshape(shape)
+
+
+@pytest.mark.parametrize("channel", [0, 1], ids=["forward (a observed)", "inverse (u observed)"])
+def test_solver_mask_with_a_linear_solver_restores_as_the_linear_operator(channel):
+    """Reading a *linear* solver affinely (SolverMask) is the linear ConstrainedMask: the same misfit ``y − A x`` in
+    normalised units for any field, so DPS draws the same fields from the same noise."""
+    pair, oracle, points, linear = _setting("helmholtz", channel)
+    nonlinear = SolverMask.of(points.as_mask(2), pair.solution)
+    mean, std = (0.3, -0.2), (2.0, 0.25)
+    m, s = _scaled(mean, std)
+    truth = pair.field(pair.white(1, generator=torch.Generator().manual_seed(0)))
+    y = points.scatter(points(truth), 2)
+    x = torch.randn(3, 2, SIZE, SIZE, dtype=F64, generator=torch.Generator().manual_seed(6))
+    misfits = [op.encode(y, m, s, pair.grid) - op.normalised(mean, std).forward(x) for op in (linear, nonlinear)]
+    assert torch.allclose(misfits[0], misfits[1], atol=1e-12)
+    assert torch.allclose(nonlinear.encode(points.scatter(points(pair.solution.complete(truth, 2)), 2), m, s, pair.grid),
+                          nonlinear.normalised(mean, std).forward((truth - m) / s), atol=1e-12)  # zero misfit at the truth
+    start = oracle.sde.prior_sample(4, pair.grid, channels=2, generator=torch.Generator().manual_seed(2), dtype=F64)
+    draws = [dps(oracle, oracle.sde, start, dps.times(8), operator=op, y=y, generator=torch.Generator().manual_seed(3))
+             for op in (linear, nonlinear)]
+    assert torch.allclose(draws[0], draws[1], atol=1e-10)
+
+
+def test_solver_mask_reads_darcy_through_its_adjoint():
+    """Through Darcy's (nonlinear) solve: zero misfit at an exact pair, the default method is hard consistency, covariance guidance
+    refuses it, and the misfit's gradient in ``a`` is the solver's adjoint one (finite differences)."""
+    size = 8
+    solution = SolutionMap(solve=lambda a: solve_darcy(a, tolerance=1e-13), prepare=lambda a: a.clamp(3.0, 12.0))
+    basis = LinearGaussianPair.poisson(size).basis
+    points = PointObservation(basis=basis, grid=(size, size), channels=(1,),
+                              indices=diffusionpde_points(0, count=10, resolution=size))
+    operator = SolverMask.of(points.as_mask(2), solution)
+    a = 3 + 9 * torch.rand(1, size, size, dtype=F64, generator=torch.Generator().manual_seed(7))
+    pair = torch.stack([a, solve_darcy(a, tolerance=1e-13)], dim=1)
+    y = points.scatter(points(pair), 2)
+    mean, std = (7.5, 0.01), (4.5, 0.02)
+    m, s = _scaled(mean, std)
+    model = operator.normalised(mean, std)
+    assert float((operator.encode(y, m, s, operator.basis.grid((size, size))) - model.forward((pair - m) / s)).abs().max()) < 1e-10
+    sde = StochasticHeatSDE(basis=basis, covariance=Matern(alpha=1.5, tau=3.0), kappa=0.0)
+    assert default_method(sde, operator) is hard_consistency
+    oracle = GaussianOracle(sde, Matern(alpha=1.5, tau=3.0))
+    with pytest.raises(ValueError, match="restore it with hard_consistency"):
+        covariance_guidance(oracle, sde, torch.zeros(1, 2, size, size, dtype=F64), covariance_guidance.times(2),
+                            operator=operator, y=y)
+    with pytest.raises(ValueError, match="no adjoint"):
+        operator.adjoint(y, (size, size))
+    probe = (torch.rand(1, 2, size, size, dtype=F64, generator=torch.Generator().manual_seed(8)) - 0.5).requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda x: model.forward(x), (probe,), eps=1e-6, atol=1e-6)

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from hilbert_diffusion.bases import NeumannBasis, PeriodicBasis
-from hilbert_diffusion.datasets import darcy, from_spec, helmholtz, navier_stokes_pair, poisson
+from hilbert_diffusion.datasets import darcy, from_spec, helmholtz, navier_stokes_pair, poisson, vorticity_map
 from hilbert_diffusion.datasets.elliptic import (darcy_operator, replicate_boundary, solve_darcy, solve_dirichlet,
                                                 spline_matrix, zero_boundary)
 from hilbert_diffusion.datasets.spec import dataset_from_spec
@@ -89,6 +89,23 @@ def test_darcy_solve_equals_dense_finite_volumes():
     assert torch.allclose(u, expected, atol=1e-11 * expected.abs().max())
     assert torch.allclose(dense, dense.T, atol=1e-9)  # the FV operator is symmetric (CG applies)
 
+
+
+def test_darcy_solve_gradient_is_the_adjoint_one():
+    """The (adjoint) backward pass against finite differences, in ``a`` and ``f`` (float64, CG to 1e-13)."""
+    a = 3 + 9 * torch.rand(2, 7, 7, dtype=F64, generator=torch.Generator().manual_seed(2))
+    f = torch.rand(2, 7, 7, dtype=F64, generator=torch.Generator().manual_seed(3))
+    assert torch.autograd.gradcheck(lambda a, f: solve_darcy(a, f, tolerance=1e-13),
+                                    (a.requires_grad_(True), f.requires_grad_(True)), eps=1e-6, atol=1e-7)
+
+
+def test_darcy_solve_of_a_zero_source_in_a_batch():
+    """A field whose source is zero is solved exactly at once; the others of its batch still converge (no 0/0)."""
+    a = 3 + 9 * torch.rand(2, 8, 8, dtype=F64, generator=torch.Generator().manual_seed(4))
+    f = torch.stack([torch.zeros(8, 8, dtype=F64), torch.ones(8, 8, dtype=F64)])
+    u = solve_darcy(a, f, tolerance=1e-13)
+    assert torch.equal(u[0], torch.zeros(8, 8, dtype=F64))
+    assert torch.allclose(u[1], solve_darcy(a[1], tolerance=1e-13), atol=1e-12)
 
 # ----------------------------------------------------------------------------- data sets
 def test_source_law_is_their_grf_recipe():
@@ -175,6 +192,19 @@ def test_navier_stokes_pair_starts_from_fno_vorticity(tmp_path):
     zero_time = navier_stokes_pair(2, 16, **{**kwargs, "horizon": 0.0})
     assert torch.allclose(zero_time.data[:, 0], zero_time.data[:, 1], atol=1e-6)
 
+
+
+def test_vorticity_map_is_the_pairs_solution_operator(tmp_path):
+    """``ω₀ ↦ ω(T)`` remakes the pairs: exactly at the solver's grid, and from the band-limited ``ω₀`` below it (the
+    modes the coarse grid drops are what is lost: 0.1 % at 16² of 32²)."""
+    options = dict(solver_resolution=32, time_step=0.05, horizon=0.2)
+    solve = vorticity_map(**options)
+    for resolution, tolerance in ((32, 1e-6), (16, 5e-3)):
+        pair = navier_stokes_pair(2, resolution, **options, seed=1, cache_dir=tmp_path, progress=False).data.double()
+        error = (solve(pair[:, 0]) - pair[:, 1]).norm() / pair[:, 1].norm()
+        assert error < tolerance, (resolution, float(error))
+    with pytest.raises(ValueError, match="solver_resolution"):
+        solve(torch.zeros(1, 64, 64))
 
 def test_cli_names_the_pairs(tmp_path):
     ds = dataset_from_spec("helmholtz:wavenumber=2", num=2, resolution=8, cache_dir=tmp_path, progress=False)

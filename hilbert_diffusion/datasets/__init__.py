@@ -30,6 +30,7 @@ from .navier_stokes import (
     fno_initial_vorticity,
     navier_stokes,
     navier_stokes_pair,
+    vorticity_map,
 )
 from .pde_pairs import DIFFUSIONPDE_GRF, PDE_PAIR_CHANNELS, darcy, diffusionpde_source, helmholtz, poisson
 from .quadratic import quadratic, quadratic_curves, sorted_uniform_points
@@ -56,6 +57,7 @@ __all__ = [
     "fno_initial_vorticity",
     "navier_stokes",
     "navier_stokes_pair",
+    "vorticity_map",
     "DIFFUSIONPDE_GRF",
     "PDE_PAIR_CHANNELS",
     "diffusionpde_source",

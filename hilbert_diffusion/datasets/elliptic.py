@@ -12,7 +12,9 @@
   the preconditioned operator's condition number is at most ``max a / min a``, so the iteration count does not grow
   with the grid. Like theirs, the coefficient and the source are first carried from the cell centres of the
   data grid to the vertices by tensor-product not-a-knot cubic splines (MATLAB's ``interp2(..., 'spline')``),
-  and the solution back to the cell centres.
+  and the solution back to the cell centres. The solve is differentiable in ``a`` and ``f`` by the adjoint method
+  (one more CG solve per backward pass; (FV) is symmetric, so the adjoint system is the same operator):
+  ``∂L/∂f = λ``, ``∂L/∂a = −∂_a ⟨λ, A(a) u⟩`` with ``A(a) λ = ∂L/∂u``.                              (adjoint)
 """
 
 from __future__ import annotations
@@ -159,6 +161,9 @@ def _conjugate_gradients(a: Tensor, f: Tensor, *, tolerance: float, max_iteratio
     def dot(p: Tensor, q: Tensor) -> Tensor:
         return (p * q).sum(dim=(-2, -1), keepdim=True)
 
+    def ratio(p: Tensor, q: Tensor) -> Tensor:  # p / q, and 0 where q = 0 (a field already solved exactly, f = 0)
+        return p / torch.where(q == 0, torch.ones_like(q), q)
+
     u = precondition(f)
     r = f - darcy_operator(u, a)
     z = precondition(r)
@@ -168,21 +173,45 @@ def _conjugate_gradients(a: Tensor, f: Tensor, *, tolerance: float, max_iteratio
         if bool((r.flatten(-2).norm(dim=-1) <= target).all()):
             return u
         ap = darcy_operator(p, a)
-        step = rz / dot(p, ap)
+        step = ratio(rz, dot(p, ap))
         u, r = u + step * p, r - step * ap
         z = precondition(r)
         rz_next = dot(r, z)
-        p, rz = z + rz_next / rz * p, rz_next
+        p, rz = z + ratio(rz_next, rz) * p, rz_next
     raise ValueError(
         f"Darcy's conjugate gradients did not reach a relative residual of {tolerance:g} in {max_iterations} "
         f"iterations; is the coefficient positive everywhere?"
     )
 
 
+class _DarcySolve(torch.autograd.Function):
+    """``u = A(a)⁻¹ f`` on the interior by CG, with the (adjoint) backward pass: one CG solve of the same operator."""
+
+    @staticmethod
+    def forward(ctx, a: Tensor, f: Tensor, tolerance: float, max_iterations: int) -> Tensor:
+        u = _conjugate_gradients(a, f, tolerance=tolerance, max_iterations=max_iterations)
+        ctx.save_for_backward(a, u)
+        ctx.options = (tolerance, max_iterations)
+        return u
+
+    @staticmethod
+    def backward(ctx, grad_u: Tensor):
+        a, u = ctx.saved_tensors
+        tolerance, max_iterations = ctx.options
+        adjoint = _conjugate_gradients(a, grad_u, tolerance=tolerance, max_iterations=max_iterations)  # A λ = ∂L/∂u
+        grad_a = None
+        if ctx.needs_input_grad[0]:  # −∂_a ⟨λ, A(a) u⟩: (FV) is linear in a, so autograd of it is exact  (adjoint)
+            with torch.enable_grad():
+                probe = a.detach().requires_grad_(True)
+                (grad_a,) = torch.autograd.grad(darcy_operator(u, probe), probe, grad_outputs=-adjoint)
+        return grad_a, adjoint, None, None
+
+
 def solve_darcy(a: Tensor, f: Tensor | float = 1.0, *, tolerance: float = 1e-10, max_iterations: int = 500) -> Tensor:
     """DiffusionPDE's Darcy solution for coefficients ``a`` at the cell centres of an ``S × S`` grid,
     ``(..., S, S)``: spline ``a`` and ``f`` to the vertices, solve (FV) with ``u = 0`` on the boundary to a relative
-    residual ``tolerance``, spline ``u`` back to the cell centres. Returns ``(..., S, S)`` in ``a``'s dtype."""
+    residual ``tolerance``, spline ``u`` back to the cell centres. Returns ``(..., S, S)`` in ``a``'s dtype;
+    differentiable in ``a`` and ``f`` by the (adjoint) method (backward: one more solve to the same tolerance)."""
     size = _check_square(a, "a")
     if size < 4:
         raise ValueError(f"the spline transfer needs S ≥ 4, got {size}.")
@@ -191,6 +220,6 @@ def solve_darcy(a: Tensor, f: Tensor | float = 1.0, *, tolerance: float = 1e-10,
     a_v = _transfer(a.reshape(-1, size, size), to_vertices)
     f_grid = torch.as_tensor(f, dtype=a.dtype, device=a.device).expand(a.shape).reshape(-1, size, size)
     f_v = _transfer(f_grid, to_vertices)[..., 1:-1, 1:-1]
-    u = _conjugate_gradients(a_v, f_v, tolerance=tolerance, max_iterations=max_iterations)
+    u = _DarcySolve.apply(a_v, f_v, tolerance, max_iterations)
     u = torch.nn.functional.pad(u, (1, 1, 1, 1))
     return _transfer(u, to_centres).reshape(*batch, size, size)

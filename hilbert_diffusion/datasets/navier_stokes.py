@@ -44,7 +44,7 @@ from .cache import cached_tensor
 
 __all__ = [
     "FNO_INITIAL_VORTICITY", "fno_forcing", "fno_initial_vorticity", "VorticitySolver", "navier_stokes",
-    "navier_stokes_pair",
+    "navier_stokes_pair", "vorticity_map",
 ]
 
 #: ``7³ (λ + 49)^(-2.5)``: FNO's initial-vorticity covariance (its mean mode is removed on sampling).
@@ -248,6 +248,30 @@ def navier_stokes_pair(
     ``Δt = 1e-4`` with explicit advection; the second-order scheme here takes ``Δt = 0.02``). Channel 0 is ``a = ω₀``,
     channel 1 ``u = ω(T)``."""
     return _build(navier_stokes_pair, locals(), keep_initial=True)
+
+
+def vorticity_map(
+    *,
+    solver_resolution: int = 128,
+    viscosity: float = 1e-3,
+    horizon: float = 1.0,
+    time_step: float = 0.02,
+    forcing_amplitude: float = 0.1,
+) -> Callable[[Tensor], Tensor]:
+    """The solution operator of :func:`navier_stokes_pair`'s pairs, ``ω₀ ↦ ω(T)`` on fields ``(..., N, N)`` at any
+    grid ``N ≤ solver_resolution``, made as the pairs are: ``ω₀`` resampled (band-limited) to the solver's grid, solved
+    with the same forcing and step, and resampled back; e.g. to complete ``u`` from a restored ``a``
+    (:class:`~hilbert_diffusion.restoration.constraint.SolutionMap`)."""
+    basis = PeriodicBasis(2)
+    solver = VorticitySolver(resolution=solver_resolution, viscosity=viscosity, time_step=time_step)
+    forcing = fno_forcing(solver_resolution, amplitude=forcing_amplitude)
+
+    def solve(w0: Tensor) -> Tensor:
+        _check_sizes(1, w0.shape[-1], solver_resolution, 1)
+        w = solver.solve(basis.resample(w0, solver_resolution), horizon=horizon, forcing=forcing)
+        return basis.resample(w, w0.shape[-1])
+
+    return solve
 
 
 def _check_sizes(num: int, resolution: int, solver_resolution: int, batch_size: int) -> None:

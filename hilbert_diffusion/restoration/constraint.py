@@ -19,6 +19,12 @@ come from one vector–Jacobian product through the solver), and complete ``u`` 
 with the restored ``a`` and the inverse problem reads ``u``'s points through the exact solver instead of the model's
 cross-channel coupling.
 
+With a nonlinear solver (Darcy: ``u = S(a)`` solves ``−∇·(a∇u) = 1``) the observation is no longer linear in ``a``:
+:class:`SolverMask` reads the same points through it, and the methods that need only a differentiable ``A`` restore
+it: hard data consistency (:mod:`.consistency`: the denoised estimate fitted to ``y`` before each step, the default)
+and DPS (the likelihood gradient through the model too); the misfit's gradient flows through the solver by its adjoint
+(one more solve per evaluation, :func:`~hilbert_diffusion.datasets.elliptic.solve_darcy`).
+
 Covariance guidance re-derives ``u`` from the conditional estimate of ``a`` at every step
 (:meth:`ConstrainedMask.derive`), so that the state the model sees next is a consistent pair. The model lives in
 normalised units ``x_c ↦ (x_c − m_c)/s_c`` (:class:`~hilbert_diffusion.normalization.Normalization`), where the
@@ -31,6 +37,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import ClassVar
 
 import torch
 from torch import Tensor
@@ -38,18 +45,19 @@ from torch import Tensor
 from ..bases import Grid
 from .operators import Mask, ObservationOperator
 
-__all__ = ["SolutionMap", "ConstrainedMask"]
+__all__ = ["SolutionMap", "ConstrainedMask", "SolverMask"]
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
 class SolutionMap:
-    """``(a, u) ↦ (P a, S P a)`` on two channels of a field, ``S`` and ``P`` linear, ``(..., *grid) -> (..., *grid)``
-    at any grid (the grid read from the shape), differentiable in torch; optionally on fields in normalised units
-    ``(x_c − m_c)/s_c``, where the map is affine: ``u_n = (S P (s_a a_n + m_a) − m_u)/s_u`` (:meth:`in_units`).
+    """``(a, u) ↦ (P a, S P a)`` on two channels of a field, ``(..., *grid) -> (..., *grid)`` at any grid (the grid
+    read from the shape), differentiable in torch; ``S`` and ``P`` linear for :class:`ConstrainedMask` (``affine=False``
+    is then the linear part), any differentiable maps for :class:`SolverMask`; optionally on fields in normalised units
+    ``(x_c − m_c)/s_c``: ``u_n = (S P (s_a a_n + m_a) − m_u)/s_u`` (:meth:`in_units`).
 
     Attributes:
         solve: the solution operator ``S`` (e.g. :attr:`LinearGaussianPair.solution`).
-        prepare: ``P``, a linear map the data's sources are fixed by (``None``: the identity).
+        prepare: ``P``, a map the data's sources are fixed by (``None``: the identity).
         source, solution: the channels of ``a`` and ``u``.
         units: ``(m_a, s_a, m_u, s_u)``, the normalisation of the two channels (data units: ``(0, 1, 0, 1)``).
     """
@@ -140,3 +148,25 @@ class ConstrainedMask(ObservationOperator):
         """The operator on fields normalised per channel, ``(x_c − mean_c)/std_c``: ``forward`` its linear part,
         :meth:`project` and :meth:`derive` the affine map."""
         return replace(self, solution=self.solution.in_units(mean, std))
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class SolverMask(ConstrainedMask):
+    """Points of the completed pair through a *nonlinear* solver ``S`` (differentiable, e.g. by its adjoint):
+    ``A(x) = M (P a, S P a)``, in normalised units the affine map of :meth:`SolutionMap.in_units` (``S`` need not be
+    linear), with ``y`` encoded as the mask's, ``(y − m)/s``. Restore with
+    :data:`~hilbert_diffusion.restoration.hard_consistency` (the default for it) or :data:`~hilbert_diffusion.restoration.dps`;
+    the methods that need a linear ``A`` refuse it. Build it with :meth:`of`."""
+
+    linear: ClassVar[bool] = False
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.mask.forward(self.solution.complete(x, self.basis.ndim))  # (observe), affine
+
+    def encode(self, y: Tensor, mean: Tensor, std: Tensor, grid: Grid) -> Tensor:
+        """``(y − m)/s``: the mask's points of the normalised pair, whose ``u`` :meth:`forward` maps affinely."""
+        return self.mask.encode(y, mean, std, grid)
+
+    def adjoint(self, y: Tensor, grid: Grid) -> Tensor:
+        raise ValueError("a SolverMask is nonlinear (it reads through a nonlinear solver) and has no adjoint: "
+                         "restore with hard_consistency or dps.")

@@ -86,6 +86,9 @@ class CovarianceGuidance(Method):
 
     def start(self, run: Run) -> _Carry:
         operator, _ = run.observation()
+        if not operator.linear:
+            raise ValueError(f"covariance guidance needs a linear observation; {type(operator).__name__} reads through "
+                             "a nonlinear solver: restore it with hard_consistency or dps.")
         x = run.x
         obs_grid = operator.observation_grid(run.grid)
         observed = operator.observed_points(run.grid).to(x.device).expand(x.shape[1], *obs_grid)

@@ -95,6 +95,7 @@ class ObservationOperator(ABC):
     basis: SpectralBasis
     noise_std: float = 0.0
     diagonal: ClassVar[bool] = False
+    linear: ClassVar[bool] = True  # False: ``A`` reads through a nonlinear solver (dps, hard_consistency)
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.noise_std) and self.noise_std >= 0):
@@ -148,6 +149,13 @@ class ObservationOperator(ABC):
         """The operator on fields normalised per channel, ``(x_c − mean_c)/std_c``, observing ``(y − A mean)/std``:
         ``A_n x = A(std · x)/std``; an operator acting on each channel alone is its own."""
         return self
+
+    def encode(self, y: Tensor, mean: Tensor, std: Tensor, grid: Grid) -> Tensor:
+        """``y`` in the units of :meth:`normalised`: ``(y − A m)/s`` for the constant per-channel mean field ``m``
+        on ``grid`` (``mean``, ``std`` shaped ``(1, channels, 1, …)``; ``A`` linear)."""
+        if not bool((mean == 0).all()):
+            y = y - self.forward(mean.expand(1, mean.shape[1], *grid).to(y.dtype))
+        return y / std
 
     def observation_multiplier(self, grid: Grid) -> Tensor | None:
         """For an operator diagonal in the basis, ``s_k`` with ``A e_k = s_k e_k^g`` on the coefficients of the
