@@ -58,7 +58,7 @@ import sys
 import time
 from functools import partial
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a file: make the package importable
@@ -113,7 +113,8 @@ class Task:
     residual: PDEResidual | None = None  # R(a, u) of the generator's scheme, for DPS's residual guidance
     train_builder: Callable | None = None  # the training pairs' builder, if not ``builder`` (the test pairs' always)
     source_metric: Callable | None = None  # the inverse problem's metric of ``a``, if not the relative L² error
-    guide: Callable[[int], SolutionMap] | None = None  # nonlinear S, differentiable: DPS reads u's points through it
+    guide: Callable[..., SolutionMap] | None = None  # nonlinear S, differentiable, to read u's points through
+    reference: Callable | None = None  # a restoration with no model, (pairs, obs, direction, steps, *, metric)
 
 
 def darcy_snap(a: torch.Tensor) -> torch.Tensor:
@@ -146,10 +147,36 @@ def ns_solution(resolution: int, **options) -> SolutionMap:
     return SolutionMap(solve=vorticity_map(**options))
 
 
-def darcy_guide(resolution: int) -> SolutionMap:
+def darcy_guide(resolution: int, **_) -> SolutionMap:
     """Darcy's solver to read ``u``'s points through (:class:`~hilbert_diffusion.restoration.constraint.SolverMask`):
     ``a`` softly snapped (:func:`soft_snap`), solved in float64 to 1e-6, differentiable by the adjoint."""
     return SolutionMap(solve=lambda a: solve_darcy(a.double(), tolerance=1e-6).to(a.dtype), prepare=soft_snap)
+
+
+def regularised_inversion(pairs: torch.Tensor, obs: PointObservation, direction: str, steps: int, *,
+                          metric: Callable) -> tuple[dict, torch.Tensor]:
+    """The model-free reference for Darcy (no prior but two values and smoothness): ``a = 3 + 9 σ(θ)``, ``θ`` fitted by
+    ``steps`` Adam steps (size 0.1, from ``θ = 0``) to ``10³ ‖M(a, S a) − y‖² / ‖y‖² + 10⁻³ ‖∇_h θ‖²`` through the solver
+    (adjoint gradients), then snapped and solved. Deterministic: its draw is its mean. Weights chosen on the first 4
+    test pairs at 64² (smoothness 0 scored 7.0 % against 4.8 %)."""
+    start, target = time.perf_counter(), DIRECTIONS[direction][2]
+    truth = pairs.double()
+    y = obs(truth)
+    theta = torch.zeros_like(truth[:, 0], requires_grad=True)
+    optimiser = torch.optim.Adam([theta], lr=0.1)
+    for _ in range(steps):
+        a = 3.0 + 9.0 * torch.sigmoid(theta)
+        misfit = (obs(torch.stack([a, solve_darcy(a, tolerance=1e-8)], dim=1)) - y).flatten(1).norm(dim=1)
+        smoothness = theta.diff(dim=-1).square().sum((-2, -1)) + theta.diff(dim=-2).square().sum((-2, -1))
+        loss = (1e3 * (misfit / y.flatten(1).norm(dim=1)).square() + 1e-3 * smoothness).sum()
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    a = 3.0 + 9.0 * torch.sigmoid(theta.detach())
+    out = darcy_solution(truth.shape[-1]).complete(torch.stack([a, a], dim=1), 2)  # (P a, S P a)
+    error = 100 * metric(out[:, target], truth[:, target]).mean().item()
+    return {"draw": error, "mean": error, "evaluations": 0, "pairs": len(pairs),
+            "seconds": time.perf_counter() - start}, out[0, target]
 
 
 TASKS = {
@@ -159,9 +186,10 @@ TASKS = {
     # values: a prior the Wiener skip carries (datasets.helmholtz's filled_boundary); tested on DiffusionPDE's pairs
     "helmholtz": Task(helmholtz, LinearGaussianPair.helmholtz, lambda n: LinearGaussianPair.helmholtz(n).solution,
                       True, DirichletResidual(shift=1.0), partial(helmholtz, filled_boundary=True)),
-    "darcy": Task(darcy, solution=darcy_solution, residual=DarcyResidual(), source_metric=error_rate, guide=darcy_guide),
+    "darcy": Task(darcy, solution=darcy_solution, residual=DarcyResidual(), source_metric=error_rate,
+                  guide=darcy_guide, reference=regularised_inversion),
     # no residual: ω(T) is a whole solve away from ω₀ (restoration/residual.py); the solve completes the forward problem
-    "ns": Task(navier_stokes_pair, solution=ns_solution),
+    "ns": Task(navier_stokes_pair, solution=ns_solution, guide=ns_solution),
 }
 DPS_ROW, RESIDUAL_ROW = "dps", "dps + PDE residual"
 JOINT_ROW, JOINT_RESIDUAL_ROW = "guidance + channel covariance", "guidance + channel covariance + PDE residual"
@@ -199,9 +227,12 @@ class Setting:
     ns_data: dict
     dps: tuple[int, float, float] = (50, 1.0, 1.0)  # DPS's steps, step size ζ and residual weight λ
     guidance_residual: float = 1.0  # covariance guidance's residual weight λ (CG-R: the fraction removed per step)
-    # hard consistency's fit steps per step, at the last step, and their size (chosen on Darcy's first 4 test pairs at
-    # 64², inverse, the 8.9-minute model: (10, –) 14.7 %, (30, –) 9.3 %, (10, 300) 8.3 %, (30, 300) 6.4 %, (30, 1000) 5.4 %)
-    consistency: tuple[int, int, float] = (30, 1000, 0.1)
+    # per task: hard consistency's fit steps per step, at the last step, and their size (chosen on the first test pairs
+    # at 64², inverse — Darcy, 4 pairs, the 8.9-minute model: (10, –) 14.7 %, (30, –) 9.3 %, (10, 300) 8.3 %, (30, 300)
+    # 6.4 %, (30, 1000) 5.4 %; Navier–Stokes, 2 pairs: (2, 50) 19.6 %, (5, 200) 9.3 %, with size 0.03 18.6 %, 0.3 15.8 %,
+    # (5, 500) 8.7 %, and at 128² on 5 pairs 9.31 % (mean of 2: 7.42 %); each of its fit steps is a differentiable
+    # solve, 50 time steps at 128²)
+    consistency: dict = field(default_factory=lambda: {"darcy": (30, 1000, 0.1), "ns": (10, 1000, 0.1)})
     inversion_steps: int = 1000  # Adam steps of the model-free regularised inversion (INVERSION_ROW)
 
 
@@ -219,7 +250,8 @@ QUICK = Setting(
     model=ScoreFNOConfig(hidden_channels=8, n_layers=2, n_modes=6, embedding_dim=16, positional_embedding=True),
     train=TrainConfig(steps=20, batch_size=8, warmup_steps=5, checkpoint_every=0, figure_samples=0),
     train_minutes=0.5, methods=((ddnm, 6), (covariance_guidance, 6)), steps=6,
-    ns_data={"solver_resolution": 32, "time_step": 0.05}, dps=(6, 1.0, 1.0), consistency=(2, 10, 0.1), inversion_steps=10,
+    ns_data={"solver_resolution": 32, "time_step": 0.05}, dps=(6, 1.0, 1.0),
+    consistency={"darcy": (2, 10, 0.1), "ns": (1, 3, 0.1)}, inversion_steps=10,
 )
 
 
@@ -290,35 +322,10 @@ def restored(row: Row, obs: PointObservation, pairs: torch.Tensor, direction: st
             out[0, 0, target])
 
 
-def regularised_inversion(pairs: torch.Tensor, obs: PointObservation, direction: str, steps: int, *,
-                          metric: Callable) -> tuple[dict, torch.Tensor]:
-    """The model-free reference for Darcy (no prior but two values and smoothness): ``a = 3 + 9 σ(θ)``, ``θ`` fitted by
-    ``steps`` Adam steps (size 0.1, from ``θ = 0``) to ``10³ ‖M(a, S a) − y‖² / ‖y‖² + 10⁻³ ‖∇_h θ‖²`` through the solver
-    (adjoint gradients), then snapped and solved. Deterministic: its draw is its mean. Weights chosen on the first 4
-    test pairs at 64² (smoothness 0 scored 7.0 % against 4.8 %)."""
-    start, target = time.perf_counter(), DIRECTIONS[direction][2]
-    truth = pairs.double()
-    y = obs(truth)
-    theta = torch.zeros_like(truth[:, 0], requires_grad=True)
-    optimiser = torch.optim.Adam([theta], lr=0.1)
-    for _ in range(steps):
-        a = 3.0 + 9.0 * torch.sigmoid(theta)
-        misfit = (obs(torch.stack([a, solve_darcy(a, tolerance=1e-8)], dim=1)) - y).flatten(1).norm(dim=1)
-        smoothness = theta.diff(dim=-1).square().sum((-2, -1)) + theta.diff(dim=-2).square().sum((-2, -1))
-        loss = (1e3 * (misfit / y.flatten(1).norm(dim=1)).square() + 1e-3 * smoothness).sum()
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-    a = 3.0 + 9.0 * torch.sigmoid(theta.detach())
-    out = darcy_solution(truth.shape[-1]).complete(torch.stack([a, a], dim=1), 2)  # (P a, S P a)
-    error = 100 * metric(out[:, target], truth[:, target]).mean().item()
-    return {"draw": error, "mean": error, "evaluations": 0, "pairs": len(pairs),
-            "seconds": time.perf_counter() - start}, out[0, target]
-
-
-def model_rows(task: Task, run, covariance: ChannelCovariance, setting: Setting, **solver_options) -> dict[str, Row]:
+def model_rows(name: str, run, covariance: ChannelCovariance, setting: Setting, **solver_options) -> dict[str, Row]:
     """Our rows for one trained run: the configured methods, guidance with the pairs' channel covariance, its per-mode
     Gaussian control, and with a known solver (``task.solution(resolution, **solver_options)``) the rows that use it."""
+    task = TASKS[name]
     rows = {m.name: Row(run, m, steps) for m, steps in setting.methods}
     joint = covariance_guidance.configure(data_spectrum=covariance, nugget=NUGGET)
     rows[JOINT_ROW] = Row(run, joint, setting.steps)
@@ -341,8 +348,8 @@ def model_rows(task: Task, run, covariance: ChannelCovariance, setting: Setting,
             rows[COMPLETED_ROW.replace("covariance,", "covariance + PDE residual,")] = replace(
                 rows[JOINT_RESIDUAL_ROW], solution=solution, directions=("forward",))
     if task.guide is not None:  # u's points read through the nonlinear solver (adjoint gradients)
-        through = lambda mask, resolution: SolverMask.of(mask, task.guide(resolution))
-        inner, final, size = setting.consistency
+        through = lambda mask, resolution: SolverMask.of(mask, task.guide(resolution, **solver_options))
+        inner, final, size = setting.consistency[name]
         method = hard_consistency.configure(inner_steps=inner, final_steps=final, learning_rate=size)
         rows[CONSISTENCY_ROW] = Row(run, method, setting.steps, solution, through, ("inverse",))
         rows["per-mode Gaussian fit, no network (hard consistency)"] = Row(
@@ -357,7 +364,7 @@ def evaluate(name: str, setting: Setting, *, runs: Path | None, cache_dir: str |
     task = TASKS[name]
     extra = setting.ns_data if name == "ns" else {}
     run, minutes, covariance = get_run(name, task, setting, runs, cache_dir) if runs is not None else (None, None, None)
-    rows = model_rows(task, run, covariance, setting, **extra) if run is not None else {}
+    rows = model_rows(name, run, covariance, setting, **extra) if run is not None else {}
     rows = {label: row for label, row in rows.items() if only is None or label in only}
     result = {"train_cpu_minutes": minutes, "grids": {}}
     for resolution in setting.resolutions:
@@ -372,8 +379,8 @@ def evaluate(name: str, setting: Setting, *, runs: Path | None, cache_dir: str |
                 entry[f"bayes, first {setting.model_pairs}"] = bayes_limit(
                     task, test.data[: setting.model_pairs], obs, direction, setting.draws)[0]
             metric = task.source_metric if direction == "inverse" and task.source_metric else relative_error
-            if task.guide is not None and (only is None or INVERSION_ROW in only):
-                entry[INVERSION_ROW], fields[INVERSION_ROW] = regularised_inversion(
+            if task.reference is not None and (only is None or INVERSION_ROW in only):
+                entry[INVERSION_ROW], fields[INVERSION_ROW] = task.reference(
                     test.data[: setting.model_pairs], obs, direction, setting.inversion_steps, metric=metric)
             for label, row in ((k, r) for k, r in rows.items() if direction in r.directions):
                 entry[label], fields[label] = restored(row, obs, test.data[: setting.model_pairs], direction,
