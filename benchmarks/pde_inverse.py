@@ -165,14 +165,14 @@ def regularised_inversion(pairs: torch.Tensor, obs: PointObservation, direction:
     theta = torch.zeros_like(truth[:, 0], requires_grad=True)
     optimiser = torch.optim.Adam([theta], lr=0.1)
     for _ in range(steps):
-        a = 3.0 + 9.0 * torch.sigmoid(theta)
+        a = soft_snap(7.5 + theta)  # 3 + 9 σ(θ)
         misfit = (obs(torch.stack([a, solve_darcy(a, tolerance=1e-8)], dim=1)) - y).flatten(1).norm(dim=1)
         smoothness = theta.diff(dim=-1).square().sum((-2, -1)) + theta.diff(dim=-2).square().sum((-2, -1))
         loss = (1e3 * (misfit / y.flatten(1).norm(dim=1)).square() + 1e-3 * smoothness).sum()
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
-    a = 3.0 + 9.0 * torch.sigmoid(theta.detach())
+    a = soft_snap(7.5 + theta.detach())
     out = darcy_solution(truth.shape[-1]).complete(torch.stack([a, a], dim=1), 2)  # (P a, S P a)
     error = 100 * metric(out[:, target], truth[:, target]).mean().item()
     return {"draw": error, "mean": error, "evaluations": 0, "pairs": len(pairs),

@@ -12,7 +12,8 @@ estimate only as far as the data ask and the next denoising pulls it back to the
 ``A`` — linear or not, e.g. points of a pair read through a nonlinear solver
 (:class:`~hilbert_diffusion.restoration.constraint.SolverMask`, Darcy's ``u = S(a)``, where each fit step costs a
 solve and its adjoint). Nothing is differentiated through the model: one model evaluation per step, like DPS's
-forward pass without its backward one.
+forward pass without its backward one. The fit ignores ``noise_std``: it is meant for exact or nearly exact
+observations (the PDE benchmarks' points); with noisy ones only its step count keeps it from fitting the noise.
 """
 
 from __future__ import annotations
@@ -43,9 +44,11 @@ class HardConsistency(Method):
     stochastic: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
-        for name in ("inner_steps", "final_steps"):
-            value = getattr(self, name)
-            if not (value is None and name == "final_steps") and (not isinstance(value, int) or value < 0):
+        steps = {"inner_steps": self.inner_steps}
+        if self.final_steps is not None:
+            steps["final_steps"] = self.final_steps
+        for name, value in steps.items():
+            if not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be an int ≥ 0 (fit steps per sampling step), got {value!r}.")
         if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
             raise ValueError(f"learning_rate must be a finite number > 0, got {self.learning_rate}.")
