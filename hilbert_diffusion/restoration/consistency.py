@@ -4,7 +4,7 @@ ICLR 2024, "Solving inverse problems with latent diffusion models via hard data 
 Per step ``t → s``:
 
     x̂₀ = D(x_t, t)                                                                                (denoise)
-    x̂₀* = K Adam steps on ‖y − A(x₀)‖²_g / ‖y‖²_g from x₀ = x̂₀                                     (fit)
+    x̂₀* = K Adam steps on ‖y − A(x₀)‖²_g / ‖y‖²_g + λ Σ_axes ‖D_h x₀‖² from x₀ = x̂₀                (fit)
     x_s ~ q(x_s | x_t, x̂₀*)                                                                        (bridge)
 
 The fit is early-stopped (``inner_steps`` steps of size ``learning_rate`` in the model's units), so it moves the
@@ -39,6 +39,7 @@ class HardConsistency(Method):
     inner_steps: int = 10
     learning_rate: float = 0.1
     final_steps: int | None = None  # fit steps at the last step (to t = 0), default inner_steps
+    smoothness: float = 0.0  # λ: weight of the fitted fields' squared first differences (≈ ∫|∇x₀|²), 0 for none
     conditional: ClassVar[bool] = True
     order: ClassVar[int] = 1
     stochastic: ClassVar[bool] = True
@@ -52,9 +53,11 @@ class HardConsistency(Method):
                 raise ValueError(f"{name} must be an int ≥ 0 (fit steps per sampling step), got {value!r}.")
         if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
             raise ValueError(f"learning_rate must be a finite number > 0, got {self.learning_rate}.")
+        if not (math.isfinite(self.smoothness) and self.smoothness >= 0):
+            raise ValueError(f"smoothness (λ) must be a finite number ≥ 0, got {self.smoothness}.")
 
     def fit(self, run: Run, denoised: Tensor, steps: int) -> Tensor:
-        """(fit): ``steps`` Adam steps on the relative misfit, per field, from ``denoised``."""
+        """(fit): ``steps`` Adam steps on the relative misfit (plus the smoothness term), per field, from ``denoised``."""
         operator, y = run.observation()
         x0 = denoised.detach().clone().requires_grad_(True)
         optimiser = torch.optim.Adam([x0], lr=self.learning_rate)
@@ -63,6 +66,9 @@ class HardConsistency(Method):
             with torch.enable_grad():
                 residual = y - operator.forward(x0)
                 loss = (operator.inner(residual, residual, run.grid) / scale).sum()
+                if self.smoothness > 0:  # λ Σ_axes ‖D_h x₀‖²: a Tikhonov term, ≈ λ ∫|∇x₀|² on smooth fields
+                    axes = range(x0.dim() - run.basis.ndim, x0.dim())
+                    loss = loss + self.smoothness * sum(x0.diff(dim=axis).square().sum() for axis in axes)
                 optimiser.zero_grad()
                 loss.backward()
             optimiser.step()
@@ -75,6 +81,7 @@ class HardConsistency(Method):
 
 hard_consistency = Sampler("hard-consistency", HardConsistency(), default_steps=RESTORATION_STEPS, grid=power_times)
 """Hard data consistency (ReSample, Song et al. 2024): at each step the denoised estimate is fitted to ``y`` by
-``inner_steps`` Adam steps of size ``learning_rate`` (model units) on ``‖y − A x₀‖²_g / ‖y‖²_g``, then bridged to the
+``inner_steps`` Adam steps of size ``learning_rate`` (model units) on ``‖y − A x₀‖²_g / ‖y‖²_g`` (plus ``smoothness`` λ
+times the fitted fields' squared first differences, a Tikhonov term for ill-posed ``A``), then bridged to the
 next time. Any differentiable ``A``, linear or not (:class:`~hilbert_diffusion.restoration.constraint.SolverMask`);
 one model evaluation per step and none differentiated. ``y``: ``(batch or 1, channels, *observation_grid)``."""
