@@ -39,7 +39,7 @@ class HardConsistency(Method):
     inner_steps: int = 10
     learning_rate: float = 0.1
     final_steps: int | None = None  # fit steps at the last step (to t = 0), default inner_steps
-    smoothness: float = 0.0  # λ: weight of the fitted fields' squared first differences (≈ ∫|∇x₀|²), 0 for none
+    smoothness: float = 0.0  # λ: weight of the fitted fields' squared first differences, 0 for none
     conditional: ClassVar[bool] = True
     order: ClassVar[int] = 1
     stochastic: ClassVar[bool] = True
@@ -61,12 +61,12 @@ class HardConsistency(Method):
         operator, y = run.observation()
         x0 = denoised.detach().clone().requires_grad_(True)
         optimiser = torch.optim.Adam([x0], lr=self.learning_rate)
-        scale = operator.inner(y, y, run.grid).clamp_min(1e-30)  # ‖y‖²_g per field
+        scale = operator.inner(y, y, run.grid).clamp_min(1e-30)  # ‖y‖²_g per field and channel
         for _ in range(steps):
             with torch.enable_grad():
                 residual = y - operator.forward(x0)
                 loss = (operator.inner(residual, residual, run.grid) / scale).sum()
-                if self.smoothness > 0:  # λ Σ_axes ‖D_h x₀‖²: a Tikhonov term, ≈ λ ∫|∇x₀|² on smooth fields
+                if self.smoothness > 0:  # λ Σ_axes ‖D_h x₀‖² ≈ λ h^(2−d) ∫|∇x₀|²: grid-free in 2-D only
                     axes = range(x0.dim() - run.basis.ndim, x0.dim())
                     loss = loss + self.smoothness * sum(x0.diff(dim=axis).square().sum() for axis in axes)
                 optimiser.zero_grad()
