@@ -100,6 +100,7 @@ CONSISTENCY_ROW = "hard consistency through the solver (adjoint), then (P a, S P
 INVERSION_ROW = "regularised inversion through the solver, no model"
 SMOOTH_ROW = "hard consistency + smoothness through the solver (adjoint), then (P a, S P a)"
 COMPLETED_ROW = "guidance + channel covariance, then (P a, S P a)"
+SMOOTH_COMPLETED_ROW = "hard consistency + smoothness, then (P a, S P a)"
 
 #: direction → (observed channel, point seed, recovered channel); channel 0 is ``a``, channel 1 ``u``.
 DIRECTIONS = {"forward": (0, 1, 1), "inverse": (1, 0, 0)}
@@ -354,11 +355,16 @@ def model_rows(name: str, run, covariance: ChannelCovariance, setting: Setting, 
         inner, final, size, smoothness = setting.consistency[name]
         method = hard_consistency.configure(inner_steps=inner, final_steps=final, learning_rate=size)
         rows[CONSISTENCY_ROW] = Row(run, method, setting.steps, solution, through, ("inverse",))
-        if smoothness > 0:
-            rows[SMOOTH_ROW] = Row(run, method.configure(smoothness=smoothness), setting.steps, solution, through,
-                                   ("inverse",))
         rows["per-mode Gaussian fit, no network (hard consistency)"] = Row(
             gaussian, method, setting.steps, solution, through, ("inverse",))
+        if smoothness > 0:  # with the fit's smoothness term, and its control; forward: a's points fitted, u solved
+            smooth = method.configure(smoothness=smoothness)
+            rows[SMOOTH_ROW] = Row(run, smooth, setting.steps, solution, through, ("inverse",))
+            rows[SMOOTH_ROW + ", per-mode Gaussian fit, no network"] = Row(
+                gaussian, smooth, setting.steps, solution, through, ("inverse",))
+            rows[SMOOTH_COMPLETED_ROW] = Row(run, smooth, setting.steps, solution, directions=("forward",))
+            rows[SMOOTH_COMPLETED_ROW + ", per-mode Gaussian fit, no network"] = Row(
+                gaussian, smooth, setting.steps, solution, directions=("forward",))
     return rows
 
 
