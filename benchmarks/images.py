@@ -2,8 +2,9 @@
 
 Per data set (built in, nothing downloaded: :func:`~hilbert_diffusion.datasets.shapes` — discs, rectangles and
 triangles with sharp edges, 32²; :func:`~hilbert_diffusion.datasets.faces` — scikit-image's 100 LFW faces, 80 to
-train, 24²; optionally ``patches`` and ``digits``) and per architecture (:data:`ARCHITECTURES`: the default FNO,
-a wider and deeper FNO, neuraloperator's U-shaped UNO, the FNO with differential kernels (``local``), the U-shape on
+train, 24²; optionally ``patches`` and ``digits``) and per architecture (:data:`ARCHITECTURES`: the per-mode
+Gaussian fit of the training images, no network and no training (``gaussian``, :class:`GaussianFit`: the control),
+the default FNO, a wider and deeper FNO, neuraloperator's U-shaped UNO, the FNO with differential kernels (``local``), the U-shape on
 the domain's basis with and without them (``multiscale``, ``multiscale-spectral``); select with ``--architectures``),
 one model trained for the same CPU seconds on one thread,
 in segments (train, then resume), each segment's end a point of the learning curve. Then, samples against
@@ -50,15 +51,18 @@ if __package__ in (None, ""):  # run as a file (python benchmarks/images.py): ma
 from hilbert_diffusion.bases import NeumannBasis
 from hilbert_diffusion.datasets import digits, faces, photo_patches, shapes
 from hilbert_diffusion.metrics import psnr, ssim
+from hilbert_diffusion.models.cross_spectrum import ChannelCovariance, ChannelGaussianDenoiser
 from hilbert_diffusion.models.fno import ScoreFNOConfig
 from hilbert_diffusion.models.local_fno import ScoreLocalConfig
 from hilbert_diffusion.models.multiscale import ScoreMultiScaleConfig
 from hilbert_diffusion.models.uno import ScoreUNOConfig
+from hilbert_diffusion.normalization import Normalization
 from hilbert_diffusion.nongaussian import classifier_two_sample_test, difference_kurtosis, spectrum_distance
 from hilbert_diffusion.restoration import BlockAverage, SpectralDownsample, box_mask, covariance_guidance, ddnm, random_mask
 from hilbert_diffusion.sampling import exponential_multistep
 from hilbert_diffusion.sde import default_sde
 from hilbert_diffusion.times import default_times
+from hilbert_diffusion.trained import TrainedRun
 from hilbert_diffusion.training import TrainConfig, train
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -67,6 +71,13 @@ DATASETS = {"shapes": shapes, "faces": faces, "patches": photo_patches, "digits"
 RESOLUTION = {"shapes": 32, "faces": 24, "patches": 32, "digits": 16}
 KURTOSIS_TOLERANCE, C2ST_TARGET = 0.25, 0.65
 BASIS = NeumannBasis(2)  # every built-in image set lives on the unit square with reflecting walls
+
+
+@dataclass(frozen=True)
+class GaussianFit:
+    """No network and no training: the exact denoiser of the centred Gaussian with the training images' per-mode
+    spectrum (:class:`~hilbert_diffusion.models.cross_spectrum.ChannelGaussianDenoiser`), under the same forward
+    process. What second-order statistics alone give: the control every learned model must beat."""
 
 
 @dataclass(frozen=True)
@@ -89,7 +100,8 @@ class Plan:
 
 
 def _models(width: int, modes: int, layers: int) -> dict:
-    return {"fno": ScoreFNOConfig(hidden_channels=width, n_modes=modes, n_layers=layers, positional_embedding=True),
+    return {"gaussian": GaussianFit(),
+            "fno": ScoreFNOConfig(hidden_channels=width, n_modes=modes, n_layers=layers, positional_embedding=True),
             "fno-wide": ScoreFNOConfig(hidden_channels=2 * width, n_modes=modes, n_layers=layers + 2,
                                        positional_embedding=True),
             "uno": ScoreUNOConfig(hidden_channels=width, n_modes=modes, positional_embedding=True),
@@ -168,6 +180,14 @@ def train_with_curve(data: Tensor, model, plan: Plan, reference: Tensor, *, devi
             print(f"    step {steps}: {spent:.0f} s, kurtosis {curve[-1]['kurtosis']:.2f}", flush=True)
     parameters = sum(p.numel() for p in run.model.parameters())
     return run, curve, {"steps": steps, "seconds": round(spent, 1), "parameters": parameters}
+
+
+def gaussian_run(data: Tensor, plan: Plan) -> TrainedRun:
+    """The :class:`GaussianFit` of ``data`` as a run: normalised like training, the forward process of training."""
+    sde = default_sde(BASIS, tuple(data.shape[2:]), kappa_nyquist=plan.kappa_nyquist)
+    normalization = Normalization.fit(data, basis=BASIS)
+    covariance = ChannelCovariance.estimate(normalization.encode(data), BASIS)
+    return TrainedRun(model=ChannelGaussianDenoiser(sde, covariance), sde=sde, normalization=normalization, step=0)
 
 
 # --------------------------------------------------------------------------------------------- baselines
@@ -260,7 +280,10 @@ def run_dataset(name: str, plan: Plan, *, device: str) -> dict:
            "architectures": {}}
     for arch, model in plan.architectures.items():
         print(f"{name} · {arch}", flush=True)
-        run, curve, timing = train_with_curve(data.data, model, plan, reference[n0], device=device)
+        if isinstance(model, GaussianFit):
+            run, curve, timing = gaussian_run(data.data, plan), [], {"steps": 0, "seconds": 0.0, "parameters": 0}
+        else:
+            run, curve, timing = train_with_curve(data.data, model, plan, reference[n0], device=device)
         row = {"train": timing, "curve": curve}
         for n, num in zip((n0, 2 * n0), plan.samples):
             samples = draw(run, num, n, plan.sampler_steps, seed=100).cpu()
@@ -312,7 +335,8 @@ def table(results: dict) -> str:
 
 def figure(results: dict, path: Path) -> None:
     """Per data set a row: held-out images, the first sample of each architecture (grey, upright, colour bar), and
-    the learning curves (kurtosis of differences against CPU minutes, the held-out value dashed)."""
+    the learning curves (kurtosis of differences against CPU minutes, the held-out value dashed, an untrained
+    control's dotted)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -331,7 +355,10 @@ def figure(results: dict, path: Path) -> None:
             ax.set_axis_off()
         ax = row_axes[-1]
         for arch, row in result["architectures"].items():
-            ax.plot([c["cpu_minutes"] for c in row["curve"]], [c["kurtosis"] for c in row["curve"]], "o-", label=arch)
+            if row["curve"]:
+                ax.plot([c["cpu_minutes"] for c in row["curve"]], [c["kurtosis"] for c in row["curve"]], "o-", label=arch)
+            else:  # untrained (the Gaussian fit): its samples' value
+                ax.axhline(row[n0]["kurtosis"], color="C7", ls=":", lw=1.2, label=f"{arch} (untrained)")
         data_kurtosis = next(iter(result["architectures"].values()))[n0]["data_kurtosis"]
         ax.axhline(data_kurtosis, color="k", ls="--", lw=0.8, label="held-out")
         ax.set_xlabel("CPU minutes", fontsize=8)
@@ -363,13 +390,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--kappa-nyquist", type=float, default=0.0,
                         help="heat of the forward process, κ λ_max at the training grid (default 0, the CLI's for images)")
+    parser.add_argument("--draws", type=int, help="draws averaged into each posterior mean (default: the plan's)")
     parser.add_argument("--tag", help="write images_TAG.json/.png (a run beside the committed one, e.g. a longer budget)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     plan = QUICK if args.quick else FULL
     if args.cpu_minutes:
         plan = replace(plan, cpu_seconds=60 * args.cpu_minutes)
-    plan = replace(plan, kappa_nyquist=args.kappa_nyquist)
+    plan = replace(plan, kappa_nyquist=args.kappa_nyquist, draws=args.draws or plan.draws)
     if args.architectures:
         plan = replace(plan, architectures={a: plan.architectures[a] for a in args.architectures.split(",")})
     names = [n for n in args.datasets.split(",") if n]
