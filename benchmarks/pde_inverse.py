@@ -7,7 +7,7 @@ Navier–Stokes (``a = ω₀``, ``u = ω(T = 1)``). Protocol (DiffusionPDE / Fun
 ``np.random.seed(1); np.random.choice(128², 500, replace=False)`` observe ``a`` (forward problem: recover ``u``) and
 seed 0 observes ``u`` (inverse: recover ``a``); the metric is ``‖x̂ − x‖₂ / ‖x‖₂`` of the recovered channel for a
 **single draw** — except Darcy's two-valued ``a``, whose metric (theirs) is the error rate, the fraction of nodes
-wrong after thresholding at 7.5 (:func:`error_rate`) — averaged over held-out pairs (seed 1; training pairs use
+wrong after thresholding at 7.5 (:func:`~hilbert_diffusion.restoration.darcy.error_rate`) — averaged over held-out pairs (seed 1; training pairs use
 seed 0). Reported too: the error of the mean of ``K`` draws, and the same protocol on the 64² grid (500 points of 64²
 chosen the same way).
 
@@ -31,13 +31,15 @@ Rows:
   posterior with an exact Gaussian denoiser of ``a`` (tested). Darcy and Navier–Stokes (nonlinear solvers), forward
   problem: the channel-covariance draws completed, ``u`` solved from the restored ``a`` (Darcy's snapped to its two
   values first; Navier–Stokes by :func:`~hilbert_diffusion.datasets.vorticity_map`).
-* **ours, hard consistency through the solver** (Darcy's inverse problem): ``u``'s points read through Darcy's solve
-  (:class:`~hilbert_diffusion.restoration.constraint.SolverMask`, ``a`` softly snapped, :func:`soft_snap`) and the
-  denoised estimate fitted to them before each step (:data:`~hilbert_diffusion.restoration.hard_consistency`, adjoint
-  gradients: a solve and its adjoint per fit step, no model evaluation), with the network and with the per-mode
-  Gaussian fit in its place.
+* **ours, hard consistency through the solver** (the inverse problems of Darcy and Navier–Stokes): ``u``'s points
+  read through the solver (:class:`~hilbert_diffusion.restoration.constraint.SolverMask`; Darcy's ``a`` softly
+  snapped, :func:`~hilbert_diffusion.restoration.darcy.guide`) and the denoised estimate fitted to them before each
+  step (:data:`~hilbert_diffusion.restoration.hard_consistency`, adjoint gradients: a solve and its adjoint per fit
+  step, no model evaluation); for Darcy also with the fit's smoothness term, in both directions (forward: ``a``'s
+  points fitted, then ``u`` solved); each with the network and with the per-mode Gaussian fit in its place.
 * **regularised inversion, no model** (Darcy): the data fitted through the solver with nothing learned — two values
-  and smoothness (:func:`regularised_inversion`): the reference that tells what the learned prior adds.
+  and smoothness (:func:`~hilbert_diffusion.restoration.darcy.regularised_inversion`): the reference that tells what
+  the learned prior adds.
 * **FunDPS** and **DiffusionPDE**: quoted from FunDPS's Table 1 (Yao et al., "Guided Diffusion Sampling on
   Function Spaces with Applications to PDEs", NeurIPS 2025; 500 and 2000 steps, GPU training), never measured here.
 
@@ -68,13 +70,15 @@ import torch
 
 from hilbert_diffusion import default_sde
 from hilbert_diffusion.checkpoint import list_checkpoints, load
-from hilbert_diffusion.datasets import darcy, helmholtz, navier_stokes_pair, poisson, vorticity_map
-from hilbert_diffusion.datasets.elliptic import solve_darcy
+from hilbert_diffusion.datasets import darcy as darcy_pairs
+from hilbert_diffusion.datasets import helmholtz, navier_stokes_pair, poisson, vorticity_map
 from hilbert_diffusion.models.fno import ScoreFNOConfig
 from hilbert_diffusion.models.linear_pde import LinearGaussianPair
 from hilbert_diffusion.models.cross_spectrum import ChannelCovariance, ChannelGaussianDenoiser
 from hilbert_diffusion.restoration import (ConstrainedMask, Mask, ObservationOperator, SolutionMap, SolverMask,
                                           covariance_guidance, ddnm, dps, hard_consistency)
+from hilbert_diffusion.restoration import darcy
+from hilbert_diffusion.restoration.darcy import error_rate
 from hilbert_diffusion.restoration.residual import DarcyResidual, DirichletResidual, PDEResidual
 from hilbert_diffusion.restoration.points import PointObservation, diffusionpde_points
 from hilbert_diffusion.engine import Sampler
@@ -119,63 +123,20 @@ class Task:
     reference: Callable | None = None  # a restoration with no model, (pairs, obs, direction, steps, *, metric)
 
 
-def darcy_snap(a: torch.Tensor) -> torch.Tensor:
-    """Darcy's two values from any estimate: 12 where ``a > 7.5``, else 3 (DiffusionPDE's and FunDPS's threshold)."""
-    return torch.where(a > 7.5, 12.0, 3.0).to(a.dtype)
-
-
-def error_rate(estimate: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
-    """The fraction of nodes whose thresholded value is wrong, per field: DiffusionPDE's and FunDPS's metric of
-    Darcy's two-valued ``a`` (FunDPS ``generation/base.py: calculate_metrics``; DiffusionPDE
-    ``scripts/generate_darcy.py``), not a relative L² error."""
-    return (darcy_snap(estimate.double()) != darcy_snap(truth.double())).flatten(1).double().mean(1)
-
-
-def darcy_solution(resolution: int) -> SolutionMap:
-    """Darcy's solver as a completion: ``a`` snapped to its two values (12 where ≥ 7.5, else 3), ``u`` solved."""
-    return SolutionMap(solve=solve_darcy, prepare=darcy_snap)
-
-
-def soft_snap(a: torch.Tensor, width: float = 1.0) -> torch.Tensor:
-    """Darcy's two values, smoothly: ``3 + 9 σ((a − 7.5)/width)`` — positive, differentiable, and within 1 % of 3 and
-    12 at the data's values for ``width = 1`` (clamping to ``[3, 12]`` instead left hard consistency at 22 % against
-    15 %, 4 pairs at 64²)."""
-    return 3.0 + 9.0 * torch.sigmoid((a - 7.5) / width)
-
-
 def ns_solution(resolution: int, **options) -> SolutionMap:
     """Navier–Stokes's solver as a completion: ``u = ω(T)`` solved from the restored ``a = ω₀``
     (:func:`~hilbert_diffusion.datasets.vorticity_map`; ``options``: the pairs' solver settings)."""
     return SolutionMap(solve=vorticity_map(**options))
 
 
-def darcy_guide(resolution: int, **_) -> SolutionMap:
-    """Darcy's solver to read ``u``'s points through (:class:`~hilbert_diffusion.restoration.constraint.SolverMask`):
-    ``a`` softly snapped (:func:`soft_snap`), solved in float64 to 1e-6, differentiable by the adjoint."""
-    return SolutionMap(solve=lambda a: solve_darcy(a.double(), tolerance=1e-6).to(a.dtype), prepare=soft_snap)
-
-
-def regularised_inversion(pairs: torch.Tensor, obs: PointObservation, direction: str, steps: int, *,
-                          metric: Callable) -> tuple[dict, torch.Tensor]:
-    """The model-free reference for Darcy (no prior but two values and smoothness): ``a = 3 + 9 σ(θ)``, ``θ`` fitted by
-    ``steps`` Adam steps (size 0.1, from ``θ = 0``) to ``10³ ‖M(a, S a) − y‖² / ‖y‖² + 10⁻³ ‖∇_h θ‖²`` through the solver
-    (adjoint gradients), then snapped and solved. Deterministic: its draw is its mean. Weights chosen on the first 4
-    test pairs at 64² (smoothness 0 scored 7.0 % against 4.8 %)."""
+def darcy_reference(pairs: torch.Tensor, obs: PointObservation, direction: str, steps: int, *,
+                    metric: Callable) -> tuple[dict, torch.Tensor]:
+    """Darcy's model-free reference (:func:`~hilbert_diffusion.restoration.darcy.regularised_inversion`: two values
+    and smoothness fitted through the solver, ``steps`` Adam steps) scored like a row: deterministic, its draw is its
+    mean."""
     start, target = time.perf_counter(), DIRECTIONS[direction][2]
     truth = pairs.double()
-    y = obs(truth)
-    theta = torch.zeros_like(truth[:, 0], requires_grad=True)
-    optimiser = torch.optim.Adam([theta], lr=0.1)
-    for _ in range(steps):
-        a = soft_snap(7.5 + theta)  # 3 + 9 σ(θ)
-        misfit = (obs(torch.stack([a, solve_darcy(a, tolerance=1e-8)], dim=1)) - y).flatten(1).norm(dim=1)
-        smoothness = theta.diff(dim=-1).square().sum((-2, -1)) + theta.diff(dim=-2).square().sum((-2, -1))
-        loss = (1e3 * (misfit / y.flatten(1).norm(dim=1)).square() + 1e-3 * smoothness).sum()
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-    a = soft_snap(7.5 + theta.detach())
-    out = darcy_solution(truth.shape[-1]).complete(torch.stack([a, a], dim=1), 2)  # (P a, S P a)
+    out = darcy.regularised_inversion(obs, obs(truth), tuple(truth.shape[-2:]), steps=steps)
     error = 100 * metric(out[:, target], truth[:, target]).mean().item()
     return {"draw": error, "mean": error, "evaluations": 0, "pairs": len(pairs),
             "seconds": time.perf_counter() - start}, out[0, target]
@@ -188,8 +149,8 @@ TASKS = {
     # values: a prior the Wiener skip carries (datasets.helmholtz's filled_boundary); tested on DiffusionPDE's pairs
     "helmholtz": Task(helmholtz, LinearGaussianPair.helmholtz, lambda n: LinearGaussianPair.helmholtz(n).solution,
                       True, DirichletResidual(shift=1.0), partial(helmholtz, filled_boundary=True)),
-    "darcy": Task(darcy, solution=darcy_solution, residual=DarcyResidual(), source_metric=error_rate,
-                  guide=darcy_guide, reference=regularised_inversion),
+    "darcy": Task(darcy_pairs, solution=darcy.completion, residual=DarcyResidual(), source_metric=error_rate,
+                  guide=darcy.guide, reference=darcy_reference),
     # no residual: ω(T) is a whole solve away from ω₀ (restoration/residual.py); the solve completes the forward problem
     "ns": Task(navier_stokes_pair, solution=ns_solution, guide=ns_solution),
 }

@@ -19,7 +19,8 @@ samplers' signature plus the keyword-only ``operator`` and ``y``::
 
 Pairs ``(a, u = S a)`` with a known solution operator ``S`` are observed through it (:mod:`.constraint`; a nonlinear
 ``S`` by :class:`SolverMask`, restored with :data:`dps` or :data:`hard_consistency`); a
-PDE's residual ``R(a, u)`` (:mod:`.residual`) guides :data:`dps` alongside the observation (``residual=``).
+PDE's residual ``R(a, u)`` (:mod:`.residual`) guides :data:`dps` alongside the observation (``residual=``);
+Darcy's two-valued ``a`` has its snaps, solver maps, metric and a model-free reference in :mod:`.darcy`.
 
 :func:`default_method` picks the best of them for an operator and SDE. The exact Gaussian posterior that every method
 is measured against lives beside the oracle (:func:`hilbert_diffusion.models.gaussian.exact_gaussian_posterior`).
@@ -34,6 +35,7 @@ from __future__ import annotations
 
 from ..engine import Sampler
 from ..sde import DiagonalSDE
+from . import darcy
 from .constraint import ConstrainedMask, SolutionMap, SolverMask
 from .consistency import HardConsistency, hard_consistency
 from .covariance_guidance import CovarianceGuidance, covariance_guidance
@@ -65,6 +67,7 @@ __all__ = [
     "PDEResidual",
     "DirichletResidual",
     "DarcyResidual",
+    "darcy",
     "RePaint",
     "DDNM",
     "DPS",
