@@ -357,7 +357,7 @@ def evaluate(name: str, setting: Setting, *, runs: Path | None, cache_dir: str |
             for label, row in ((k, r) for k, r in rows.items() if direction in r.directions):
                 entry[label], fields[label] = restored(row, obs, test.data[: setting.model_pairs], direction,
                                                        setting.draws, metric=metric)
-            if resolution == setting.resolutions[0]:
+            if resolution == setting.resolutions[0] and fields:  # the figure: what this run measured
                 figure[(name, direction)] = {"pair": test.data[0], "points": obs.mask(), "fields": fields}
             grid[direction] = entry
             print(f"  {name} {resolution}² {direction}: " + "; ".join(
@@ -444,8 +444,9 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {"platform": platform.platform(), "torch": torch.__version__, "threads": torch.get_num_threads()},
     }
     path.write_text(json.dumps(document, indent=1, ensure_ascii=False))
-    draw_figure(figure, RESULTS / f"{stem}_{'_'.join(names)}.png")
-    print(f"{time.perf_counter() - start:.0f} s; wrote {path} ({', '.join(results)}) and its figure")
+    if figure:  # the fields of the rows this run measured
+        draw_figure(figure, RESULTS / f"{stem}_{'_'.join(names)}.png")
+    print(f"{time.perf_counter() - start:.0f} s; wrote {path} ({', '.join(results)})" + (" and its figure" if figure else ""))
     return 0
 
 
