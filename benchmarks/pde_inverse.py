@@ -8,8 +8,8 @@ Navier–Stokes (``a = ω₀``, ``u = ω(T = 1)``). Protocol (DiffusionPDE / Fun
 seed 0 observes ``u`` (inverse: recover ``a``); the metric is ``‖x̂ − x‖₂ / ‖x‖₂`` of the recovered channel for a
 **single draw** — except Darcy's two-valued ``a``, whose metric (theirs) is the error rate, the fraction of nodes
 wrong after thresholding at 7.5 (:func:`~hilbert_diffusion.restoration.darcy.error_rate`) — averaged over held-out
-pairs (seed 1; training pairs use seed 0). Reported too: the error of the mean of ``K`` draws, and the same protocol on the 64² grid (500 points of 64²
-chosen the same way).
+pairs (seed 1; training pairs use seed 0). Reported too: the error of the mean of ``K`` draws, and the same protocol
+on the 64² grid (500 points of 64² chosen the same way).
 
 Rows:
 
