@@ -6,8 +6,9 @@ train, 24²; optionally ``patches`` and ``digits``) and per architecture (:data:
 Gaussian fit of the training images, no network and no training (``gaussian``, :class:`GaussianFit`: the control),
 the default FNO, a wider and deeper FNO, neuraloperator's U-shaped UNO, the FNO with differential kernels
 (``local``), the U-shape on the domain's basis with and without them (``multiscale``, ``multiscale-spectral``);
-select with ``--architectures``), one model trained for the same CPU seconds on one thread, in segments (train, then resume), each segment's end a point of the learning curve. Then, samples against
-held-out images (the test split: other shapes; the 20 held-out faces and their mirror images):
+select with ``--architectures``), one model trained for the same CPU seconds on one thread, in segments (train,
+then resume), each segment's end a point of the learning curve. Then, samples against held-out images (the test
+split: other shapes; the 20 held-out faces and their mirror images):
 
 * excess kurtosis of horizontal pixel differences (:func:`~hilbert_diffusion.nongaussian.difference_kurtosis`;
   target: within 25 % of the held-out data's), radial spectrum error (:func:`~.nongaussian.spectrum_distance`),
