@@ -39,7 +39,6 @@ def test_the_fit_moves_only_what_the_observation_reads():
     assert float((fitted[..., observed] - x[..., observed]).abs().min()) > 0
 
 
-
 def test_the_smoothness_term_smooths_the_fit():
     """λ > 0 lowers the fitted fields' Dirichlet energy against the plain fit from the same start; λ = 0 is the plain
     fit to the bit."""
@@ -51,6 +50,7 @@ def test_the_smoothness_term_smooths_the_fit():
     zero, smooth = (hard_consistency.configure(smoothness=w).method.fit(run, x, 50) for w in (0.0, 1e-2))
     assert torch.equal(plain, zero)
     assert energy(smooth) < 0.9 * energy(plain)
+
 
 def test_draws_meet_the_data_when_the_last_fit_converges():
     misfit = lambda y, out: float((MASK.forward(out) - y).norm() / y.norm())

@@ -29,7 +29,14 @@ from ..engine import Method, Run, Sampler
 from ..times import power_times
 from .replacement import RESTORATION_STEPS
 
-__all__ = ["HardConsistency", "hard_consistency"]
+__all__ = ["HardConsistency", "hard_consistency", "difference_energy"]
+
+
+def difference_energy(x: Tensor, ndim: int) -> Tensor:
+    """``Σ_axes ‖D_h x‖²``: the squared first differences of ``x`` along its last ``ndim`` (grid) axes, summed per field,
+    shape ``x.shape[:-ndim]`` — ``≈ h^(2−d) ∫|∇x|²``, a Tikhonov term that is grid-free in 2-D only."""
+    axes = range(x.dim() - ndim, x.dim())
+    return sum(x.diff(dim=axis).square().sum(tuple(range(-ndim, 0))) for axis in axes)
 
 
 @dataclass(frozen=True)
@@ -66,9 +73,8 @@ class HardConsistency(Method):
             with torch.enable_grad():
                 residual = y - operator.forward(x0)
                 loss = (operator.inner(residual, residual, run.grid) / scale).sum()
-                if self.smoothness > 0:  # λ Σ_axes ‖D_h x₀‖² ≈ λ h^(2−d) ∫|∇x₀|²: grid-free in 2-D only
-                    axes = range(x0.dim() - run.basis.ndim, x0.dim())
-                    loss = loss + self.smoothness * sum(x0.diff(dim=axis).square().sum() for axis in axes)
+                if self.smoothness > 0:  # λ Σ_axes ‖D_h x₀‖²
+                    loss = loss + self.smoothness * difference_energy(x0, run.basis.ndim).sum()
                 optimiser.zero_grad()
                 loss.backward()
             optimiser.step()

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from ..datasets.elliptic import solve_darcy
+from .consistency import difference_energy
 from .constraint import SolutionMap
 
 __all__ = ["LOW", "HIGH", "THRESHOLD", "snap", "soft_snap", "error_rate", "completion", "guide",
@@ -81,8 +82,7 @@ def regularised_inversion(observe: Callable[[Tensor], Tensor], y: Tensor, grid: 
     for _ in range(steps):
         a = soft_snap(THRESHOLD + theta)  # 3 + 9 σ(θ)
         misfit = (observe(torch.stack([a, solve_darcy(a, tolerance=1e-8)], dim=1)) - y).flatten(1).norm(dim=1)
-        roughness = theta.diff(dim=-1).square().sum((-2, -1)) + theta.diff(dim=-2).square().sum((-2, -1))
-        loss = (misfit_weight * (misfit / scale).square() + smoothness * roughness).sum()
+        loss = (misfit_weight * (misfit / scale).square() + smoothness * difference_energy(theta, 2)).sum()
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
