@@ -1,8 +1,10 @@
 """What is not Gaussian in images: score operators on one CPU budget, against held-out images (issue 15).
 
-Per data set (built in, nothing downloaded: :func:`~hilbert_diffusion.datasets.shapes` — discs, rectangles and
-triangles with sharp edges, 32²; :func:`~hilbert_diffusion.datasets.faces` — scikit-image's 100 LFW faces, 80 to
-train, 24²; optionally ``patches`` and ``digits``) and per architecture (:data:`ARCHITECTURES`: the per-mode
+Per data set (:data:`DATASETS`, built in, nothing downloaded: :func:`~hilbert_diffusion.datasets.shapes` — discs,
+rectangles and triangles with sharp edges, 32²; :func:`~hilbert_diffusion.datasets.faces` — scikit-image's 100 LFW
+faces, 80 to train, 24²; optionally ``patches`` and ``digits``, and the two physical fields of the issue: ``darcy``,
+Darcy's two-valued coefficient, and ``vorticity``, Navier–Stokes vorticity at ``T = 20`` on the torus) and per
+architecture (:data:`ARCHITECTURES`: the per-mode
 Gaussian fit of the training images, no network and no training (``gaussian``, :class:`GaussianFit`: the control),
 the default FNO, a wider and deeper FNO, neuraloperator's U-shaped UNO, the FNO with differential kernels
 (``local``), the U-shape on the domain's basis with and without them (``multiscale``, ``multiscale-spectral``);
@@ -11,13 +13,14 @@ then resume), each segment's end a point of the learning curve. Then, samples ag
 split: other shapes; the 20 held-out faces and their mirror images):
 
 * excess kurtosis of horizontal pixel differences (:func:`~hilbert_diffusion.nongaussian.difference_kurtosis`;
-  target: within 25 % of the held-out data's), radial spectrum error (:func:`~.nongaussian.spectrum_distance`),
+  target: within 25 % of the held-out data's), the one-point law's Wasserstein distance
+  (:func:`~.nongaussian.marginal_distance`, in the data's standard deviations), radial spectrum error (:func:`~.nongaussian.spectrum_distance`),
   and a classifier two-sample test (:func:`~.nongaussian.classifier_two_sample_test`, a small CNN; 0.5 is
   perfect; target ≤ 0.65), at the training grid and at 2× (held-out shapes rendered at 2×, faces resized);
 * zero-shot restoration of held-out images at the training grid: ×2 and ×4 super-resolution from block means
   and from the band-limited (spectral) field, a 25 % box and 70 % random pixels missing; PSNR / SSIM of the
   posterior mean (``draws`` draws: DDNM for the spectral tasks, covariance guidance for the others, each with
-  ``restoration_steps`` steps) against bicubic and zero-padding upsampling, biharmonic and TV inpainting
+  ``restoration_steps`` steps; images only, not vorticity) against bicubic and zero-padding upsampling, biharmonic and TV inpainting
   (:func:`bicubic`, :func:`zero_padding`, :func:`biharmonic`, :func:`total_variation`). Target: the posterior mean beats every baseline on every task.
 
 The issue allows ≤ 30 CPU-minutes per data set; the committed run uses ``--cpu-minutes`` per *model* (see the
@@ -37,6 +40,8 @@ import platform
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -48,8 +53,10 @@ from torch import Tensor
 if __package__ in (None, ""):  # run as a file (python benchmarks/images.py): make the package importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hilbert_diffusion.bases import NeumannBasis
-from hilbert_diffusion.datasets import digits, faces, photo_patches, shapes
+from hilbert_diffusion.bases import NeumannBasis, PeriodicBasis, SpectralBasis
+from hilbert_diffusion.checkpoint import load
+from hilbert_diffusion.datasets import darcy, digits, faces, navier_stokes, photo_patches, shapes
+from hilbert_diffusion.losses import denoising_loss
 from hilbert_diffusion.metrics import psnr, ssim
 from hilbert_diffusion.models.cross_spectrum import ChannelCovariance, ChannelGaussianDenoiser
 from hilbert_diffusion.models.fno import ScoreFNOConfig
@@ -57,8 +64,14 @@ from hilbert_diffusion.models.local_fno import ScoreLocalConfig
 from hilbert_diffusion.models.multiscale import ScoreMultiScaleConfig
 from hilbert_diffusion.models.uno import ScoreUNOConfig
 from hilbert_diffusion.normalization import Normalization
-from hilbert_diffusion.nongaussian import classifier_two_sample_test, difference_kurtosis, spectrum_distance
+from hilbert_diffusion.nongaussian import (
+    classifier_two_sample_test,
+    difference_kurtosis,
+    marginal_distance,
+    spectrum_distance,
+)
 from hilbert_diffusion.restoration import BlockAverage, SpectralDownsample, box_mask, covariance_guidance, ddnm, random_mask
+from hilbert_diffusion.restoration.darcy import HIGH, LOW
 from hilbert_diffusion.sampling import exponential_multistep
 from hilbert_diffusion.sde import default_sde
 from hilbert_diffusion.times import default_times
@@ -66,11 +79,51 @@ from hilbert_diffusion.trained import TrainedRun
 from hilbert_diffusion.training import TrainConfig, train
 
 RESULTS = Path(__file__).resolve().parent / "results"
-#: the data sets by name, and the training grid of each.
-DATASETS = {"shapes": shapes, "faces": faces, "patches": photo_patches, "digits": digits}
-RESOLUTION = {"shapes": 32, "faces": 24, "patches": 32, "digits": 16}
 KURTOSIS_TOLERANCE, C2ST_TARGET = 0.25, 0.65
-BASIS = NeumannBasis(2)  # every built-in image set lives on the unit square with reflecting walls
+#: noise levels of the denoising-gain diagnostic (:func:`denoising_gain`): from nearly clean to nearly pure noise.
+GAIN_TIMES = (0.01, 0.03, 0.1, 0.3, 0.7)
+
+
+@dataclass(frozen=True)
+class DataSet:
+    """A data set of the benchmark: ``load(resolution, split, num)`` gives up to ``num`` fields ``(num, 1, n, n)`` of
+    the ``"train"`` or ``"test"`` split; ``images``: values in ``[0, 1]``, drawn in grey and restored against the
+    image baselines."""
+
+    load: Callable[[int, str, int], Tensor]
+    resolution: int  # the training grid
+    basis: SpectralBasis = NeumannBasis(2)  # the unit square with reflecting walls
+    images: bool = True
+    train_num: int = 1000  # fields to train on (at most: faces have 80, digits 1438)
+
+
+def _faces(resolution: int, split: str, num: int) -> Tensor:
+    """The LFW faces; held out: the 20 test faces and their mirror images."""
+    data = faces(resolution=resolution, split=split).data
+    return (torch.cat([data, data.flip(-1)]) if split == "test" else data)[:num]
+
+
+def _darcy_coefficient(resolution: int, split: str, num: int) -> Tensor:
+    """DiffusionPDE's Darcy coefficient (a thresholded GRF, ``a ∈ {LOW, HIGH}``) as ``(a − LOW) / (HIGH − LOW)``:
+    two values, 0 and 1, with sharp interfaces; held out: another seed."""
+    pairs = darcy(num, resolution, high=HIGH, low=LOW, seed=0 if split == "train" else 1, progress=False).data
+    return (pairs[:, :1] - LOW) / (HIGH - LOW)
+
+
+def _vorticity(resolution: int, split: str, num: int) -> Tensor:
+    """Navier–Stokes vorticity at ``T = 20`` (FNO's set-up, ``ν = 1e-3``, solved at 64²); held out: another seed."""
+    return navier_stokes(num, resolution, solver_resolution=64, seed=0 if split == "train" else 1, progress=False).data
+
+
+#: the data sets by name.
+DATASETS: dict[str, DataSet] = {
+    "shapes": DataSet(lambda n, split, num: shapes(num, n, split=split).data, 32),
+    "faces": DataSet(_faces, 24),
+    "patches": DataSet(lambda n, split, num: photo_patches(num, n, split=split).data, 32),
+    "digits": DataSet(lambda n, split, num: digits(resolution=n, split=split).data[:num], 16, train_num=2000),
+    "darcy": DataSet(_darcy_coefficient, 32),
+    "vorticity": DataSet(_vorticity, 32, PeriodicBasis(2), images=False),
+}
 
 
 @dataclass(frozen=True)
@@ -96,7 +149,7 @@ class Plan:
     draws: int
     restoration_steps: int
     resolution_scale: float = 1.0  # quick runs shrink the grids
-    kappa_nyquist: float = 0.0  # the forward process: κ λ_max at the training grid (0: the command line's default)
+    kappa_nyquist: float = 0.0  # the forward process: κ λ_max at the training grid (0: DDO's coloured noise)
 
 
 def _models(width: int, modes: int, layers: int) -> dict:
@@ -127,25 +180,30 @@ QUICK = Plan(architectures=_models(4, 4, 2),
              test_images=2, draws=2, restoration_steps=4, resolution_scale=0.5)
 
 
-# --------------------------------------------------------------------------------------------- data
-def held_out(name: str, resolution: int, num: int) -> Tensor:
-    """Up to ``num`` held-out images at ``resolution``: the test split (faces: with their mirror images)."""
-    data = DATASETS[name](resolution=resolution, split="test", **({"num": num} if name in ("shapes", "patches") else {}))
-    images = data.data
-    if name == "faces":
-        images = torch.cat([images, images.flip(-1)])
-    return images[:num]
-
-
 # --------------------------------------------------------------------------------------------- metrics
-def statistics(samples: Tensor, data: Tensor, *, epochs: int) -> dict:
-    """Kurtosis of differences (samples, data, relative error), spectrum distance and the classifier test."""
-    basis = BASIS
+def statistics(samples: Tensor, data: Tensor, basis: SpectralBasis, *, epochs: int) -> dict:
+    """Kurtosis of differences (samples, data, relative error), the one-point law's distance, spectrum distance
+    and the classifier test."""
     k_samples, k_data = float(difference_kurtosis(samples)[0]), float(difference_kurtosis(data)[0])
     c2st = classifier_two_sample_test(samples, data, epochs=epochs)
     return {"kurtosis": k_samples, "data_kurtosis": k_data, "kurtosis_error": abs(k_samples - k_data) / abs(k_data),
+            "marginal_distance": float(marginal_distance(samples, data)[0]),
             "spectrum_error": spectrum_distance(samples, data, basis), "c2st": c2st.accuracy,
             "c2st_stderr": c2st.stderr, "c2st_fields": c2st.tested, "range": [float(samples.min()), float(samples.max())]}
+
+
+def denoising_gain(run: TrainedRun, control: TrainedRun, data: Tensor, times=GAIN_TIMES) -> list[float]:
+    """Per noise level ``t``: the held-out denoising error ``E‖D(x_t, t) − x_0‖²`` (L1 of :mod:`~hilbert_diffusion.losses`)
+    of ``run``'s model over the untrained control's (the per-mode Gaussian fit), on the same noise. Below 1 where the
+    network has learned more than second-order statistics; 1 where the Wiener skip does all the work."""
+
+    def error(r: TrainedRun, t: float) -> Tensor:  # one seed: both models denoise the same x_t
+        x0 = r.normalization.encode(data.to(torch.float64)).float()
+        times = torch.full((len(x0),), t, dtype=torch.float64)
+        return denoising_loss(r.model, x0, r.sde, t=times, generator=torch.Generator().manual_seed(0)).mean()
+
+    with torch.no_grad():
+        return [round(float(error(run, t) / error(control, t)), 4) for t in times]
 
 
 def draw(run, num: int, resolution: int, steps: int, seed: int) -> Tensor:
@@ -156,19 +214,25 @@ def draw(run, num: int, resolution: int, steps: int, seed: int) -> Tensor:
 
 
 # --------------------------------------------------------------------------------------------- training
-def train_with_curve(data: Tensor, model, plan: Plan, reference: Tensor, *, device: str) -> tuple:
+def train_with_curve(data: Tensor, model, plan: Plan, reference: Tensor, control: TrainedRun, *, out: Path | None,
+                     device: str) -> tuple:
     """Train for ``plan.cpu_seconds`` (process CPU time; wall time on a GPU) in ``plan.segments`` segments, the
-    step count of each set from the measured seconds per step; after each, the kurtosis and spectrum error of
-    ``curve_samples`` samples. Returns ``(run, curve, timing)``."""
-    sde = default_sde(BASIS, tuple(data.shape[2:]), kappa_nyquist=plan.kappa_nyquist)
+    step count of each set from the measured seconds per step; after each, the kurtosis, one-point distance and
+    spectrum error of ``curve_samples`` samples and the :func:`denoising_gain` over ``control`` on ``reference``.
+    Trains in ``out`` (kept; a folder that holds a finished run is loaded, not retrained) or in a temporary folder.
+    Returns ``(run, curve, timing)``."""
+    record = out / "curve.json" if out is not None else None
+    if record is not None and record.exists():
+        saved = json.loads(record.read_text())
+        return load(out), saved["curve"], saved["timing"]
     clock = time.perf_counter if device != "cpu" else time.process_time
     curve, spent, steps, run = [], 0.0, 0, None
-    with tempfile.TemporaryDirectory(prefix="hd_images_") as out:
+    with tempfile.TemporaryDirectory(prefix="hd_images_") if out is None else nullcontext(out) as folder:
         for segment in range(plan.segments):
             target = steps + (max(10, plan.train.warmup_steps) if segment == 0 else
                               max(1, round((plan.cpu_seconds * (segment + 1) / plan.segments - spent) / per_step)))
             start = clock()
-            run = train(data, sde=sde, model=model, config=replace(plan.train, steps=target), out_dir=out,
+            run = train(data, sde=control.sde, model=model, config=replace(plan.train, steps=target), out_dir=folder,
                         resume=segment > 0, progress=False, device=device)
             spent += clock() - start
             per_step = spent / target
@@ -176,17 +240,22 @@ def train_with_curve(data: Tensor, model, plan: Plan, reference: Tensor, *, devi
             samples = draw(run, plan.curve_samples, data.shape[-1], plan.sampler_steps, seed=segment).cpu()
             curve.append({"steps": steps, "cpu_minutes": round(spent / 60, 3),
                           "kurtosis": float(difference_kurtosis(samples)[0]),
-                          "spectrum_error": spectrum_distance(samples, reference, BASIS)})
-            print(f"    step {steps}: {spent:.0f} s, kurtosis {curve[-1]['kurtosis']:.2f}", flush=True)
-    parameters = sum(p.numel() for p in run.model.parameters())
-    return run, curve, {"steps": steps, "seconds": round(spent, 1), "parameters": parameters}
+                          "marginal_distance": float(marginal_distance(samples, reference)[0]),
+                          "spectrum_error": spectrum_distance(samples, reference, control.sde.basis),
+                          "denoising_gain": denoising_gain(run, control, reference)})
+            print(f"    step {steps}: {spent:.0f} s, kurtosis {curve[-1]['kurtosis']:.2f}, "
+                  f"denoising error / Gaussian fit's {curve[-1]['denoising_gain']}", flush=True)
+    timing = {"steps": steps, "seconds": round(spent, 1), "parameters": sum(p.numel() for p in run.model.parameters())}
+    if record is not None:
+        record.write_text(json.dumps({"curve": curve, "timing": timing}))
+    return run, curve, timing
 
 
-def gaussian_run(data: Tensor, plan: Plan) -> TrainedRun:
+def gaussian_run(data: Tensor, plan: Plan, basis: SpectralBasis) -> TrainedRun:
     """The :class:`GaussianFit` of ``data`` as a run: normalised like training, the forward process of training."""
-    sde = default_sde(BASIS, tuple(data.shape[2:]), kappa_nyquist=plan.kappa_nyquist)
-    normalization = Normalization.fit(data, basis=BASIS)
-    covariance = ChannelCovariance.estimate(normalization.encode(data), BASIS)
+    sde = default_sde(basis, tuple(data.shape[2:]), kappa_nyquist=plan.kappa_nyquist)
+    normalization = Normalization.fit(data, basis=basis)
+    covariance = ChannelCovariance.estimate(normalization.encode(data), basis)
     return TrainedRun(model=ChannelGaussianDenoiser(sde, covariance), sde=sde, normalization=normalization, step=0)
 
 
@@ -197,9 +266,9 @@ def bicubic(y: Tensor, size: int) -> Tensor:
     return F.interpolate(y.float(), size=(size, size), mode="bicubic", align_corners=False).clamp(0.0, 1.0)
 
 
-def zero_padding(y: Tensor, size: int) -> Tensor:
-    """The low grid's cosine coefficients, zero-padded to ``size²`` (band-limited upsampling in the data's basis)."""
-    return BASIS.resample(y.to(torch.float64), (size, size)).float()
+def zero_padding(y: Tensor, size: int, basis: SpectralBasis) -> Tensor:
+    """The low grid's coefficients, zero-padded to ``size²`` (band-limited upsampling in the data's basis)."""
+    return basis.resample(y.to(torch.float64), (size, size)).float()
 
 
 def biharmonic(y: Tensor, observed: Tensor) -> Tensor:
@@ -230,9 +299,8 @@ def total_variation(y: Tensor, observed: Tensor, *, iterations: int = 400, eps: 
 
 
 # --------------------------------------------------------------------------------------------- restoration
-def tasks(n: int) -> dict:
+def tasks(n: int, basis: SpectralBasis) -> dict:
     """Operator and classical baselines of each restoration task on the ``n²`` grid."""
-    basis = BASIS
     return {"SR×2 block": (BlockAverage(basis=basis, resolution=n // 2), ("bicubic", "zero-pad")),
             "SR×4 block": (BlockAverage(basis=basis, resolution=n // 4), ("bicubic", "zero-pad")),
             "SR×2 spectral": (SpectralDownsample(basis=basis, resolution=n // 2), ("bicubic", "zero-pad")),
@@ -242,27 +310,27 @@ def tasks(n: int) -> dict:
                            ("biharmonic", "TV"))}
 
 
-def baseline(name: str, operator, y: Tensor, truth: Tensor) -> Tensor:
+def baseline(name: str, operator, y: Tensor, truth: Tensor, basis: SpectralBasis) -> Tensor:
     n = truth.shape[-1]
     if name == "bicubic":
         return bicubic(y, n)
     if name == "zero-pad":
-        return zero_padding(y, n)
+        return zero_padding(y, n, basis)
     observed = operator.observed
     shown = truth * observed  # the baselines see the observed pixels only
     return biharmonic(shown, observed) if name == "biharmonic" else total_variation(shown, observed)
 
 
-def restoration(run, truth: Tensor, plan: Plan, *, device: str) -> dict:
+def restoration(run, truth: Tensor, plan: Plan, basis: SpectralBasis, *, device: str) -> dict:
     """PSNR / SSIM (data range 1) of the posterior mean and of each baseline, per task, mean over the images."""
     rows, n = {}, truth.shape[-1]
-    for label, (operator, baselines) in tasks(n).items():
+    for label, (operator, baselines) in tasks(n, basis).items():
         y = operator.observe(truth.to(torch.float64)).float()
         method = ddnm if operator.diagonal else covariance_guidance
         draws = run.restore(operator, y, resolution=n, num=plan.draws, method=method, steps=plan.restoration_steps,
                             generator=torch.Generator().manual_seed(11), device=device).cpu().float()
         mean = draws.reshape(len(truth), plan.draws, *truth.shape[1:]).mean(1)
-        estimates = {"posterior mean": mean} | {b: baseline(b, operator, y, truth) for b in baselines}
+        estimates = {"posterior mean": mean} | {b: baseline(b, operator, y, truth, basis) for b in baselines}
         rows[label] = {k: {"psnr": float(psnr(v, truth, data_range=1.0).mean()),
                            "ssim": float(ssim(v, truth, data_range=1.0).mean())} for k, v in estimates.items()}
         best = max(rows[label][b]["psnr"] for b in baselines)
@@ -272,25 +340,29 @@ def restoration(run, truth: Tensor, plan: Plan, *, device: str) -> dict:
 
 
 # --------------------------------------------------------------------------------------------- one data set
-def run_dataset(name: str, plan: Plan, *, device: str) -> dict:
-    n0 = max(8, round(RESOLUTION[name] * plan.resolution_scale))
-    data = DATASETS[name](resolution=n0, split="train", **({"num": 1000} if name in ("shapes", "patches") else {}))
-    reference = {n: held_out(name, n, plan.samples[0] if n == n0 else plan.samples[1]) for n in (n0, 2 * n0)}
-    out = {"resolution": n0, "train_images": data.num, "held_out": {str(n): len(r) for n, r in reference.items()},
-           "architectures": {}}
+def run_dataset(name: str, plan: Plan, *, runs: Path | None, device: str) -> dict:
+    spec = DATASETS[name]
+    n0, basis = max(8, round(spec.resolution * plan.resolution_scale)), spec.basis
+    data = spec.load(n0, "train", spec.train_num)
+    control = gaussian_run(data, plan, basis)
+    reference = {n: spec.load(n, "test", num) for n, num in zip((n0, 2 * n0), plan.samples)}
+    out = {"resolution": n0, "train_images": len(data), "held_out": {str(n): len(r) for n, r in reference.items()},
+           "images": spec.images, "architectures": {}}
     for arch, model in plan.architectures.items():
         print(f"{name} · {arch}", flush=True)
         if isinstance(model, GaussianFit):
-            run, curve, timing = gaussian_run(data.data, plan), [], {"steps": 0, "seconds": 0.0, "parameters": 0}
+            run, curve, timing = control, [], {"steps": 0, "seconds": 0.0, "parameters": 0}
         else:
-            run, curve, timing = train_with_curve(data.data, model, plan, reference[n0], device=device)
+            folder = runs / f"{name}_{arch}_heat{plan.kappa_nyquist:g}" if runs is not None else None
+            run, curve, timing = train_with_curve(data, model, plan, reference[n0], control, out=folder, device=device)
         row = {"train": timing, "curve": curve}
         for n, num in zip((n0, 2 * n0), plan.samples):
             samples = draw(run, num, n, plan.sampler_steps, seed=100).cpu()
-            row[f"{n}"] = statistics(samples, reference[n], epochs=plan.c2st_epochs)
+            row[f"{n}"] = statistics(samples, reference[n], basis, epochs=plan.c2st_epochs)
             if n == n0:  # two pictures for the figure, rounded: the JSON stays small
                 row[f"{n}"]["first"] = samples[:2, 0].double().round(decimals=3).tolist()
-        row["restoration"] = restoration(run, reference[n0][: plan.test_images], plan, device=device)
+        row["restoration"] = (restoration(run, reference[n0][: plan.test_images], plan, basis, device=device)
+                              if spec.images else {})
         out["architectures"][arch] = row
         print(f"  {json.dumps({k: row[str(n0)][k] for k in ('kurtosis', 'data_kurtosis', 'c2st')})}", flush=True)
     out["data_first"] = reference[n0][:2, 0].double().round(decimals=3).tolist()
@@ -300,7 +372,7 @@ def run_dataset(name: str, plan: Plan, *, device: str) -> dict:
 # --------------------------------------------------------------------------------------------- output
 def verdicts(results: dict) -> dict:
     """Per data set and architecture: which targets are met (kurtosis within 25 %, C2ST ≤ 0.65 at both grids,
-    the posterior mean beating every baseline on every task)."""
+    the posterior mean beating every baseline on every task; ``None`` where restoration is not measured)."""
     out = {}
     for name, result in results.items():
         n0 = result["resolution"]
@@ -309,7 +381,8 @@ def verdicts(results: dict) -> dict:
             out[f"{name}/{arch}"] = {
                 "kurtosis_within_25%": all(row[g]["kurtosis_error"] <= KURTOSIS_TOLERANCE for g in grids),
                 "c2st_at_most_0.65": all(row[g]["c2st"] <= C2ST_TARGET for g in grids),
-                "restoration_beats_baselines": {t: r["beats_every_baseline"] for t, r in row["restoration"].items()}}
+                "restoration_beats_baselines": {t: r["beats_every_baseline"] for t, r in row["restoration"].items()}
+                or None}
     return out
 
 
@@ -320,22 +393,24 @@ def psnr_gap(task: dict) -> float:
 
 
 def table(results: dict) -> str:
-    lines = [f"{'data/arch':26s} {'min':>5s} {'steps':>6s} {'kurt':>6s} {'data':>6s} {'C2ST':>5s} {'spec':>5s} | "
-             f"{'2×kurt':>6s} {'data':>6s} {'C2ST':>5s} | restoration PSNR: posterior mean − best baseline (dB)"]
+    lines = [f"{'data/arch':26s} {'min':>5s} {'steps':>6s} {'kurt':>6s} {'data':>6s} {'W1':>5s} {'C2ST':>5s} "
+             f"{'spec':>5s} | {'2×kurt':>6s} {'data':>6s} {'W1':>5s} {'C2ST':>5s} | "
+             f"restoration PSNR: posterior mean − best baseline (dB)"]
     for name, result in results.items():
         n0 = result["resolution"]
         for arch, row in result["architectures"].items():
             a, b = row[str(n0)], row[str(2 * n0)]
             gaps = " ".join(f"{t.replace(' ', '')[:7]}:{psnr_gap(r):+.1f}" for t, r in row["restoration"].items())
             lines.append(f"{name + '/' + arch:26s} {row['train']['seconds'] / 60:5.1f} {row['train']['steps']:6d} "
-                         f"{a['kurtosis']:6.2f} {a['data_kurtosis']:6.2f} {a['c2st']:5.2f} {a['spectrum_error']:5.2f} | "
-                         f"{b['kurtosis']:6.2f} {b['data_kurtosis']:6.2f} {b['c2st']:5.2f} | {gaps}")
+                         f"{a['kurtosis']:6.2f} {a['data_kurtosis']:6.2f} {a['marginal_distance']:5.2f} {a['c2st']:5.2f} "
+                         f"{a['spectrum_error']:5.2f} | {b['kurtosis']:6.2f} {b['data_kurtosis']:6.2f} "
+                         f"{b['marginal_distance']:5.2f} {b['c2st']:5.2f} | {gaps}")
     return "\n".join(lines)
 
 
 def figure(results: dict, path: Path) -> None:
-    """Per data set a row: held-out images, the first sample of each architecture (grey, upright, colour bar), and
-    the learning curves (kurtosis of differences against CPU minutes, the held-out value dashed, an untrained
+    """Per data set a row: held-out images, the first sample of each architecture (grey, upright, colour bar; fields
+    that are not images in a diverging map over the held-out range), and the learning curves (kurtosis of differences against CPU minutes, the held-out value dashed, an untrained
     control's dotted)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -348,8 +423,11 @@ def figure(results: dict, path: Path) -> None:
         n0 = str(result["resolution"])
         panels = [(f"{name}: held-out {i + 1}", result["data_first"][i]) for i in range(2)]
         panels += [(f"{arch} sample", row[n0]["first"][0]) for arch, row in result["architectures"].items()]
+        top = float(torch.tensor(result["data_first"]).abs().max())
+        style = (dict(cmap="gray", vmin=0, vmax=1) if result.get("images", True) else
+                 dict(cmap="RdBu_r", vmin=-top, vmax=top))
         for ax, (title, image) in zip(row_axes, panels):
-            shown = ax.imshow(torch.tensor(image), cmap="gray", vmin=0, vmax=1, origin="upper")
+            shown = ax.imshow(torch.tensor(image), origin="upper", **style)
             fig.colorbar(shown, ax=ax, shrink=0.8)
             ax.set_title(title, fontsize=8)
             ax.set_axis_off()
@@ -370,7 +448,7 @@ def figure(results: dict, path: Path) -> None:
 
 def headline(document: dict) -> dict[str, object]:
     return {key: {"kurtosis": v["kurtosis_within_25%"], "c2st": v["c2st_at_most_0.65"],
-                  "restoration": all(v["restoration_beats_baselines"].values())}
+                  "restoration": v["restoration_beats_baselines"] and all(v["restoration_beats_baselines"].values())}
             for key, v in document["verdicts"].items()}
 
 
@@ -385,12 +463,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny models and few samples: seconds")
     parser.add_argument("--cpu-minutes", type=float, help="training budget per model (default: the plan's)")
-    parser.add_argument("--datasets", default="shapes,faces", help="comma-separated: shapes, faces, patches, digits")
+    parser.add_argument("--datasets", default="shapes,faces", help="comma-separated: " + ", ".join(DATASETS))
     parser.add_argument("--architectures", help="comma-separated subset of " + ", ".join(ARCHITECTURES))
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--kappa-nyquist", type=float, default=0.0,
-                        help="heat of the forward process, κ λ_max at the training grid (default 0, the CLI's for images)")
+                        help="heat of the forward process, κ λ_max at the training grid (default 0, DDO's process; the "
+                             "command line's default is 25 for images, 0 on the torus)")
     parser.add_argument("--draws", type=int, help="draws averaged into each posterior mean (default: the plan's)")
+    parser.add_argument("--runs", help="keep each trained model in RUNS/<data>_<arch>_heat<K>; one already there is "
+                        "loaded, not retrained (e.g. to score it again with more --draws)")
     parser.add_argument("--tag", help="write images_TAG.json/.png (a run beside the committed one, e.g. a longer budget)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -401,11 +482,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.architectures:
         plan = replace(plan, architectures={a: plan.architectures[a] for a in args.architectures.split(",")})
     names = [n for n in args.datasets.split(",") if n]
-    unknown = [n for n in names if n not in RESOLUTION]
+    unknown = [n for n in names if n not in DATASETS]
     if unknown:
-        parser.error(f"unknown data sets {unknown}; choose from {sorted(RESOLUTION)}")
+        parser.error(f"unknown data sets {unknown}; choose from {sorted(DATASETS)}")
     started = time.perf_counter()
-    results = {name: run_dataset(name, plan, device=args.device) for name in names}
+    runs = Path(args.runs) if args.runs else None
+    results = {name: run_dataset(name, plan, runs=runs, device=args.device) for name in names}
     print(table(results))
     document = {
         "config": {"architectures": {a: {"type": type(m).__name__, **{k: v for k, v in vars(m).items()}}

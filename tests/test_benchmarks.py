@@ -11,6 +11,7 @@ import math
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -136,3 +137,26 @@ def test_darcy_error_rate_is_their_thresholded_pixel_fraction() -> None:
     flipped = truth.clone()
     flipped[0, :2, :3] = 15.0 - flipped[0, :2, :3]  # 6 of 64 nodes swapped between the two values
     assert torch.allclose(error_rate(flipped, truth), torch.tensor([6 / 64, 0.0, 0.0], dtype=torch.float64))
+
+
+def test_image_benchmark_fields_and_its_kept_runs(tmp_path: Path, monkeypatch) -> None:
+    """The physical data sets of ``images.py`` are what they say (Darcy's coefficient two-valued in {0, 1}, held out
+    from another seed); the denoising gain of a model over itself is exactly 1 (both see the same noise); and a run
+    kept with ``--runs`` is loaded, not retrained, when scored again."""
+    from benchmarks import images
+
+    train, test = (images.DATASETS["darcy"].load(8, split, 6) for split in ("train", "test"))
+    assert set(torch.unique(train).tolist()) == {0.0, 1.0} and train.shape == (6, 1, 8, 8)
+    assert not any(torch.equal(a, b) for a in train for b in test)
+    plan = replace(images.QUICK, kappa_nyquist=25.0)
+    control = images.gaussian_run(train, plan, images.DATASETS["darcy"].basis)
+    assert images.denoising_gain(control, control, test) == [1.0] * len(images.GAIN_TIMES)
+
+    monkeypatch.setattr(images, "RESULTS", tmp_path)
+    argv = ["--quick", "--datasets", "darcy", "--architectures", "fno", "--runs", str(tmp_path / "runs"), "--tag", "t"]
+    assert images.main(argv) == 0
+    first = json.loads((tmp_path / "images_quick_t.json").read_text())["results"]["darcy"]["architectures"]["fno"]
+    assert images.main([*argv, "--draws", "3"]) == 0
+    again = json.loads((tmp_path / "images_quick_t.json").read_text())["results"]["darcy"]["architectures"]["fno"]
+    assert again["curve"] == first["curve"] and again["train"] == first["train"]
+    assert len(first["curve"][-1]["denoising_gain"]) == len(images.GAIN_TIMES)
