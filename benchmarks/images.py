@@ -408,14 +408,45 @@ def table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def _curve_panel(ax, name: str, result: dict) -> None:
+    """Kurtosis of differences against CPU minutes per architecture; the held-out value dashed, an untrained
+    control's dotted."""
+    n0 = str(result["resolution"])
+    for arch, row in result["architectures"].items():
+        if row["curve"]:
+            ax.plot([c["cpu_minutes"] for c in row["curve"]], [c["kurtosis"] for c in row["curve"]], "o-", label=arch)
+        else:  # untrained (the Gaussian fit): its samples' value
+            ax.axhline(row[n0]["kurtosis"], color="C7", ls=":", lw=1.2, label=f"{arch} (untrained)")
+    data_kurtosis = next(iter(result["architectures"].values()))[n0]["data_kurtosis"]
+    ax.axhline(data_kurtosis, color="k", ls="--", lw=0.8, label="held-out")
+    ax.set_xlabel("CPU minutes", fontsize=8)
+    ax.set_ylabel("kurtosis of differences", fontsize=8)
+    ax.set_title(f"{name}: learning curve", fontsize=8)
+    ax.legend(fontsize=6)
+
+
+def _gain_panel(ax, name: str, result: dict) -> None:
+    """Held-out denoising error over the Gaussian fit's against t, at each learning-curve point (darker: later)."""
+    for i, (arch, row) in enumerate((a, r) for a, r in result["architectures"].items() if r["curve"]):
+        for j, point in enumerate(row["curve"]):
+            ax.semilogx(GAIN_TIMES[: len(point.get("denoising_gain", []))], point.get("denoising_gain", []), "o-",
+                        color=f"C{i}", alpha=(j + 1) / len(row["curve"]), ms=3,
+                        label=f"{arch}, {point['cpu_minutes']:.1f} min")
+    ax.axhline(1.0, color="C7", ls=":", lw=1.2, label="Gaussian fit")
+    ax.set_xlabel("t (noise level)", fontsize=8)
+    ax.set_ylabel("denoising error / Gaussian fit's", fontsize=8)
+    ax.set_title(f"{name}: denoising against the fit", fontsize=8)
+    ax.legend(fontsize=5)
+
+
 def figure(results: dict, path: Path) -> None:
     """Per data set a row: held-out images, the first sample of each architecture (grey, upright, colour bar; fields
-    that are not images in a diverging map over the held-out range), and the learning curves (kurtosis of differences against CPU minutes, the held-out value dashed, an untrained
-    control's dotted)."""
+    that are not images in a diverging map over the held-out range), the learning curves (:func:`_curve_panel`) and
+    the denoising gain over the Gaussian fit per noise level (:func:`_gain_panel`)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    columns = 3 + max(len(r["architectures"]) for r in results.values())
+    columns = 4 + max(len(r["architectures"]) for r in results.values())
     fig = Figure(figsize=(2.8 * columns, 2.6 * len(results)), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(len(results), columns, squeeze=False)
@@ -431,18 +462,10 @@ def figure(results: dict, path: Path) -> None:
             fig.colorbar(shown, ax=ax, shrink=0.8)
             ax.set_title(title, fontsize=8)
             ax.set_axis_off()
-        ax = row_axes[-1]
-        for arch, row in result["architectures"].items():
-            if row["curve"]:
-                ax.plot([c["cpu_minutes"] for c in row["curve"]], [c["kurtosis"] for c in row["curve"]], "o-", label=arch)
-            else:  # untrained (the Gaussian fit): its samples' value
-                ax.axhline(row[n0]["kurtosis"], color="C7", ls=":", lw=1.2, label=f"{arch} (untrained)")
-        data_kurtosis = next(iter(result["architectures"].values()))[n0]["data_kurtosis"]
-        ax.axhline(data_kurtosis, color="k", ls="--", lw=0.8, label="held-out")
-        ax.set_xlabel("CPU minutes", fontsize=8)
-        ax.set_ylabel("kurtosis of differences", fontsize=8)
-        ax.set_title(f"{name}: learning curve", fontsize=8)
-        ax.legend(fontsize=6)
+        for ax in row_axes[len(panels):-2]:  # data sets with fewer architectures than the widest row
+            ax.set_axis_off()
+        _curve_panel(row_axes[-2], name, result)
+        _gain_panel(row_axes[-1], name, result)
     fig.savefig(path, dpi=80)
 
 
