@@ -4,9 +4,9 @@ Per data set (:data:`DATASETS`, built in, nothing downloaded: :func:`~hilbert_di
 rectangles and triangles with sharp edges, 32²; :func:`~hilbert_diffusion.datasets.faces` — scikit-image's 100 LFW
 faces, 80 to train, 24²; optionally ``patches`` and ``digits``, and the two physical fields of the issue: ``darcy``,
 Darcy's two-valued coefficient, and ``vorticity``, Navier–Stokes vorticity at ``T = 20`` on the torus) and per
-architecture (:data:`ARCHITECTURES`: the per-mode
-Gaussian fit of the training images, no network and no training (``gaussian``, :class:`GaussianFit`: the control),
-the default FNO, a wider and deeper FNO, neuraloperator's U-shaped UNO, the FNO with differential kernels
+architecture (:data:`ARCHITECTURES`: two exact denoisers with no network and no training — the per-mode Gaussian
+fit of the training images (``gaussian``, :class:`GaussianFit`: the control) and its scale mixture, one amplitude per
+image (``scale-mixture``, :class:`ScaleMixtureFit`) — the default FNO, a wider and deeper FNO, neuraloperator's U-shaped UNO, the FNO with differential kernels
 (``local``), the U-shape on the domain's basis with and without them (``multiscale``, ``multiscale-spectral``);
 select with ``--architectures``), one model trained for the same CPU seconds on one thread, in segments (train,
 then resume), each segment's end a point of the learning curve. Then, samples against held-out images (the test
@@ -62,6 +62,7 @@ from hilbert_diffusion.models.cross_spectrum import ChannelCovariance, ChannelGa
 from hilbert_diffusion.models.fno import ScoreFNOConfig
 from hilbert_diffusion.models.local_fno import ScoreLocalConfig
 from hilbert_diffusion.models.multiscale import ScoreMultiScaleConfig
+from hilbert_diffusion.models.scale_mixture import ScaleMixture, ScaleMixtureDenoiser
 from hilbert_diffusion.models.uno import ScoreUNOConfig
 from hilbert_diffusion.normalization import Normalization
 from hilbert_diffusion.nongaussian import (
@@ -137,6 +138,16 @@ class GaussianFit:
 
 
 @dataclass(frozen=True)
+class ScaleMixtureFit:
+    """No network and no training: the exact denoiser of the Gaussian fit's scale mixture, one amplitude per image in
+    ``bins`` classes fitted to the training images' whitened energies
+    (:class:`~hilbert_diffusion.models.scale_mixture.ScaleMixtureDenoiser`). The Gaussian fit plus amplitude
+    adaptivity — flat and busy images told apart — and nothing else."""
+
+    bins: int = 16
+
+
+@dataclass(frozen=True)
 class Plan:
     """Sizes of one run (full or quick)."""
 
@@ -156,7 +167,7 @@ class Plan:
 
 
 def _models(width: int, modes: int, layers: int) -> dict:
-    return {"gaussian": GaussianFit(),
+    return {"gaussian": GaussianFit(), "scale-mixture": ScaleMixtureFit(),
             "fno": ScoreFNOConfig(hidden_channels=width, n_modes=modes, n_layers=layers, positional_embedding=True),
             "fno-wide": ScoreFNOConfig(hidden_channels=2 * width, n_modes=modes, n_layers=layers + 2,
                                        positional_embedding=True),
@@ -254,12 +265,16 @@ def train_with_curve(data: Tensor, model, plan: Plan, reference: Tensor, control
     return run, curve, timing
 
 
-def gaussian_run(data: Tensor, plan: Plan, basis: SpectralBasis) -> TrainedRun:
-    """The :class:`GaussianFit` of ``data`` as a run: normalised like training, the forward process of training."""
+def untrained_run(data: Tensor, plan: Plan, basis: SpectralBasis, fit: GaussianFit | ScaleMixtureFit) -> TrainedRun:
+    """The :class:`GaussianFit` or :class:`ScaleMixtureFit` of ``data`` as a run: normalised like training, the
+    forward process of training."""
     sde = default_sde(basis, tuple(data.shape[2:]), kappa_nyquist=plan.kappa_nyquist)
     normalization = Normalization.fit(data, basis=basis)
-    covariance = ChannelCovariance.estimate(normalization.encode(data), basis)
-    return TrainedRun(model=ChannelGaussianDenoiser(sde, covariance), sde=sde, normalization=normalization, step=0)
+    encoded = normalization.encode(data)
+    covariance = ChannelCovariance.estimate(encoded, basis)
+    model = (ChannelGaussianDenoiser(sde, covariance) if isinstance(fit, GaussianFit) else
+             ScaleMixtureDenoiser(sde, covariance, ScaleMixture.fit(encoded, covariance, basis, bins=fit.bins)))
+    return TrainedRun(model=model, sde=sde, normalization=normalization, step=0)
 
 
 # --------------------------------------------------------------------------------------------- baselines
@@ -347,14 +362,15 @@ def run_dataset(name: str, plan: Plan, *, runs: Path | None, device: str) -> dic
     spec = DATASETS[name]
     n0, basis = max(8, round(spec.resolution * plan.resolution_scale)), spec.basis
     data = spec.load(n0, "train", spec.train_num)
-    control = gaussian_run(data, plan, basis)
+    control = untrained_run(data, plan, basis, GaussianFit())
     reference = {n: spec.load(n, "test", num) for n, num in zip((n0, 2 * n0), plan.samples)}
     out = {"resolution": n0, "train_images": len(data), "held_out": {str(n): len(r) for n, r in reference.items()},
            "images": spec.images, "interpolated_2x": spec.interpolated_2x, "architectures": {}}
     for arch, model in plan.architectures.items():
         print(f"{name} · {arch}", flush=True)
-        if isinstance(model, GaussianFit):
-            run, curve, timing = control, [], {"steps": 0, "seconds": 0.0, "parameters": 0}
+        if isinstance(model, (GaussianFit, ScaleMixtureFit)):
+            run = control if isinstance(model, GaussianFit) else untrained_run(data, plan, basis, model)
+            curve, timing = [], {"steps": 0, "seconds": 0.0, "parameters": 0}
         else:
             folder = runs / f"{name}_{arch}_heat{plan.kappa_nyquist:g}" if runs is not None else None
             run, curve, timing = train_with_curve(data, model, plan, reference[n0], control, out=folder, device=device)
@@ -418,11 +434,12 @@ def _curve_panel(ax, name: str, result: dict) -> None:
     """Kurtosis of differences against CPU minutes per architecture; the held-out value dashed, an untrained
     control's dotted."""
     n0 = str(result["resolution"])
-    for arch, row in result["architectures"].items():
+    for k, (arch, row) in enumerate(result["architectures"].items()):
         if row["curve"]:
-            ax.plot([c["cpu_minutes"] for c in row["curve"]], [c["kurtosis"] for c in row["curve"]], "o-", label=arch)
-        else:  # untrained (the Gaussian fit): its samples' value
-            ax.axhline(row[n0]["kurtosis"], color="C7", ls=":", lw=1.2, label=f"{arch} (untrained)")
+            ax.plot([c["cpu_minutes"] for c in row["curve"]], [c["kurtosis"] for c in row["curve"]], "o-",
+                    color=f"C{k}", label=arch)
+        else:  # untrained (the Gaussian fit, its scale mixture): its samples' value
+            ax.axhline(row[n0]["kurtosis"], color=f"C{k}", ls=":", lw=1.2, label=f"{arch} (untrained)")
     data_kurtosis = next(iter(result["architectures"].values()))[n0]["data_kurtosis"]
     ax.axhline(data_kurtosis, color="k", ls="--", lw=0.8, label="held-out")
     ax.set_xlabel("CPU minutes", fontsize=8)

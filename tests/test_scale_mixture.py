@@ -1,0 +1,70 @@
+"""The Gaussian scale mixture's exact denoiser: one scale is the Gaussian denoiser; the fit recovers a known mixture's
+amplitudes; and on its own data the posterior over the amplitude is certain, so the denoiser is the Wiener filter of
+each field's true amplitude."""
+
+import math
+
+import pytest
+import torch
+
+from hilbert_diffusion.bases import NeumannBasis, PeriodicBasis
+from hilbert_diffusion.datasets import gaussian_random_fields
+from hilbert_diffusion.models.cross_spectrum import ChannelCovariance, ChannelGaussianDenoiser
+from hilbert_diffusion.models.scale_mixture import ScaleMixture, ScaleMixtureDenoiser, whitened_energy
+from hilbert_diffusion.sde import default_sde
+
+N = 16
+BASES = [NeumannBasis(2), PeriodicBasis(2)]
+
+
+def _mixture_data(basis, num: int = 400):
+    """Fields ``s g``, ``g`` a GRF, ``s`` 0.5 or 2 with probability ½ each; and the amplitudes."""
+    g = gaussian_random_fields(num, N, basis=basis, seed=1).data.double()
+    s = torch.where(torch.rand(num, generator=torch.Generator().manual_seed(2)) < 0.5, 0.5, 2.0)
+    return g * s[:, None, None, None], s
+
+
+@pytest.mark.parametrize("basis", BASES, ids=lambda b: type(b).__name__)
+def test_one_scale_is_the_gaussian_denoiser_for_correlated_channels(basis) -> None:
+    g = gaussian_random_fields(200, N, basis=basis, seed=3).data.double()
+    h = gaussian_random_fields(200, N, basis=basis, seed=4).data.double()
+    pairs = torch.cat([g, 0.8 * g + 0.6 * h], dim=1)  # correlation 0.8 between the channels
+    covariance = ChannelCovariance.estimate(pairs, basis)
+    sde = default_sde(basis, (N, N), kappa_nyquist=5.0)
+    t = torch.full((4,), 0.2)
+    x_t, _ = sde.marginal_sample(pairs[:4], t.double(), generator=torch.Generator().manual_seed(0))
+    one = ScaleMixtureDenoiser(sde, covariance, ScaleMixture((1.0,), (1.0,)))(x_t, t)
+    assert torch.allclose(one, ChannelGaussianDenoiser(sde, covariance)(x_t, t), atol=1e-12, rtol=0)
+    energy = whitened_energy(pairs, covariance, basis)
+    assert float(energy.mean()) == pytest.approx(1.0, abs=0.05)  # E ŝ² = 1 for the Gaussian C was estimated from
+
+
+@pytest.mark.parametrize("basis", BASES, ids=lambda b: type(b).__name__)
+def test_fit_recovers_the_amplitudes_and_the_denoiser_is_the_true_amplitudes_wiener_filter(basis) -> None:
+    """C estimated from the mixture is E[s²] C_g = 2.125 C_g, so the amplitudes relative to it are 0.5 / √2.125 and
+    2 / √2.125 (each field's estimate has relative error sqrt(2/256) ≈ 9 %, averaged over 200 fields per bin)."""
+    x, s = _mixture_data(basis)
+    covariance = ChannelCovariance.estimate(x, basis)
+    mixture = ScaleMixture.fit(x, covariance, basis, bins=2)
+    assert mixture.weights == pytest.approx((0.5, 0.5), abs=0.06)
+    assert mixture.scales == pytest.approx((0.5 / math.sqrt(2.125), 2 / math.sqrt(2.125)), rel=0.04)
+    sde = default_sde(basis, (N, N))
+    t = torch.full((8,), 0.05)  # low noise: hundreds of modes tell the amplitude (at t = 0.3 only the first few do)
+    x_t, _ = sde.marginal_sample(x[:8], t.double(), generator=torch.Generator().manual_seed(0))
+    denoised = ScaleMixtureDenoiser(sde, covariance, mixture)(x_t, t)
+    for i in range(8):  # the field's own amplitude's Wiener filter, up to the posterior's (tiny) doubt
+        j = int(s[i] > 1)
+        oracle = ScaleMixtureDenoiser(sde, covariance, ScaleMixture((mixture.scales[j],), (1.0,)))(x_t[i : i + 1], t[:1])
+        assert torch.allclose(denoised[i : i + 1], oracle, atol=1e-6 * float(oracle.abs().max()), rtol=0)
+    t = torch.full((100,), 0.3)  # more noise: the amplitude is uncertain, and knowing it is worth most
+    x_t, _ = sde.marginal_sample(x[:100], t.double(), generator=torch.Generator().manual_seed(1))
+    errors = [(model(x_t, t) - x[:100]).square().mean() for model in
+              (ScaleMixtureDenoiser(sde, covariance, mixture), ChannelGaussianDenoiser(sde, covariance))]
+    assert errors[0] < 0.9 * errors[1]
+
+
+def test_a_mixture_needs_positive_scales_and_probabilities() -> None:
+    with pytest.raises(ValueError, match="as many weights"):
+        ScaleMixture((1.0, 2.0), (1.0,))
+    with pytest.raises(ValueError, match="probability vector"):
+        ScaleMixture((1.0, 2.0), (0.7, 0.7))
