@@ -15,6 +15,7 @@ from .models.fno import ScoreFNO, ScoreFNOConfig
 from .models.linear_pde import LinearGaussianPair
 from .models.local_fno import ScoreLocalConfig, ScoreLocalFNO
 from .models.multiscale import ScoreMultiScale, ScoreMultiScaleConfig
+from .models.scale_mixture import ScaleMixture, ScaleMixtureDenoiser
 from .models.sphere import SphericalScoreConfig, SphericalScoreOperator
 from .models.uno import ScoreUNO, ScoreUNOConfig
 from .noise import GaussianRandomField, Matern, PowerLaw, Spectrum, SquaredExponential, WhiteNoise
@@ -100,6 +101,8 @@ __all__ = [
     "GaussianOracle",
     "ChannelCovariance",
     "ChannelGaussianDenoiser",
+    "ScaleMixture",
+    "ScaleMixtureDenoiser",
     "LinearGaussianPair",
     "ScoreFNO",
     "ScoreFNOConfig",

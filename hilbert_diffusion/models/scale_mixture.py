@@ -30,7 +30,7 @@ from ..bases import Grid, SpectralBasis
 from ..sde import DiagonalSDE
 from .cross_spectrum import ChannelCovariance
 
-__all__ = ["ScaleMixture", "ScaleMixtureDenoiser"]
+__all__ = ["ScaleMixture", "ScaleMixtureDenoiser", "whitened_energy"]
 
 
 @dataclass(frozen=True)
