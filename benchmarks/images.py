@@ -169,6 +169,9 @@ class Plan:
 def _models(width: int, modes: int, layers: int) -> dict:
     return {"gaussian": GaussianFit(), "scale-mixture": ScaleMixtureFit(),
             "fno": ScoreFNOConfig(hidden_channels=width, n_modes=modes, n_layers=layers, positional_embedding=True),
+            # the same FNO on an amplitude-adaptive skip: the scale mixture's exact denoiser (16 classes) for the Wiener's
+            "fno-amplitude": ScoreFNOConfig(hidden_channels=width, n_modes=modes, n_layers=layers, positional_embedding=True,
+                                            amplitude_classes=16),
             "fno-wide": ScoreFNOConfig(hidden_channels=2 * width, n_modes=modes, n_layers=layers + 2,
                                        positional_embedding=True),
             "uno": ScoreUNOConfig(hidden_channels=width, n_modes=modes, positional_embedding=True),
@@ -374,7 +377,7 @@ def run_dataset(name: str, plan: Plan, *, runs: Path | None, device: str) -> dic
         else:
             folder = runs / f"{name}_{arch}_heat{plan.kappa_nyquist:g}" if runs is not None else None
             run, curve, timing = train_with_curve(data, model, plan, reference[n0], control, out=folder, device=device)
-        row = {"train": timing, "curve": curve}
+        row = {"train": timing, "curve": curve, "denoising_gain": denoising_gain(run, control, reference[n0])}
         for n, num in zip((n0, 2 * n0), plan.samples):
             samples = draw(run, num, n, plan.sampler_steps, seed=100).cpu()
             row[f"{n}"] = statistics(samples, reference[n], basis, epochs=plan.c2st_epochs)
@@ -449,13 +452,15 @@ def _curve_panel(ax, name: str, result: dict) -> None:
 
 
 def _gain_panel(ax, name: str, result: dict) -> None:
-    """Held-out denoising error over the Gaussian fit's against t, at each learning-curve point (darker: later)."""
-    for i, (arch, row) in enumerate((a, r) for a, r in result["architectures"].items() if r["curve"]):
+    """Held-out denoising error over the Gaussian fit's against t, at each learning-curve point (darker: later), and
+    of the untrained scale mixture (dotted)."""
+    for k, (arch, row) in enumerate(result["architectures"].items()):
         for j, point in enumerate(row["curve"]):
             ax.semilogx(GAIN_TIMES[: len(point.get("denoising_gain", []))], point.get("denoising_gain", []), "o-",
-                        color=f"C{i}", alpha=(j + 1) / len(row["curve"]), ms=3,
+                        color=f"C{k}", alpha=(j + 1) / len(row["curve"]), ms=3,
                         label=f"{arch}, {point['cpu_minutes']:.1f} min")
-    ax.axhline(1.0, color="C7", ls=":", lw=1.2, label="Gaussian fit")
+        if not row["curve"] and "denoising_gain" in row:  # an untrained control (the Gaussian fit: 1 at every t)
+            ax.semilogx(GAIN_TIMES, row["denoising_gain"], ":", color=f"C{k}", marker="s", ms=3, label=arch)
     ax.set_xlabel("t (noise level)", fontsize=8)
     ax.set_ylabel("denoising error / Gaussian fit's", fontsize=8)
     ax.set_title(f"{name}: denoising against the fit", fontsize=8)

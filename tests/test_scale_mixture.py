@@ -3,6 +3,7 @@ amplitudes; and on its own data the posterior over the amplitude is certain, so 
 each field's true amplitude."""
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -10,7 +11,7 @@ import torch
 from hilbert_diffusion.bases import NeumannBasis, PeriodicBasis
 from hilbert_diffusion.datasets import gaussian_random_fields
 from hilbert_diffusion.models.cross_spectrum import ChannelCovariance, ChannelGaussianDenoiser
-from hilbert_diffusion.models.scale_mixture import ScaleMixture, ScaleMixtureDenoiser, whitened_energy
+from hilbert_diffusion.models.scale_mixture import ScaleMixture, ScaleMixtureDenoiser
 from hilbert_diffusion.sde import default_sde
 
 N = 16
@@ -35,8 +36,8 @@ def test_one_scale_is_the_gaussian_denoiser_for_correlated_channels(basis) -> No
     x_t, _ = sde.marginal_sample(pairs[:4], t.double(), generator=torch.Generator().manual_seed(0))
     one = ScaleMixtureDenoiser(sde, covariance, ScaleMixture((1.0,), (1.0,)))(x_t, t)
     assert torch.allclose(one, ChannelGaussianDenoiser(sde, covariance)(x_t, t), atol=1e-12, rtol=0)
-    energy = whitened_energy(pairs, covariance, basis)
-    assert float(energy.mean()) == pytest.approx(1.0, abs=0.05)  # E ŝ² = 1 for the Gaussian C was estimated from
+    one_class = ScaleMixture.fit(pairs, covariance, basis, bins=1)  # its scale²: the mean whitened energy
+    assert one_class.scales[0] ** 2 == pytest.approx(1.0, abs=0.05)  # E ŝ² = 1 for the Gaussian C was estimated from
 
 
 @pytest.mark.parametrize("basis", BASES, ids=lambda b: type(b).__name__)
@@ -68,3 +69,49 @@ def test_a_mixture_needs_positive_scales_and_probabilities() -> None:
         ScaleMixture((1.0, 2.0), (1.0,))
     with pytest.raises(ValueError, match="probability vector"):
         ScaleMixture((1.0, 2.0), (0.7, 0.7))
+
+
+def test_the_score_operators_amplitude_skip_is_the_mixtures_exact_denoiser_per_field_time() -> None:
+    """An untrained ScoreFNO (its network's last layer is zero) with ``amplitude_classes`` is the scale mixture's
+    exact denoiser, field by field at different ``t``; with the classes fitted by ``fit_amplitudes`` they are
+    :meth:`ScaleMixture.fit`'s for the same spectrum."""
+    from hilbert_diffusion.models.fno import ScoreFNOConfig
+
+    basis = NeumannBasis(2)
+    x, _ = _mixture_data(basis, num=200)
+    covariance = ChannelCovariance.estimate(x, basis)
+    sde = default_sde(basis, (N, N), kappa_nyquist=25.0)
+    net = ScoreFNOConfig(hidden_channels=4, n_modes=4, n_layers=1, amplitude_classes=4).build(
+        sde, channels=1, data_spectrum=covariance.spectra)
+    fitted = net.fit_amplitudes(x.split(64))
+    assert fitted == net.amplitude_mixture
+    assert fitted.scales == pytest.approx(ScaleMixture.fit(x, covariance, basis, bins=4).scales, rel=1e-12)
+    exact = ScaleMixtureDenoiser(sde, covariance, fitted)
+    t = torch.tensor([0.02, 0.1, 0.3, 0.6], dtype=torch.float64)
+    x_t, _ = sde.marginal_sample(x[:4], t, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        out = net(x_t.float(), t)  # the model runs in float32
+    for i in range(4):
+        expected = exact(x_t[i : i + 1], t[i : i + 1])
+        assert torch.allclose(out[i : i + 1].double(), expected, atol=1e-5 * float(expected.abs().max()), rtol=0)
+
+
+def test_amplitude_classes_are_fitted_once_saved_and_resumed(tmp_path) -> None:
+    from hilbert_diffusion.checkpoint import load
+    from hilbert_diffusion.models.fno import ScoreFNOConfig
+    from hilbert_diffusion.training import TrainConfig, train
+
+    basis = NeumannBasis(2)
+    x, _ = _mixture_data(basis, num=64)
+    sde = default_sde(basis, (N, N))
+    model = ScoreFNOConfig(hidden_channels=4, n_modes=4, n_layers=1, amplitude_classes=2)
+    config = TrainConfig(steps=3, batch_size=8, checkpoint_every=0, figure_samples=0, optimised_steps=0)
+    run = train(x.float(), sde=sde, model=model, config=config, out_dir=tmp_path, progress=False)
+    mixture = run.model.amplitude_mixture
+    assert mixture.scales[1] > 2 * mixture.scales[0]  # the amplitudes 0.5 and 2 (ratio 4), some fields held out
+    assert load(tmp_path).model.amplitude_mixture == mixture
+    resumed = train(x.float(), sde=sde, model=model, config=replace(config, steps=5), out_dir=tmp_path,
+                    progress=False, resume=True)
+    assert resumed.model.amplitude_mixture == mixture and resumed.step == 5
+    with pytest.raises(ValueError, match="amplitude_classes"):
+        ScoreFNOConfig(amplitude_classes=2, wiener_skip=False)

@@ -28,6 +28,12 @@ baseline (the Gaussian benchmark is nearly trivial for the Wiener version). Both
 it is EDM's ``1/c_out²``); without it the plain model neglects small ``t``, whose absolute errors are
 tiny but whose relative errors are not.
 
+With ``amplitude_classes = K > 0`` the skip is amplitude-adaptive: ``S_t x_t`` is the exact denoiser of the scale
+mixture of ``N(0, diag c)`` with ``K`` amplitude classes fitted to the training fields (eqs. S1–S3 of
+:mod:`.scale_mixture`, :meth:`PreconditionedScoreOperator.fit_amplitudes`; stored as buffers, so checkpoints carry
+them): a flat field and a busy one are each filtered with their own amplitude's Wiener gain before the network adds
+anything. ``c_in``, ``c_out`` and the loss weight stay those of the single Gaussian (P5, P6, P8).
+
 Scalars (P5–P7) are means over the domain (``|Ω|`` is its volume), so they converge as the grid is
 refined (all spectra are trace class); ``S_t`` acts per mode at whatever grid the input has.
 """
@@ -38,7 +44,7 @@ import contextlib
 import functools
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -49,6 +55,7 @@ from ..noise import Spectrum
 from ..sde import DiagonalSDE
 from .embedding import FiLM, TimeEmbedding
 from .lean_fno import run_lean, run_reference, supports
+from .scale_mixture import ScaleMixture, mixture_gain, whitened_energy
 
 __all__ = ["EmpiricalSpectrum", "ScoreFNOConfig", "ScoreFNO", "PreconditionedScoreOperator", "clean_state_dict",
            "on_even_grid"]
@@ -185,11 +192,15 @@ class _OperatorConfig:
     projection_channel_ratio: float = 2.0
     embedding_dim: int = 128
     wiener_skip: bool = True
+    amplitude_classes: int = 0  # > 0: the skip is the scale mixture's exact denoiser with that many amplitudes
 
     def __post_init__(self) -> None:
         for name in ("hidden_channels", "n_layers", "embedding_dim"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}.")
+        if self.amplitude_classes < 0 or (self.amplitude_classes and not self.wiener_skip):
+            raise ValueError(f"amplitude_classes must be 0 (the per-mode Wiener skip) or a positive number of classes "
+                             f"with wiener_skip=True, got {self.amplitude_classes} (wiener_skip={self.wiener_skip}).")
 
 
 @functools.cache
@@ -252,6 +263,10 @@ class PreconditionedScoreOperator(nn.Module, ABC):
         skip and the spectral transforms stay in full precision (:func:`hilbert_diffusion.execution.accelerate`)."""
         self.compiled = False
         """Run the backbone through ``torch.compile`` (:func:`hilbert_diffusion.execution.accelerate`)."""
+        classes = config.amplitude_classes
+        if classes:  # the scale mixture of the skip; fitted to the training fields by fit_amplitudes
+            self.register_buffer("amplitude_scales", torch.ones(classes, dtype=torch.float64))
+            self.register_buffer("amplitude_weights", torch.full((classes,), 1.0 / classes, dtype=torch.float64))
 
     @property
     def basis(self) -> SpectralBasis:
@@ -301,6 +316,43 @@ class PreconditionedScoreOperator(nn.Module, ABC):
         *_, wiener_error = self.preconditioning(t, grid, batch=t.shape[0])
         return wiener_error.clamp_min(torch.finfo(torch.float64).tiny).reciprocal()
 
+    @property
+    def amplitude_mixture(self) -> ScaleMixture | None:
+        """The skip's scale mixture (``None``: the per-mode Wiener skip)."""
+        if not self.config.amplitude_classes:
+            return None
+        weights = self.amplitude_weights.double().cpu()
+        return ScaleMixture(tuple(self.amplitude_scales.tolist()), tuple((weights / weights.sum()).tolist()))
+
+    @torch.no_grad()
+    def fit_amplitudes(self, chunks: Iterable[Tensor]) -> ScaleMixture:
+        """Fit the skip's amplitude classes to normalised training fields (given in chunks ``(n, channels,
+        *grid)``): equal-count classes of their whitened energies under the data spectrum
+        (:meth:`.scale_mixture.ScaleMixture.from_energies`). Returns the mixture."""
+        if not self.config.amplitude_classes:
+            raise ValueError("fit_amplitudes needs a model built with amplitude_classes > 0.")
+        energies = []
+        for chunk in chunks:
+            grid = self.basis.check_field(chunk, "training fields")
+            c = self._data_variance(grid, torch.device("cpu"))
+            coefficients = self.basis.forward(chunk.to("cpu", torch.float64))
+            energies.append(whitened_energy(coefficients, c, self.basis.multiplicity(grid)))
+        mixture = ScaleMixture.from_energies(torch.cat(energies), bins=self.config.amplitude_classes)
+        classes = len(mixture.scales)  # fewer fields than classes: the rest keep weight 0
+        self.amplitude_scales.fill_(1.0)[:classes] = torch.tensor(mixture.scales, dtype=torch.float64)
+        self.amplitude_weights.zero_()[:classes] = torch.tensor(mixture.weights, dtype=torch.float64)
+        return mixture
+
+    def _skip(self, x: Tensor, t: Tensor, gain: Tensor, grid: Grid) -> Tensor:
+        """``S_t x_t``: the per-mode Wiener gain (P3), or the scale mixture's exact denoiser (S1–S3)."""
+        coefficients = self.basis.forward(x)
+        mixture = self.amplitude_mixture
+        if mixture is not None:
+            a, v = (f(t, grid).to(x.device) for f in (self.sde.mean_factor, self.sde.variance))
+            c = self._data_variance(grid, x.device)
+            gain = mixture_gain(coefficients, c, a, v, self.basis.multiplicity(grid).to(x.device), mixture)
+        return self.basis.inverse(gain.to(x.device, x.dtype) * coefficients, grid)
+
     # -- forward ----------------------------------------------------------------------------------
     def _check_input(self, x: Tensor) -> Grid:
         grid = self.basis.check_field(x, "x", finite=False)
@@ -327,8 +379,7 @@ class PreconditionedScoreOperator(nn.Module, ABC):
             out = self._network(h, emb)
         out = out.to(dtype) * c_out.to(device, dtype).reshape(shape)
         if self.config.wiener_skip:  # exact per-mode maths: outside the autocast region
-            xs = x.to(dtype)
-            out = out + self.basis.inverse(gain.to(device, dtype) * self.basis.forward(xs), grid)  # S_t x_t
+            out = out + self._skip(x.to(dtype), _time_vector(t, batch).to(device), gain, grid)  # S_t x_t
         return out.to(x.dtype)
 
     def _network(self, h: Tensor, embedding: Tensor) -> Tensor:

@@ -14,23 +14,31 @@ covariance of :class:`~.cross_spectrum.ChannelCovariance`) and one amplitude ``s
 amplitude-adaptive: it reads the amplitude off the noisy field and applies the Wiener filter of that amplitude. With
 one scale it is :class:`~.cross_spectrum.ChannelGaussianDenoiser`.
 
-* :class:`ScaleMixture` — the scales and weights, :meth:`ScaleMixture.fit` from data (equal-count bins of the fields'
-  whitened energies);
-* :class:`ScaleMixtureDenoiser` — (S1)–(S3) as a model: ``model(x_t, t) -> E[x_0 | x_t]``.
+With a covariance that couples channels, (S1)–(S3) are applied in each mode's eigenbasis of ``C_k``, where ``Σ_k(s)``
+is diagonal; :func:`mixture_gain` is the diagonal form, shared with the score operators' amplitude-adaptive skip
+(``amplitude_classes`` of :class:`~.fno.ScoreFNOConfig`).
+
+* :class:`ScaleMixture` — the scales and weights, fitted to the fields' whitened energies (:func:`whitened_energy`)
+  by equal-count classes;
+* :func:`mixture_gain` — (S1)–(S3) for channel-diagonal variances, one ``t`` per field;
+* :class:`ScaleMixtureDenoiser` — the exact denoiser as a model: ``model(x_t, t) -> E[x_0 | x_t]``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
 
 from ..bases import Grid, SpectralBasis
 from ..sde import DiagonalSDE
-from .cross_spectrum import ChannelCovariance
 
-__all__ = ["ScaleMixture", "ScaleMixtureDenoiser", "whitened_energy"]
+if TYPE_CHECKING:  # cross_spectrum imports fno, whose skip imports this module
+    from .cross_spectrum import ChannelCovariance
+
+__all__ = ["ScaleMixture", "ScaleMixtureDenoiser", "mixture_gain", "whitened_energy"]
 
 
 @dataclass(frozen=True)
@@ -49,43 +57,70 @@ class ScaleMixture:
                              f"{self.weights}.")
 
     @classmethod
-    def fit(cls, data: Tensor, covariance: ChannelCovariance, basis: SpectralBasis, *, bins: int = 16) -> ScaleMixture:
-        """From centred fields ``(num, channels, *grid)``: each field's whitened energy ``ŝ² = Σ_k m_k x_kᴴ C_k⁻¹ x_k /
-        (channels Σ_k m_k)`` (its amplitude relative to ``covariance``; 1 on average when ``covariance`` was estimated
-        from the same fields), sorted into ``bins`` equal-count bins; a bin's scale is the root of its mean ``ŝ²``.
-        The per-field estimate carries a relative error of about ``sqrt(2 / modes)``, negligible on image grids."""
-        energies = whitened_energy(data, covariance, basis)
-        groups = energies.sort().values.tensor_split(min(bins, len(energies)))
-        return cls(scales=tuple(float(g.mean().sqrt()) for g in groups),
+    def from_energies(cls, energies: Tensor, *, bins: int = 16) -> ScaleMixture:
+        """From the fields' whitened energies ``ŝ²`` (:func:`whitened_energy`): ``bins`` equal-count classes, a class's
+        scale the root of its mean ``ŝ²``. Each ``ŝ²`` carries a relative error of about ``sqrt(2 / modes)``,
+        negligible on image grids."""
+        groups = energies.to(torch.float64).sort().values.tensor_split(min(bins, len(energies)))
+        return cls(scales=tuple(float(g.mean().clamp_min(1e-300).sqrt()) for g in groups),
                    weights=tuple(len(g) / len(energies) for g in groups))
 
+    @classmethod
+    def fit(cls, data: Tensor, covariance: ChannelCovariance, basis: SpectralBasis, *, bins: int = 16) -> ScaleMixture:
+        """From centred fields ``(num, channels, *grid)`` and their covariance: :meth:`from_energies` of
+        :func:`whitened_energy` (1 on average when ``covariance`` was estimated from the same fields)."""
+        grid = basis.check_field(data, "data")
+        rotation, variances = _eigenbasis(covariance, basis, grid)
+        energies = [whitened_energy(_rotate(basis.forward(chunk.to(torch.float64)), rotation), variances,
+                                    basis.multiplicity(grid)) for chunk in data.split(256)]
+        return cls.from_energies(torch.cat(energies), bins=bins)
 
-def _precision_parts(covariance: ChannelCovariance, basis: SpectralBasis, grid: Grid) -> tuple[Tensor, Tensor]:
-    """``C_k`` as ``(modes, C, C)`` and the multiplicities ``(modes,)`` of the stored coefficients (padding dropped)."""
-    c = covariance.matrix(basis, grid).flatten(2).movedim(-1, 0)
-    mult = basis.multiplicity(grid).reshape(-1).to(torch.float64)
-    keep = mult > 0
-    return c[keep], mult[keep]
+
+def whitened_energy(coefficients: Tensor, variances: Tensor, multiplicity: Tensor) -> Tensor:
+    """Per field, ``Σ_k m_k Σ_c |x_ck|² / c_ck / (channels Σ_k m_k)`` for coefficients ``(num, channels, *modes)`` and
+    channel-diagonal variances broadcastable to them: 1 in expectation for a draw of ``N(0, diag c)``."""
+    m = multiplicity.to(torch.float64)
+    ratio = coefficients.abs().square() / variances.clamp_min(torch.finfo(torch.float64).tiny)
+    return (m * ratio).flatten(1).sum(1) / (coefficients.shape[1] * float(m.sum()))
 
 
-def whitened_energy(data: Tensor, covariance: ChannelCovariance, basis: SpectralBasis) -> Tensor:
-    """Per field, ``Σ_k m_k x_kᴴ C_k⁻¹ x_k / (channels Σ_k m_k)``: 1 in expectation for a draw of ``N(0, C)``."""
-    grid = basis.check_field(data, "data")
-    c, mult = _precision_parts(covariance, basis, grid)
-    precision = torch.linalg.pinv(c, hermitian=True)
-    keep = basis.multiplicity(grid).reshape(-1) > 0
-    out = []
-    for chunk in data.split(256):
-        x = basis.forward(chunk.to(torch.float64)).flatten(2)[..., keep].movedim(-1, 1)  # (n, modes, C)
-        quadratic = torch.einsum("nmi,mij,nmj->nm", x.conj(), precision.to(x.dtype), x).real
-        out.append((quadratic * mult).sum(1) / (data.shape[1] * mult.sum()))
-    return torch.cat(out)
+def mixture_gain(coefficients: Tensor, variances: Tensor, a: Tensor, v: Tensor, multiplicity: Tensor,
+                 mixture: ScaleMixture) -> Tensor:
+    """The per-field, per-mode gain ``Σ_j w_j(x_t) s_j² a_k c_k / σ_k²(s_j)`` of (S1)–(S3) for channel-diagonal
+    variances: ``E[x_0 | x_t]``'s coefficients are ``gain · coefficients``. ``coefficients``: ``(batch, channels,
+    *modes)``; ``variances`` ``c``, ``a`` and ``v`` broadcastable to it (``a``, ``v`` may differ per field)."""
+    tiny = torch.finfo(torch.float64).tiny
+    power, m = coefficients.abs().square(), multiplicity.to(torch.float64)
+    log_like, gains = [], []
+    for s in mixture.scales:
+        sigma2 = (a**2 * s**2 * variances + v).clamp_min(tiny)  # (S1), per channel
+        log_like.append(-0.5 * (m * (power / sigma2 + sigma2.log().expand_as(power))).flatten(1).sum(1))
+        gains.append(a * s**2 * variances / sigma2)
+    prior = torch.tensor(mixture.weights, dtype=torch.float64, device=power.device).clamp_min(tiny).log()
+    w = torch.softmax(torch.stack(log_like, 1) + prior, dim=1)  # (S2), (batch, scales)
+    stacked = torch.stack([g.expand_as(power) for g in gains], 1)  # (batch, scales, channels, *modes)
+    return (w.reshape(*w.shape, *[1] * (power.dim() - 1)) * stacked).sum(1)  # (S3)
+
+
+def _eigenbasis(covariance: ChannelCovariance, basis: SpectralBasis, grid: Grid) -> tuple[Tensor, Tensor]:
+    """Per mode, the eigenvectors ``(*modes, C, C)`` and eigenvalues ``(C, *modes)`` of ``C_k``."""
+    c = covariance.matrix(basis, grid).movedim(0, -1).movedim(0, -1)  # (*modes, C, C)
+    variances, rotation = torch.linalg.eigh(c)
+    return rotation, variances.movedim(-1, 0).clamp_min(0)
+
+
+def _rotate(coefficients: Tensor, rotation: Tensor, *, back: bool = False) -> Tensor:
+    """Coefficients ``(batch, C, *modes)`` into each mode's eigenbasis (``Uᴴ x``), or ``back`` (``U y``)."""
+    u = rotation.to(coefficients.dtype)
+    pattern = "...ij,b...j->b...i" if back else "...ji,b...j->b...i"
+    return torch.einsum(pattern, u, coefficients.movedim(1, -1)).movedim(-1, 1)
 
 
 class ScaleMixtureDenoiser(nn.Module):
-    """The exact denoiser (S1)–(S3) of the scale mixture of ``N(0, covariance)`` with ``mixture`` under ``sde``. It
-    carries ``data_spectrum = covariance`` (the mixture's second moment when ``E s² = 1``), so covariance guidance
-    conditions with the Gaussian of the same second-order statistics. Every field of a batch shares one ``t``."""
+    """The exact denoiser (S1)–(S3) of the scale mixture of ``N(0, covariance)`` with ``mixture`` under ``sde``,
+    in each mode's eigenbasis of the channel covariance (:func:`mixture_gain`). It carries ``data_spectrum =
+    covariance`` (the mixture's second moment when ``E s² = 1``), so covariance guidance conditions with the Gaussian
+    of the same second-order statistics. Every field of a batch shares one ``t``."""
 
     def __init__(self, sde: DiagonalSDE, covariance: ChannelCovariance, mixture: ScaleMixture) -> None:
         super().__init__()
@@ -94,24 +129,8 @@ class ScaleMixtureDenoiser(nn.Module):
     def forward(self, x: Tensor, t: Tensor) -> Tensor:
         basis = self.sde.basis
         grid = basis.check_field(x, "x")
-        c, mult = _precision_parts(self.data_spectrum, basis, grid)
-        keep = basis.multiplicity(grid).reshape(-1) > 0
-        shape = basis.coefficient_shape(grid)
-        a, v = (torch.broadcast_to(f(float(t[0]), grid), shape).reshape(-1)[keep][:, None, None]
-                for f in (self.sde.mean_factor, self.sde.variance))
-        coefficients = basis.forward(x.to(torch.float64)).flatten(2)  # (batch, C, all modes)
-        xk = coefficients[..., keep].movedim(-1, 1)  # (batch, modes, C)
-        eye = torch.eye(c.shape[-1], dtype=c.dtype)
-        log_like, filtered = [], []
-        for s in self.mixture.scales:
-            sigma = a**2 * s**2 * c + v * eye  # (S1)
-            solved = torch.linalg.solve(sigma.to(xk.dtype), xk[..., None])[..., 0]  # Σ⁻¹ x per mode
-            quadratic = (xk.conj() * solved).sum(-1).real
-            log_like.append(-0.5 * (mult * (quadratic + torch.linalg.slogdet(sigma).logabsdet)).sum(1))
-            filtered.append(torch.einsum("mij,bmj->bmi", (s**2 * a * c).to(xk.dtype), solved))  # s² C a Σ⁻¹ x
-        prior = torch.tensor(self.mixture.weights, dtype=torch.float64).clamp_min(1e-300).log()
-        w = torch.softmax(torch.stack(log_like, 1) + prior, dim=1)  # (S2), (batch, scales)
-        mean = torch.einsum("bs,sbmi->bmi", w.to(xk.dtype), torch.stack(filtered))  # (S3)
-        out = torch.zeros_like(coefficients)
-        out[..., keep] = mean.movedim(1, -1)
-        return basis.inverse(out.reshape(*coefficients.shape[:2], *shape), grid).to(x.dtype)
+        rotation, variances = _eigenbasis(self.data_spectrum, basis, grid)
+        a, v = (f(float(t[0]), grid) for f in (self.sde.mean_factor, self.sde.variance))
+        y = _rotate(basis.forward(x.to(torch.float64)), rotation)
+        gain = mixture_gain(y, variances, a, v, basis.multiplicity(grid), self.mixture)
+        return basis.inverse(_rotate(gain * y, rotation, back=True), grid).to(x.dtype)
