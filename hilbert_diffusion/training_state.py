@@ -172,7 +172,7 @@ def start_or_resume(data: Tensor | LazyFields, *, sde: DiagonalSDE, model: Any, 
         torch.manual_seed(config.seed)
         net = model.build(sde, channels=data.shape[1], data_spectrum=spectra)
     if getattr(model, "amplitude_classes", 0) and checkpoint is None:  # a resumed run loads its fitted classes
-        net.fit_amplitudes(fields.read(range(start, min(start + 256, len(fields)))) for start in range(0, len(fields), 256))
+        net.fit_amplitudes(fields.read(range(i, min(i + 256, len(fields)))) for i in range(0, len(fields), 256))
     net.to(device)
     ema = ExponentialMovingAverage(net, config.ema_decay)
     optimizer = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
