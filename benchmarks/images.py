@@ -486,7 +486,7 @@ def figure(results: dict, path: Path) -> None:
         style = (dict(cmap="gray", vmin=0, vmax=1) if result.get("images", True) else
                  dict(cmap="RdBu_r", vmin=-top, vmax=top))
         for ax, (title, image) in zip(row_axes, panels):
-            shown = ax.imshow(torch.tensor(image), origin="upper", **style)
+            shown = ax.imshow(np.asarray(image), origin="upper", **style)
             fig.colorbar(shown, ax=ax, shrink=0.8)
             ax.set_title(title, fontsize=8)
             ax.set_axis_off()

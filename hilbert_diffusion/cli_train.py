@@ -98,8 +98,7 @@ def _setup(args: argparse.Namespace, config: dict):
     if layers and args.arch == "uno":
         raise ValueError("--layers sets the FNO's depth; the U-shaped operator's blocks are its 'scalings' and "
                          "'channel_ratios' (set them in --config's model section).")
-    amplitudes = {"amplitude_classes": args.amplitude_classes} if args.amplitude_classes else {}
-    model_options = {"hidden_channels": args.width, "n_modes": args.modes} | layers | amplitudes | config.get("model", {})
+    model_options = {"hidden_channels": args.width, "n_modes": args.modes} | layers | config.get("model", {})
     if model_cls is SphericalScoreConfig:
         model_options.pop("n_modes", None)
     elif not isinstance(dataset.basis, PeriodicBasis):  # walls break translation invariance: let F see where it is
@@ -190,11 +189,6 @@ def add_train_command(commands) -> None:
                     help="Fourier modes per axis (at the input's grid; multiscale: at its finest level)")
     tr.add_argument("--layers", type=option.positive_int,
                     help="FNO and local: blocks (default 4); multiscale: levels, each one octave coarser (default 3)")
-    tr.add_argument("--amplitude-classes", type=option.count,
-                    help="K > 0: the skip is the exact denoiser of a scale mixture, the data spectrum's Gaussian times "
-                    "one of K amplitudes per field fitted to the training data (flat and busy images each filtered with "
-                    "their own amplitude: untrained, it restores photograph patches 3.8-6.8 dB better than the single "
-                    "Gaussian, benchmarks/images.py); default 0")
     tr.add_argument("--kappa-nyquist", type=option.non_negative_float,
                     help="heat: κ λ_max at the training grid (0: DDO's coloured-noise VP; ¼: HDM's heat); default per "
                     "domain: " + ", ".join(f"{d} {k:g}" for d, (k, _) in DEFAULT_HEAT.items()) + " (why: below)")

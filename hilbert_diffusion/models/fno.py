@@ -32,7 +32,10 @@ With ``amplitude_classes = K > 0`` the skip is amplitude-adaptive: ``S_t x_t`` i
 mixture of ``N(0, diag c)`` with ``K`` amplitude classes fitted to the training fields (eqs. S1–S3 of
 :mod:`.scale_mixture`, :meth:`PreconditionedScoreOperator.fit_amplitudes`; stored as buffers, so checkpoints carry
 them): a flat field and a busy one are each filtered with their own amplitude's Wiener gain before the network adds
-anything. ``c_in``, ``c_out`` and the loss weight stay those of the single Gaussian (P5, P6, P8).
+anything. ``c_in``, ``c_out`` and the loss weight stay those of the single Gaussian (P5, P6, P8). Measured on
+photograph patches (``benchmarks/images.py``, README): the untrained mixture restores them far better than the single
+Gaussian, but one amplitude per field shrinks a smooth field's coarse modes at small ``t``, and a network trained on
+this skip for 30 CPU-minutes restored no better than the Gaussian fit; so the default stays the Wiener skip.
 
 Scalars (P5–P7) are means over the domain (``|Ω|`` is its volume), so they converge as the grid is
 refined (all spectra are trace class); ``S_t`` acts per mode at whatever grid the input has.
