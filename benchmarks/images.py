@@ -21,7 +21,7 @@ split: other shapes; the 20 held-out faces and their mirror images):
   and from the band-limited (spectral) field, a 25 % box and 70 % random pixels missing; PSNR / SSIM of the
   posterior mean (``draws`` draws: DDNM for the spectral tasks, covariance guidance for the others, each with
   ``restoration_steps`` steps; images only, not vorticity) against bicubic and zero-padding upsampling, biharmonic and TV inpainting
-  (:func:`bicubic`, :func:`zero_padding`, :func:`biharmonic`, :func:`total_variation`). Target: the posterior mean beats every baseline on every task.
+  (:mod:`hilbert_diffusion.restoration.classical`). Target: the posterior mean beats every baseline on every task.
 
 The issue allows ≤ 30 CPU-minutes per data set; the committed run uses ``--cpu-minutes`` per *model* (see the
 JSON's config), far less. A longer run on a GPU::
@@ -47,7 +47,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 if __package__ in (None, ""):  # run as a file (python benchmarks/images.py): make the package importable
@@ -56,7 +55,6 @@ if __package__ in (None, ""):  # run as a file (python benchmarks/images.py): ma
 from hilbert_diffusion.bases import NeumannBasis, PeriodicBasis, SpectralBasis
 from hilbert_diffusion.checkpoint import load
 from hilbert_diffusion.datasets import darcy, digits, faces, navier_stokes, photo_patches, shapes
-from hilbert_diffusion.losses import denoising_loss
 from hilbert_diffusion.metrics import psnr, ssim
 from hilbert_diffusion.models.cross_spectrum import ChannelCovariance, ChannelGaussianDenoiser
 from hilbert_diffusion.models.fno import ScoreFNOConfig
@@ -67,11 +65,13 @@ from hilbert_diffusion.models.uno import ScoreUNOConfig
 from hilbert_diffusion.normalization import Normalization
 from hilbert_diffusion.nongaussian import (
     classifier_two_sample_test,
+    denoising_gain,
     difference_kurtosis,
     marginal_distance,
     spectrum_distance,
 )
 from hilbert_diffusion.restoration import BlockAverage, SpectralDownsample, box_mask, covariance_guidance, ddnm, random_mask
+from hilbert_diffusion.restoration.classical import biharmonic, bicubic, total_variation, zero_padding
 from hilbert_diffusion.restoration.darcy import HIGH, LOW
 from hilbert_diffusion.sampling import exponential_multistep
 from hilbert_diffusion.sde import default_sde
@@ -81,7 +81,7 @@ from hilbert_diffusion.training import TrainConfig, train
 
 RESULTS = Path(__file__).resolve().parent / "results"
 KURTOSIS_TOLERANCE, C2ST_TARGET = 0.25, 0.65
-#: noise levels of the denoising-gain diagnostic (:func:`denoising_gain`): from nearly clean to nearly pure noise.
+#: noise levels of the denoising-gain diagnostic (:func:`gains`): from nearly clean to nearly pure noise.
 GAIN_TIMES = (0.01, 0.03, 0.1, 0.3, 0.7)
 
 
@@ -209,18 +209,9 @@ def statistics(samples: Tensor, data: Tensor, basis: SpectralBasis, *, epochs: i
             "c2st_stderr": c2st.stderr, "c2st_fields": c2st.tested, "range": [float(samples.min()), float(samples.max())]}
 
 
-def denoising_gain(run: TrainedRun, control: TrainedRun, data: Tensor, times=GAIN_TIMES) -> list[float]:
-    """Per noise level ``t``: the held-out denoising error ``E‖D(x_t, t) − x_0‖²`` (L1 of :mod:`~hilbert_diffusion.losses`)
-    of ``run``'s model over the untrained control's (the per-mode Gaussian fit), on the same noise. Below 1 where the
-    network has learned more than second-order statistics; 1 where the Wiener skip does all the work."""
-
-    def error(r: TrainedRun, t: float) -> Tensor:  # one seed: both models denoise the same x_t
-        x0 = r.normalization.encode(data.to(torch.float64)).float()
-        times = torch.full((len(x0),), t, dtype=torch.float64)
-        return denoising_loss(r.model, x0, r.sde, t=times, generator=torch.Generator().manual_seed(0)).mean()
-
-    with torch.no_grad():
-        return [round(float(error(run, t) / error(control, t)), 4) for t in times]
+def gains(run: TrainedRun, control: TrainedRun, data: Tensor) -> list[float]:
+    """:func:`~hilbert_diffusion.nongaussian.denoising_gain` over the Gaussian fit at :data:`GAIN_TIMES`, rounded."""
+    return [round(g, 4) for g in denoising_gain(run, control, data, times=GAIN_TIMES)]
 
 
 def draw(run, num: int, resolution: int, steps: int, seed: int) -> Tensor:
@@ -235,7 +226,7 @@ def train_with_curve(data: Tensor, model, plan: Plan, reference: Tensor, control
                      device: str) -> tuple:
     """Train for ``plan.cpu_seconds`` (process CPU time; wall time on a GPU) in ``plan.segments`` segments, the
     step count of each set from the measured seconds per step; after each, the kurtosis, one-point distance and
-    spectrum error of ``curve_samples`` samples and the :func:`denoising_gain` over ``control`` on ``reference``.
+    spectrum error of ``curve_samples`` samples and the denoising gain (:func:`gains`) over ``control`` on ``reference``.
     Trains in ``out`` (kept; a folder that holds a finished run is loaded, not retrained) or in a temporary folder.
     Returns ``(run, curve, timing)``."""
     record = out / "curve.json" if out is not None else None
@@ -259,7 +250,7 @@ def train_with_curve(data: Tensor, model, plan: Plan, reference: Tensor, control
                           "kurtosis": float(difference_kurtosis(samples)[0]),
                           "marginal_distance": float(marginal_distance(samples, reference)[0]),
                           "spectrum_error": spectrum_distance(samples, reference, control.sde.basis),
-                          "denoising_gain": denoising_gain(run, control, reference)})
+                          "denoising_gain": gains(run, control, reference)})
             print(f"    step {steps}: {spent:.0f} s, kurtosis {curve[-1]['kurtosis']:.2f}, "
                   f"denoising error / Gaussian fit's {curve[-1]['denoising_gain']}", flush=True)
     timing = {"steps": steps, "seconds": round(spent, 1), "parameters": sum(p.numel() for p in run.model.parameters())}
@@ -278,45 +269,6 @@ def untrained_run(data: Tensor, plan: Plan, basis: SpectralBasis, fit: GaussianF
     model = (ChannelGaussianDenoiser(sde, covariance) if isinstance(fit, GaussianFit) else
              ScaleMixtureDenoiser(sde, covariance, ScaleMixture.fit(encoded, covariance, basis, bins=fit.bins)))
     return TrainedRun(model=model, sde=sde, normalization=normalization, step=0)
-
-
-# --------------------------------------------------------------------------------------------- baselines
-def bicubic(y: Tensor, size: int) -> Tensor:
-    """Bicubic interpolation (Keys, a = −0.75) of the low grid to ``size²``: both grids cell-centred
-    (``align_corners=False``), clipped to ``[0, 1]``."""
-    return F.interpolate(y.float(), size=(size, size), mode="bicubic", align_corners=False).clamp(0.0, 1.0)
-
-
-def zero_padding(y: Tensor, size: int, basis: SpectralBasis) -> Tensor:
-    """The low grid's coefficients, zero-padded to ``size²`` (band-limited upsampling in the data's basis)."""
-    return basis.resample(y.to(torch.float64), (size, size)).float()
-
-
-def biharmonic(y: Tensor, observed: Tensor) -> Tensor:
-    """scikit-image's biharmonic inpainting of the hidden points (``observed`` False) of each image."""
-    from skimage.restoration import inpaint_biharmonic
-
-    hidden = (~observed.bool()).numpy()
-    out = [inpaint_biharmonic(image[0].numpy().astype(np.float64), hidden) for image in y]
-    return torch.from_numpy(np.stack(out)[:, None]).float()
-
-
-def total_variation(y: Tensor, observed: Tensor, *, iterations: int = 400, eps: float = 1e-3) -> Tensor:
-    """TV inpainting: the hidden values minimising ``Σ sqrt(|∇x|² + ε²)`` (forward differences, reflecting walls)
-    with the observed values fixed, by Adam from the mean of the observed ones."""
-    observed = observed.bool().expand_as(y)
-    fill = (y * observed).flatten(1).sum(1) / observed.flatten(1).sum(1)
-    free = torch.where(observed, y, fill[:, None, None, None]).double().clone().requires_grad_(True)
-    known = y.double()
-    optimizer = torch.optim.Adam([free], lr=0.02)
-    for _ in range(iterations):
-        x = torch.where(observed, known, free)
-        dx = F.pad(x[..., :, 1:] - x[..., :, :-1], (0, 1))
-        dy = F.pad(x[..., 1:, :] - x[..., :-1, :], (0, 0, 0, 1))
-        optimizer.zero_grad()
-        (dx.square() + dy.square() + eps**2).sqrt().sum().backward()
-        optimizer.step()
-    return torch.where(observed, known, free.detach()).float().clamp(0.0, 1.0)
 
 
 # --------------------------------------------------------------------------------------------- restoration
@@ -377,7 +329,7 @@ def run_dataset(name: str, plan: Plan, *, runs: Path | None, device: str) -> dic
         else:
             folder = runs / f"{name}_{arch}_heat{plan.kappa_nyquist:g}" if runs is not None else None
             run, curve, timing = train_with_curve(data, model, plan, reference[n0], control, out=folder, device=device)
-        row = {"train": timing, "curve": curve, "denoising_gain": denoising_gain(run, control, reference[n0])}
+        row = {"train": timing, "curve": curve, "denoising_gain": gains(run, control, reference[n0])}
         for n, num in zip((n0, 2 * n0), plan.samples):
             samples = draw(run, num, n, plan.sampler_steps, seed=100).cpu()
             row[f"{n}"] = statistics(samples, reference[n], basis, epochs=plan.c2st_epochs)

@@ -150,7 +150,7 @@ def test_image_benchmark_fields_and_its_kept_runs(tmp_path: Path, monkeypatch) -
     assert not any(torch.equal(a, b) for a in train for b in test)
     plan = replace(images.QUICK, kappa_nyquist=25.0)
     control = images.untrained_run(train, plan, images.DATASETS["darcy"].basis, images.GaussianFit())
-    assert images.denoising_gain(control, control, test) == [1.0] * len(images.GAIN_TIMES)
+    assert images.gains(control, control, test) == [1.0] * len(images.GAIN_TIMES)
 
     monkeypatch.setattr(images, "RESULTS", tmp_path)
     argv = ["--quick", "--datasets", "darcy", "--architectures", "fno", "--runs", str(tmp_path / "runs"), "--tag", "t"]
