@@ -349,11 +349,11 @@ class PreconditionedScoreOperator(nn.Module, ABC):
     def _skip(self, x: Tensor, t: Tensor, gain: Tensor, grid: Grid) -> Tensor:
         """``S_t x_t``: the per-mode Wiener gain (P3), or the scale mixture's exact denoiser (S1–S3)."""
         coefficients = self.basis.forward(x)
-        mixture = self.amplitude_mixture
-        if mixture is not None:
+        if self.config.amplitude_classes:  # the buffers as they are: no ScaleMixture, no host round trip per call
             a, v = (f(t, grid).to(x.device) for f in (self.sde.mean_factor, self.sde.variance))
             c = self._data_variance(grid, x.device)
-            gain = mixture_gain(coefficients, c, a, v, self.basis.multiplicity(grid).to(x.device), mixture)
+            gain = mixture_gain(coefficients, c, a, v, self.basis.multiplicity(grid).to(x.device),
+                                self.amplitude_scales, self.amplitude_weights)
         return self.basis.inverse(gain.to(x.device, x.dtype) * coefficients, grid)
 
     # -- forward ----------------------------------------------------------------------------------

@@ -85,18 +85,19 @@ def whitened_energy(coefficients: Tensor, variances: Tensor, multiplicity: Tenso
 
 
 def mixture_gain(coefficients: Tensor, variances: Tensor, a: Tensor, v: Tensor, multiplicity: Tensor,
-                 mixture: ScaleMixture) -> Tensor:
+                 scales: Tensor, weights: Tensor) -> Tensor:
     """The per-field, per-mode gain ``Σ_j w_j(x_t) s_j² a_k c_k / σ_k²(s_j)`` of (S1)–(S3) for channel-diagonal
     variances: ``E[x_0 | x_t]``'s coefficients are ``gain · coefficients``. ``coefficients``: ``(batch, channels,
-    *modes)``; ``variances`` ``c``, ``a`` and ``v`` broadcastable to it (``a``, ``v`` may differ per field)."""
+    *modes)``; ``variances`` ``c``, ``a`` and ``v`` broadcastable to it (``a``, ``v`` may differ per field);
+    ``scales`` and ``weights`` the mixture's, as 1-D tensors (a model's buffers: no host round trip)."""
     tiny = torch.finfo(torch.float64).tiny
     power, m = coefficients.abs().square(), multiplicity.to(torch.float64)
     log_like, gains = [], []
-    for s in mixture.scales:
+    for s in scales.to(power.device, torch.float64):
         sigma2 = (a**2 * s**2 * variances + v).clamp_min(tiny)  # (S1), per channel
         log_like.append(-0.5 * (m * (power / sigma2 + sigma2.log().expand_as(power))).flatten(1).sum(1))
         gains.append(a * s**2 * variances / sigma2)
-    prior = torch.tensor(mixture.weights, dtype=torch.float64, device=power.device).clamp_min(tiny).log()
+    prior = weights.to(power.device, torch.float64).clamp_min(tiny).log()
     w = torch.softmax(torch.stack(log_like, 1) + prior, dim=1)  # (S2), (batch, scales)
     stacked = torch.stack([g.expand_as(power) for g in gains], 1)  # (batch, scales, channels, *modes)
     return (w.reshape(*w.shape, *[1] * (power.dim() - 1)) * stacked).sum(1)  # (S3)
@@ -132,5 +133,6 @@ class ScaleMixtureDenoiser(nn.Module):
         rotation, variances = _eigenbasis(self.data_spectrum, basis, grid)
         a, v = (f(float(t[0]), grid) for f in (self.sde.mean_factor, self.sde.variance))
         y = _rotate(basis.forward(x.to(torch.float64)), rotation)
-        gain = mixture_gain(y, variances, a, v, basis.multiplicity(grid), self.mixture)
+        gain = mixture_gain(y, variances, a, v, basis.multiplicity(grid), *(
+            torch.tensor(values, dtype=torch.float64) for values in (self.mixture.scales, self.mixture.weights)))
         return basis.inverse(_rotate(gain * y, rotation, back=True), grid).to(x.dtype)
