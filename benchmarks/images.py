@@ -55,6 +55,7 @@ if __package__ in (None, ""):  # run as a file (python benchmarks/images.py): ma
 from hilbert_diffusion.bases import NeumannBasis, PeriodicBasis, SpectralBasis
 from hilbert_diffusion.checkpoint import load
 from hilbert_diffusion.datasets import darcy, digits, faces, navier_stokes, photo_patches, shapes
+from hilbert_diffusion.losses import LogUniformTime
 from hilbert_diffusion.metrics import psnr, ssim
 from hilbert_diffusion.models.cross_spectrum import ChannelCovariance, ChannelGaussianDenoiser
 from hilbert_diffusion.models.fno import ScoreFNOConfig
@@ -141,10 +142,12 @@ class GaussianFit:
 class ScaleMixtureFit:
     """No network and no training: the exact denoiser of the Gaussian fit's scale mixture, one amplitude per image in
     ``bins`` classes fitted to the training images' whitened energies
-    (:class:`~hilbert_diffusion.models.scale_mixture.ScaleMixtureDenoiser`). The Gaussian fit plus amplitude
-    adaptivity — flat and busy images told apart — and nothing else."""
+    (:class:`~hilbert_diffusion.models.scale_mixture.ScaleMixtureDenoiser`), or one per octave band of modes in each
+    class (``bands``). The Gaussian fit plus amplitude adaptivity — flat and busy, smooth and rough images told
+    apart — and nothing else."""
 
     bins: int = 16
+    bands: int = 1
 
 
 @dataclass(frozen=True)
@@ -167,11 +170,12 @@ class Plan:
 
 
 def _models(width: int, modes: int, layers: int) -> dict:
-    return {"gaussian": GaussianFit(), "scale-mixture": ScaleMixtureFit(),
+    return {"gaussian": GaussianFit(), "scale-mixture": ScaleMixtureFit(), "scale-mixture-bands": ScaleMixtureFit(bands=4),
             "fno": ScoreFNOConfig(hidden_channels=width, n_modes=modes, n_layers=layers, positional_embedding=True),
-            # the same FNO on an amplitude-adaptive skip: the scale mixture's exact denoiser (16 classes) for the Wiener's
+            # the same FNO on an amplitude-adaptive skip: the scale mixture's exact denoiser (16 classes, 4 octave
+            # bands) for the Wiener's
             "fno-amplitude": ScoreFNOConfig(hidden_channels=width, n_modes=modes, n_layers=layers, positional_embedding=True,
-                                            amplitude_classes=16),
+                                            amplitude_classes=16, amplitude_bands=4),
             "fno-wide": ScoreFNOConfig(hidden_channels=2 * width, n_modes=modes, n_layers=layers + 2,
                                        positional_embedding=True),
             "uno": ScoreUNOConfig(hidden_channels=width, n_modes=modes, positional_embedding=True),
@@ -267,7 +271,7 @@ def untrained_run(data: Tensor, plan: Plan, basis: SpectralBasis, fit: GaussianF
     encoded = normalization.encode(data)
     covariance = ChannelCovariance.estimate(encoded, basis)
     model = (ChannelGaussianDenoiser(sde, covariance) if isinstance(fit, GaussianFit) else
-             ScaleMixtureDenoiser(sde, covariance, ScaleMixture.fit(encoded, covariance, basis, bins=fit.bins)))
+             ScaleMixtureDenoiser(sde, covariance, ScaleMixture.fit(encoded, covariance, basis, bins=fit.bins, bands=fit.bands)))
     return TrainedRun(model=model, sde=sde, normalization=normalization, step=0)
 
 
@@ -475,6 +479,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--draws", type=int, help="draws averaged into each posterior mean (default: the plan's)")
     parser.add_argument("--runs", help="keep each trained model in RUNS/<data>_<arch>_heat<K>; one already there is "
                         "loaded, not retrained (e.g. to score it again with more --draws)")
+    parser.add_argument("--log-time", action="store_true", help="train on log-uniform times (every decade of t "
+                        "equally often) instead of uniform ones")
     parser.add_argument("--tag", help="write images_TAG.json/.png (a run beside the committed one, e.g. a longer budget)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -482,6 +488,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.cpu_minutes:
         plan = replace(plan, cpu_seconds=60 * args.cpu_minutes)
     plan = replace(plan, kappa_nyquist=args.kappa_nyquist, draws=args.draws or plan.draws)
+    if args.log_time:
+        plan = replace(plan, train=replace(plan.train, time_sampler=LogUniformTime(plan.train.time_sampler.t_min)))
     if args.architectures:
         plan = replace(plan, architectures={a: plan.architectures[a] for a in args.architectures.split(",")})
     names = [n for n in args.datasets.split(",") if n]
@@ -497,7 +505,8 @@ def main(argv: list[str] | None = None) -> int:
                                      for a, m in plan.architectures.items()},
                    "budget_seconds_per_model": plan.cpu_seconds, "kappa_nyquist": plan.kappa_nyquist, "clock": "process CPU time" if args.device == "cpu"
                    else "wall time", "train": {"batch_size": plan.train.batch_size, "lr": plan.train.lr,
-                                               "ema_decay": plan.train.ema_decay, "segments": plan.segments},
+                                               "ema_decay": plan.train.ema_decay, "segments": plan.segments,
+                                               "time_sampler": repr(plan.train.time_sampler)},
                    "sampler": f"exponential_multistep, default_times({plan.sampler_steps})",
                    "samples": plan.samples, "c2st_epochs": plan.c2st_epochs,
                    "restoration": {"images": plan.test_images, "draws": plan.draws, "steps": plan.restoration_steps,

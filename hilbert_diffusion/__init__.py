@@ -8,7 +8,7 @@ from .bases import DirichletBasis, NeumannBasis, PeriodicBasis, SpectralBasis, S
 from .checkpoint import CheckpointError, TrainedRun, load
 from .config import from_config, to_config
 from .datasets import FieldDataset
-from .losses import StratifiedTime, UniformTime, denoising_loss
+from .losses import LogUniformTime, StratifiedTime, UniformTime, denoising_loss
 from .models import GaussianOracle
 from .models.cross_spectrum import ChannelCovariance, ChannelGaussianDenoiser
 from .models.fno import ScoreFNO, ScoreFNOConfig
@@ -117,6 +117,7 @@ __all__ = [
     "denoising_loss",
     "UniformTime",
     "StratifiedTime",
+    "LogUniformTime",
     "TrainConfig",
     "train",
     "load",

@@ -16,7 +16,7 @@ of the fine modes vanishes as ``t → 0``.
 
 Time sampling: ``t ~ U[t_min, 1]`` (:class:`UniformTime`) or its stratified version
 (:class:`StratifiedTime`, one draw per sub-interval: the same marginal, lower variance of the batch
-mean). ``t_min > 0`` keeps the weight of :meth:`PreconditionedScoreOperator.loss_weight` finite.
+mean); or log-uniform (:class:`LogUniformTime`, ``p(t) ∝ 1 / t``: every decade of ``t`` equally often). ``t_min > 0`` keeps the weight of :meth:`PreconditionedScoreOperator.loss_weight` finite.
 Weighting: ``w = 1`` is the plain L² error of ``E[x_0|x_t]``; the trainer uses the model's
 ``loss_weight``, ``w_c(t) = 1 / e_c(t)`` with ``e_c`` the expected error of the Wiener filter of the
 estimated data spectrum (EDM's ``1/c_out²`` for the Wiener-skip model; eq. P8 of
@@ -39,7 +39,7 @@ from torch import Tensor
 from .bases import Grid
 from .sde import DiagonalSDE
 
-__all__ = ["UniformTime", "StratifiedTime", "denoising_loss"]
+__all__ = ["UniformTime", "StratifiedTime", "LogUniformTime", "denoising_loss"]
 
 
 def _check_t_min(t_min: float) -> None:
@@ -75,6 +75,23 @@ class StratifiedTime:
         order = torch.randperm(batch, generator=generator)
         u = (order.to(torch.float64) + u) / batch
         return self.t_min + (1 - self.t_min) * u
+
+
+@dataclass(frozen=True)
+class LogUniformTime:
+    """``log t ~ U[log t_min, 0]``: density ``1 / (t log(1 / t_min))`` on ``[t_min, 1]`` (L3), stratified like
+    :class:`StratifiedTime` in ``log t``. Each decade of ``t`` gets the same share of the batch, so the small times
+    where edges are made (the Wiener skip's error is smallest there) are trained as often as the large ones."""
+
+    t_min: float = 1e-3
+
+    def __post_init__(self) -> None:
+        if not 0 < self.t_min < 1:
+            raise ValueError(f"t_min must lie in (0, 1) for log-uniform times, got {self.t_min}; use e.g. 1e-3.")
+
+    def __call__(self, batch: int, *, generator: torch.Generator | None = None) -> Tensor:
+        u = StratifiedTime(0.0)(batch, generator=generator)  # stratified U[0, 1]
+        return self.t_min ** (1 - u)  # (L3)
 
 
 def denoising_loss(

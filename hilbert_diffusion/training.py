@@ -50,7 +50,7 @@ from .distributed import DistributedContext, chunk_seed, distributed_context
 from .execution import accelerate, on_device
 from .interrupts import InterruptGuard, TrainingInterrupted
 from .loader import batch_stream
-from .losses import StratifiedTime, UniformTime, denoising_loss
+from .losses import LogUniformTime, StratifiedTime, UniformTime, denoising_loss
 from .models.fno import ScoreFNOConfig
 from .normalization import Normalization
 from .optimal_times import spectrum_times
@@ -104,7 +104,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     ema_decay: float = 0.999
     seed: int = 0
-    time_sampler: UniformTime | StratifiedTime = StratifiedTime(1e-3)
+    time_sampler: UniformTime | StratifiedTime | LogUniformTime = StratifiedTime(1e-3)
     edm_weighting: bool = True
     normalize: bool = True
     resolutions: tuple[int | tuple[int, ...], ...] = ()

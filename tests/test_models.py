@@ -17,7 +17,7 @@ from hilbert_diffusion import (
     SphereBasis,
     StochasticHeatSDE,
 )
-from hilbert_diffusion.losses import StratifiedTime, UniformTime, denoising_loss, gaussian_denoising_loss
+from hilbert_diffusion.losses import LogUniformTime, StratifiedTime, UniformTime, denoising_loss, gaussian_denoising_loss
 from hilbert_diffusion.models.fno import EmpiricalSpectrum, ScoreFNO, ScoreFNOConfig, clean_state_dict
 from hilbert_diffusion.models.lean_fno import supports
 from hilbert_diffusion.models.sphere import SphericalScoreConfig, SphericalScoreOperator
@@ -285,6 +285,29 @@ def test_time_samplers_and_time_averaged_loss():
     nodes = 0.01 + 0.99 * (torch.arange(400, dtype=torch.float64) + 0.5) / 400
     exact = float(gaussian_denoising_loss(sde, cov, nodes, (64,)).mean())
     assert abs(float(loss.mean()) - exact) < 4 * float(loss.std()) / len(loss) ** 0.5
+
+
+def test_log_uniform_times_give_every_decade_the_same_share_and_average_the_loss_over_log_t():
+    """``log t ~ U[log t_min, 0]`` (L3): a quarter of a stratified batch in each of the decades of t_min = 1e-4, and
+    the t-averaged oracle loss is ∫ (L2) d log t / log(1 / t_min) (midpoint rule in log t)."""
+    gen = torch.Generator().manual_seed(0)
+    t = LogUniformTime(1e-4)(4096, generator=gen)
+    assert float(t.min()) >= 1e-4 and float(t.max()) <= 1.0
+    decades = torch.histc(t.log10(), bins=4, min=-4.0, max=0.0)
+    assert torch.equal(decades, torch.full((4,), 1024.0))  # stratified: exactly, not just on average
+    with pytest.raises(ValueError, match="t_min"):
+        LogUniformTime(0.0)
+    basis = PeriodicBasis(1)
+    cov = Matern(alpha=1.5, tau=5.0)
+    sde = StochasticHeatSDE(basis=basis, covariance=Matern(alpha=1.0, tau=3.0))
+    oracle = GaussianOracle(sde, cov)
+    x0 = oracle.sample_data(8192, 64, generator=gen, dtype=torch.float64)
+    loss = denoising_loss(oracle, x0, sde, time_sampler=LogUniformTime(0.01), generator=gen)
+    nodes = 0.01 ** (1 - (torch.arange(400, dtype=torch.float64) + 0.5) / 400)
+    exact = float(gaussian_denoising_loss(sde, cov, nodes, (64,)).mean())
+    assert abs(float(loss.mean()) - exact) < 4 * float(loss.std()) / len(loss) ** 0.5
+    uniform = float(gaussian_denoising_loss(sde, cov, 0.01 + 0.99 * (torch.arange(400) + 0.5) / 400, (64,)).mean())
+    assert abs(uniform - exact) > 8 * float(loss.std()) / len(loss) ** 0.5  # the test tells the two laws apart
 
 
 @pytest.mark.parametrize(

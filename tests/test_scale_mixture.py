@@ -1,6 +1,6 @@
 """The Gaussian scale mixture's exact denoiser: one scale is the Gaussian denoiser; the fit recovers a known mixture's
-amplitudes; and on its own data the posterior over the amplitude is certain, so the denoiser is the Wiener filter of
-each field's true amplitude."""
+amplitudes, one per field or one per octave band; and on its own data the posterior over the class is certain, so the
+denoiser is the Wiener filter of each field's true amplitudes."""
 
 import math
 from dataclasses import replace
@@ -11,7 +11,7 @@ import torch
 from hilbert_diffusion.bases import NeumannBasis, PeriodicBasis
 from hilbert_diffusion.datasets import gaussian_random_fields
 from hilbert_diffusion.models.cross_spectrum import ChannelCovariance, ChannelGaussianDenoiser
-from hilbert_diffusion.models.scale_mixture import ScaleMixture, ScaleMixtureDenoiser
+from hilbert_diffusion.models.scale_mixture import ScaleMixture, ScaleMixtureDenoiser, band_index, octave_edges
 from hilbert_diffusion.sde import default_sde
 
 N = 16
@@ -19,10 +19,12 @@ BASES = [NeumannBasis(2), PeriodicBasis(2)]
 
 
 def _mixture_data(basis, num: int = 400):
-    """Fields ``s g``, ``g`` a GRF, ``s`` 0.5 or 2 with probability ½ each; and the amplitudes."""
+    """Fields ``ḡ + s (g − ḡ)``, ``g`` a GRF and ``ḡ`` its mean (the constant mode, which the mixture leaves unscaled),
+    ``s`` 0.5 or 2 with probability ½ each; and the amplitudes."""
     g = gaussian_random_fields(num, N, basis=basis, seed=1).data.double()
     s = torch.where(torch.rand(num, generator=torch.Generator().manual_seed(2)) < 0.5, 0.5, 2.0)
-    return g * s[:, None, None, None], s
+    mean = g.mean((-2, -1), keepdim=True)
+    return mean + (g - mean) * s[:, None, None, None], s
 
 
 @pytest.mark.parametrize("basis", BASES, ids=lambda b: type(b).__name__)
@@ -57,10 +59,12 @@ def test_fit_recovers_the_amplitudes_and_the_denoiser_is_the_true_amplitudes_wie
         j = int(s[i] > 1)
         oracle = ScaleMixtureDenoiser(sde, covariance, ScaleMixture((mixture.scales[j],), (1.0,)))(x_t[i : i + 1], t[:1])
         assert torch.allclose(denoised[i : i + 1], oracle, atol=1e-6 * float(oracle.abs().max()), rtol=0)
-    t = torch.full((100,), 0.3)  # more noise: the amplitude is uncertain, and knowing it is worth most
+    t = torch.full((100,), 0.2)  # more noise: the amplitude is uncertain, and knowing it is worth most
     x_t, _ = sde.marginal_sample(x[:100], t.double(), generator=torch.Generator().manual_seed(1))
-    errors = [(model(x_t, t) - x[:100]).square().mean() for model in
-              (ScaleMixtureDenoiser(sde, covariance, mixture), ChannelGaussianDenoiser(sde, covariance))]
+    residuals = [model(x_t, t) - x[:100] for model in
+                 (ScaleMixtureDenoiser(sde, covariance, mixture), ChannelGaussianDenoiser(sde, covariance))]
+    assert torch.allclose(*(r.mean((-2, -1)) for r in residuals), atol=1e-12)  # the same constant mode: unscaled
+    errors = [(r - r.mean((-2, -1), keepdim=True)).square().mean() for r in residuals]  # on the scaled modes
     assert errors[0] < 0.9 * errors[1]
 
 
@@ -71,7 +75,65 @@ def test_a_mixture_needs_positive_scales_and_probabilities() -> None:
         ScaleMixture((1.0, 2.0), (0.7, 0.7))
 
 
-def test_the_score_operators_amplitude_skip_is_the_mixtures_exact_denoiser_per_field_time() -> None:
+def test_octave_bands_are_the_same_on_every_grid_and_leave_the_constant_mode_unscaled() -> None:
+    basis = NeumannBasis(2)  # √λ = π |k|: κ₁ = π
+    assert octave_edges(basis, (16, 16), 3) == octave_edges(basis, (32, 48), 3) == pytest.approx((2 * math.pi, 4 * math.pi))
+    coarse, fine = (band_index(basis, grid, octave_edges(basis, grid, 3)) for grid in ((16, 16), (32, 32)))
+    assert torch.equal(fine[:16, :16], coarse)  # a mode's band does not depend on the grid
+    assert coarse[0, 0] == -1 and coarse[1, 0] == coarse[1, 1] == 0 and coarse[2, 0] == coarse[3, 0] == 1
+    assert coarse[4, 0] == 2 and int(fine.max()) == 2
+
+
+def _shaped_data(basis, num: int = 400):
+    """Two spectral shapes: class 0 has amplitude 2 on the coarse octave band and ½ on the rest, class 1 the reverse
+    (the same mean energy, so one amplitude per field cannot tell them apart); the constant mode unscaled."""
+    g = gaussian_random_fields(num, N, basis=basis, seed=5).data.double()
+    labels = (torch.rand(num, generator=torch.Generator().manual_seed(6)) < 0.5).long()
+    per_band = torch.tensor([[2.0, 0.5, 1.0], [0.5, 2.0, 1.0]], dtype=torch.float64)  # bands 0, 1, constant (−1)
+    bands = band_index(basis, (N, N), octave_edges(basis, (N, N), 2))
+    factor = per_band[labels][:, bands].unsqueeze(1)  # (num, 1, *modes)
+    return basis.inverse(basis.forward(g) * factor, (N, N)), labels
+
+
+@pytest.mark.parametrize("basis", BASES, ids=lambda b: type(b).__name__)
+def test_band_classes_recover_spectral_shapes_and_denoise_each_with_its_own(basis) -> None:
+    """C estimated from the data is 2.125 C_g on either band (E s² = (4 + ¼) / 2), so class 0's scales are
+    (2, ½) / √2.125 and class 1's the reverse; the per-band denoiser is each field's true-shape Wiener filter at low
+    noise, and beats one amplitude per field, which sees the same energy in both classes."""
+    x, labels = _shaped_data(basis)
+    covariance = ChannelCovariance.estimate(x, basis)
+    mixture = ScaleMixture.fit(x, covariance, basis, bins=2, bands=2)
+    order = sorted(range(2), key=lambda j: -mixture.scales[j][0])  # class 0: the large coarse amplitude
+    assert [mixture.weights[j] for j in order] == pytest.approx((0.5, 0.5), abs=0.06)
+    assert [mixture.scales[j] for j in order] == [pytest.approx(v, rel=0.15) for v in
+                                                  ((2 / math.sqrt(2.125), 0.5 / math.sqrt(2.125)),
+                                                   (0.5 / math.sqrt(2.125), 2 / math.sqrt(2.125)))]
+    sde = default_sde(basis, (N, N))
+    t = torch.full((8,), 0.05)
+    x_t, _ = sde.marginal_sample(x[:8], t.double(), generator=torch.Generator().manual_seed(0))
+    denoised = ScaleMixtureDenoiser(sde, covariance, mixture)(x_t, t)
+    for i in range(8):
+        j = order[int(labels[i])]
+        own = ScaleMixture((mixture.scales[j],), (1.0,), mixture.edges)
+        oracle = ScaleMixtureDenoiser(sde, covariance, own)(x_t[i : i + 1], t[:1])
+        assert torch.allclose(denoised[i : i + 1], oracle, atol=1e-6 * float(oracle.abs().max()), rtol=0)
+    t = torch.full((100,), 0.1)
+    x_t, _ = sde.marginal_sample(x[:100], t.double(), generator=torch.Generator().manual_seed(1))
+    one_band = ScaleMixture.fit(x, covariance, basis, bins=2)
+    residuals = [ScaleMixtureDenoiser(sde, covariance, m)(x_t, t) - x[:100] for m in (mixture, one_band)]
+    errors = [(r - r.mean((-2, -1), keepdim=True)).square().mean() for r in residuals]  # on the scaled modes
+    assert errors[0] < 0.75 * errors[1]
+
+
+def test_band_scales_must_match_the_edges() -> None:
+    with pytest.raises(ValueError, match="one scale per band"):
+        ScaleMixture(((1.0, 2.0), (2.0, 1.0)), (0.5, 0.5))
+    with pytest.raises(ValueError, match="increasing"):
+        ScaleMixture(((1.0, 2.0, 1.0),), (1.0,), (2.0, 1.0))
+
+
+@pytest.mark.parametrize("bands", [1, 3])
+def test_the_score_operators_amplitude_skip_is_the_mixtures_exact_denoiser_per_field_time(bands: int) -> None:
     """An untrained ScoreFNO (its network's last layer is zero) with ``amplitude_classes`` is the scale mixture's
     exact denoiser, field by field at different ``t``; with the classes fitted by ``fit_amplitudes`` they are
     :meth:`ScaleMixture.fit`'s for the same spectrum."""
@@ -81,11 +143,12 @@ def test_the_score_operators_amplitude_skip_is_the_mixtures_exact_denoiser_per_f
     x, _ = _mixture_data(basis, num=200)
     covariance = ChannelCovariance.estimate(x, basis)
     sde = default_sde(basis, (N, N), kappa_nyquist=25.0)
-    net = ScoreFNOConfig(hidden_channels=4, n_modes=4, n_layers=1, amplitude_classes=4).build(
+    net = ScoreFNOConfig(hidden_channels=4, n_modes=4, n_layers=1, amplitude_classes=4, amplitude_bands=bands).build(
         sde, channels=1, data_spectrum=covariance.spectra)
     fitted = net.fit_amplitudes(x.split(64))
     assert fitted == net.amplitude_mixture
-    assert fitted.scales == pytest.approx(ScaleMixture.fit(x, covariance, basis, bins=4).scales, rel=1e-12)
+    direct = ScaleMixture.fit(x, covariance, basis, bins=4, bands=bands)
+    assert torch.allclose(fitted.table(), direct.table(), rtol=1e-9) and fitted.edges == direct.edges
     exact = ScaleMixtureDenoiser(sde, covariance, fitted)
     t = torch.tensor([0.02, 0.1, 0.3, 0.6], dtype=torch.float64)
     x_t, _ = sde.marginal_sample(x[:4], t, generator=torch.Generator().manual_seed(0))
@@ -115,3 +178,20 @@ def test_amplitude_classes_are_fitted_once_saved_and_resumed(tmp_path) -> None:
     assert resumed.model.amplitude_mixture == mixture and resumed.step == 5
     with pytest.raises(ValueError, match="amplitude_classes"):
         ScoreFNOConfig(amplitude_classes=2, wiener_skip=False)
+
+
+def test_a_checkpoint_saved_before_amplitude_bands_loads_as_one_band() -> None:
+    from hilbert_diffusion.models.fno import ScoreFNOConfig, clean_state_dict
+
+    basis = NeumannBasis(2)
+    x, _ = _mixture_data(basis, num=64)
+    sde = default_sde(basis, (N, N))
+    config = ScoreFNOConfig(hidden_channels=4, n_modes=4, n_layers=1, amplitude_classes=2)
+    net = config.build(sde, channels=1, data_spectrum=ChannelCovariance.estimate(x, basis).spectra)
+    mixture = net.fit_amplitudes([x])
+    state = clean_state_dict(net)
+    state["amplitude_scales"] = state["amplitude_scales"][:, 0]  # the layout before bands: (classes,), no edges
+    del state["amplitude_edges"]
+    fresh = config.build(sde, channels=1, data_spectrum=net.data_spectrum)
+    fresh.load_state_dict(state)
+    assert fresh.amplitude_mixture == mixture

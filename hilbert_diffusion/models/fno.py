@@ -29,13 +29,14 @@ it is EDM's ``1/c_out²``); without it the plain model neglects small ``t``, who
 tiny but whose relative errors are not.
 
 With ``amplitude_classes = K > 0`` the skip is amplitude-adaptive: ``S_t x_t`` is the exact denoiser of the scale
-mixture of ``N(0, diag c)`` with ``K`` amplitude classes fitted to the training fields (eqs. S1–S3 of
+mixture of ``N(0, diag c)`` with ``K`` amplitude classes fitted to the training fields (eqs. S1–S4 of
 :mod:`.scale_mixture`, :meth:`PreconditionedScoreOperator.fit_amplitudes`; stored as buffers, so checkpoints carry
 them): a flat field and a busy one are each filtered with their own amplitude's Wiener gain before the network adds
-anything. ``c_in``, ``c_out`` and the loss weight stay those of the single Gaussian (P5, P6, P8). Measured on
-photograph patches (``benchmarks/images.py``, README): the untrained mixture restores them far better than the single
-Gaussian, but one amplitude per field shrinks a smooth field's coarse modes at small ``t``, and a network trained on
-this skip for 30 CPU-minutes restored no better than the Gaussian fit; so the default stays the Wiener skip.
+anything. With ``amplitude_bands = B > 1`` each class has one amplitude per octave band of modes, so a smooth field
+and a rough one are told apart too. The constant modes are never scaled. ``c_in``, ``c_out`` and the loss weight stay
+those of the single Gaussian (P5, P6, P8). Measured on photograph patches (``benchmarks/images.py``, README): the
+untrained mixture restores them far better than the single Gaussian; trained as the skip it has not yet beaten the
+untrained mixture, so the default stays the Wiener skip.
 
 Scalars (P5–P7) are means over the domain (``|Ω|`` is its volume), so they converge as the grid is
 refined (all spectra are trace class); ``S_t`` acts per mode at whatever grid the input has.
@@ -58,7 +59,7 @@ from ..noise import Spectrum
 from ..sde import DiagonalSDE
 from .embedding import FiLM, TimeEmbedding
 from .lean_fno import run_lean, run_reference, supports
-from .scale_mixture import ScaleMixture, mixture_gain, whitened_energy
+from .scale_mixture import ScaleMixture, band_dof, band_index, mixture_gain, octave_edges, whitened_energy
 
 __all__ = ["EmpiricalSpectrum", "ScoreFNOConfig", "ScoreFNO", "PreconditionedScoreOperator", "clean_state_dict",
            "on_even_grid"]
@@ -196,6 +197,7 @@ class _OperatorConfig:
     embedding_dim: int = 128
     wiener_skip: bool = True
     amplitude_classes: int = 0  # > 0: the skip is the scale mixture's exact denoiser with that many amplitudes
+    amplitude_bands: int = 1  # with amplitude_classes: one amplitude per octave band of modes in each class
 
     def __post_init__(self) -> None:
         for name in ("hidden_channels", "n_layers", "embedding_dim"):
@@ -204,6 +206,8 @@ class _OperatorConfig:
         if self.amplitude_classes < 0 or (self.amplitude_classes and not self.wiener_skip):
             raise ValueError(f"amplitude_classes must be 0 (the per-mode Wiener skip) or a positive number of classes "
                              f"with wiener_skip=True, got {self.amplitude_classes} (wiener_skip={self.wiener_skip}).")
+        if self.amplitude_bands < 1:
+            raise ValueError(f"amplitude_bands must be at least 1 (one amplitude per field), got {self.amplitude_bands}.")
 
 
 @functools.cache
@@ -266,10 +270,12 @@ class PreconditionedScoreOperator(nn.Module, ABC):
         skip and the spectral transforms stay in full precision (:func:`hilbert_diffusion.execution.accelerate`)."""
         self.compiled = False
         """Run the backbone through ``torch.compile`` (:func:`hilbert_diffusion.execution.accelerate`)."""
-        classes = config.amplitude_classes
+        classes, bands = config.amplitude_classes, config.amplitude_bands
+        self._band_cache: dict[tuple[Grid, torch.device], Tensor] = {}
         if classes:  # the scale mixture of the skip; fitted to the training fields by fit_amplitudes
-            self.register_buffer("amplitude_scales", torch.ones(classes, dtype=torch.float64))
+            self.register_buffer("amplitude_scales", torch.ones(classes, bands, dtype=torch.float64))
             self.register_buffer("amplitude_weights", torch.full((classes,), 1.0 / classes, dtype=torch.float64))
+            self.register_buffer("amplitude_edges", torch.zeros(bands - 1, dtype=torch.float64))
 
     @property
     def basis(self) -> SpectralBasis:
@@ -325,26 +331,41 @@ class PreconditionedScoreOperator(nn.Module, ABC):
         if not self.config.amplitude_classes:
             return None
         weights = self.amplitude_weights.double().cpu()
-        return ScaleMixture(tuple(self.amplitude_scales.tolist()), tuple((weights / weights.sum()).tolist()))
+        table = self.amplitude_scales.double().cpu()
+        scales = tuple(map(tuple, table.tolist())) if table.shape[1] > 1 else tuple(table[:, 0].tolist())
+        return ScaleMixture(scales, tuple((weights / weights.sum()).tolist()), tuple(self.amplitude_edges.tolist()))
 
     @torch.no_grad()
     def fit_amplitudes(self, chunks: Iterable[Tensor]) -> ScaleMixture:
         """Fit the skip's amplitude classes to normalised training fields (given in chunks ``(n, channels,
-        *grid)``): equal-count classes of their whitened energies under the data spectrum
-        (:meth:`.scale_mixture.ScaleMixture.from_energies`). Returns the mixture."""
+        *grid)``): their whitened energies under the data spectrum, per octave band (``amplitude_bands``), as in
+        :meth:`.scale_mixture.ScaleMixture.fit`. Returns the mixture."""
         if not self.config.amplitude_classes:
             raise ValueError("fit_amplitudes needs a model built with amplitude_classes > 0.")
-        energies = []
+        energies, dof, edges = [], None, ()
         for chunk in chunks:
             grid = self.basis.check_field(chunk, "training fields")
-            c = self._data_variance(grid, torch.device("cpu"))
+            edges = octave_edges(self.basis, grid, self.config.amplitude_bands)
+            bands, m = band_index(self.basis, grid, edges), self.basis.multiplicity(grid)
             coefficients = self.basis.forward(chunk.to("cpu", torch.float64))
-            energies.append(whitened_energy(coefficients, c, self.basis.multiplicity(grid)))
-        mixture = ScaleMixture.from_energies(torch.cat(energies), bins=self.config.amplitude_classes)
-        classes = len(mixture.scales)  # fewer fields than classes: the rest keep weight 0
-        self.amplitude_scales.fill_(1.0)[:classes] = torch.tensor(mixture.scales, dtype=torch.float64)
-        self.amplitude_weights.zero_()[:classes] = torch.tensor(mixture.weights, dtype=torch.float64)
+            energies.append(whitened_energy(coefficients, self._data_variance(grid, torch.device("cpu")), m, bands=bands))
+            dof = band_dof(m, bands, chunk.shape[1])
+        mixture = ScaleMixture.from_energies(torch.cat(energies), bins=self.config.amplitude_classes, dof=dof,
+                                             edges=edges)
+        table = mixture.table()  # fewer fields than classes: the rest keep weight 0
+        self.amplitude_scales.fill_(1.0)[: len(table)] = table
+        self.amplitude_weights.zero_()[: len(table)] = torch.tensor(mixture.weights, dtype=torch.float64)
+        self.amplitude_edges.copy_(torch.tensor(edges, dtype=torch.float64))
+        self._band_cache.clear()
         return mixture
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args, **kwargs) -> None:
+        scales = state_dict.get(prefix + "amplitude_scales")
+        if scales is not None and scales.dim() == 1:  # saved before amplitude bands: one band, no edges
+            state_dict[prefix + "amplitude_scales"] = scales[:, None]
+            state_dict.setdefault(prefix + "amplitude_edges", scales.new_zeros(0))
+        self._band_cache.clear()
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def _skip(self, x: Tensor, t: Tensor, gain: Tensor, grid: Grid) -> Tensor:
         """``S_t x_t``: the per-mode Wiener gain (P3), or the scale mixture's exact denoiser (S1–S3)."""
@@ -352,8 +373,11 @@ class PreconditionedScoreOperator(nn.Module, ABC):
         if self.config.amplitude_classes:  # the buffers as they are: no ScaleMixture, no host round trip per call
             a, v = (f(t, grid).to(x.device) for f in (self.sde.mean_factor, self.sde.variance))
             c = self._data_variance(grid, x.device)
+            if (grid, x.device) not in self._band_cache:
+                bands = band_index(self.basis, grid, self.amplitude_edges.cpu())
+                self._band_cache[grid, x.device] = bands.to(x.device)
             gain = mixture_gain(coefficients, c, a, v, self.basis.multiplicity(grid).to(x.device),
-                                self.amplitude_scales, self.amplitude_weights)
+                                self.amplitude_scales, self.amplitude_weights, bands=self._band_cache[grid, x.device])
         return self.basis.inverse(gain.to(x.device, x.dtype) * coefficients, grid)
 
     # -- forward ----------------------------------------------------------------------------------

@@ -3,23 +3,29 @@
 Natural images are not one stationary Gaussian: a flat patch of sky and a patch of foliage share a spectrum's shape but
 not its amplitude. The scale mixture draws a field as ``x = s g`` with ``g ~ N(0, C)`` (the per-mode channel
 covariance of :class:`~.cross_spectrum.ChannelCovariance`) and one amplitude ``s`` per field from a discrete law
-``P(s = s_j) = π_j`` (Wainwright & Simoncelli 2000, here global per field). Under a diagonal forward process
+``P(s = s_j) = π_j`` (Wainwright & Simoncelli 2000, here global per field); the constant modes (``λ_k = 0``, a field's
+mean level) are left unscaled, ``s = 1`` there, since a bright flat patch is not a busy one. Under a diagonal forward process
 (``x_t,k = a_k x_0,k + n_k``, ``n_k ~ N(0, v_k)``) its posterior mean is exact and closed-form::
 
     log p(x_t | s) = −½ Σ_k m_k (x_kᴴ Σ_k(s)⁻¹ x_k + log det Σ_k(s)),   Σ_k(s) = a_k² s² C_k + v_k I         (S1)
     w_j(x_t) = π_j p(x_t | s_j) / Σ_i π_i p(x_t | s_i)                                                     (S2)
     E[x_0 | x_t] = Σ_j w_j(x_t) s_j² C_k a_k Σ_k(s_j)⁻¹ x_k                                                 (S3)
 
-(``m_k`` the basis' multiplicity: real coefficients count once, complex ones twice.) The denoiser is therefore
-amplitude-adaptive: it reads the amplitude off the noisy field and applies the Wiener filter of that amplitude. With
-one scale it is :class:`~.cross_spectrum.ChannelGaussianDenoiser`.
+(``m_k`` the basis' multiplicity: real coefficients count once, complex ones twice.) With an amplitude per octave band
+of modes (``s → s_b(k)``, ``edges`` of :class:`ScaleMixture`) the same three equations hold mode by mode, and the classes
+are fitted to the band energies ``ŝ²_b`` (``d_b`` real degrees of freedom each) by maximising their scaled χ² law::
+
+    log p(ŝ²_b | class j) = −½ d_b (log s²_jb + ŝ²_b / s²_jb) + const                                         (S4)
+
+The denoiser is therefore amplitude-adaptive: it reads the amplitude off the noisy field and applies the Wiener filter
+of that amplitude. With one scale it is :class:`~.cross_spectrum.ChannelGaussianDenoiser`.
 
 With a covariance that couples channels, (S1)–(S3) are applied in each mode's eigenbasis of ``C_k``, where ``Σ_k(s)``
 is diagonal; :func:`mixture_gain` is the diagonal form, shared with the score operators' amplitude-adaptive skip
 (``amplitude_classes`` of :class:`~.fno.ScoreFNOConfig`).
 
 * :class:`ScaleMixture` — the scales and weights, fitted to the fields' whitened energies (:func:`whitened_energy`)
-  by equal-count classes;
+  by equal-count classes (one band) or EM of (S4) (octave bands, :func:`octave_edges`, :func:`band_index`);
 * :func:`mixture_gain` — (S1)–(S3) for channel-diagonal variances, one ``t`` per field;
 * :class:`ScaleMixtureDenoiser` — the exact denoiser as a model: ``model(x_t, t) -> E[x_0 | x_t]``.
 """
@@ -38,65 +44,146 @@ from ..sde import DiagonalSDE
 if TYPE_CHECKING:  # cross_spectrum imports fno, whose skip imports this module
     from .cross_spectrum import ChannelCovariance
 
-__all__ = ["ScaleMixture", "ScaleMixtureDenoiser", "mixture_gain", "whitened_energy"]
+__all__ = ["ScaleMixture", "ScaleMixtureDenoiser", "band_index", "mixture_gain", "octave_edges", "whitened_energy"]
 
 
 @dataclass(frozen=True)
 class ScaleMixture:
-    """Amplitudes ``scales`` (positive) with probabilities ``weights`` (summing to 1) of ``x = s g``, ``g ~ N(0, C)``."""
+    """Amplitudes ``scales`` (positive) with probabilities ``weights`` (summing to 1) of ``x = s g``, ``g ~ N(0, C)``.
 
-    scales: tuple[float, ...]
+    With ``edges`` (``B − 1`` increasing wavenumbers ``√λ``), each class has one amplitude per band of modes
+    (``scales[j]`` a tuple of ``B``; band ``b`` holds the modes with ``edges[b−1] ≤ √λ_k < edges[b]``): a class is a
+    spectral *shape* as well as a level, so a smooth field and a busy one of the same energy are told apart. Without
+    ``edges`` each ``scales[j]`` is one float."""
+
+    scales: tuple
     weights: tuple[float, ...]
+    edges: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.scales or len(self.scales) != len(self.weights):
             raise ValueError(f"a scale mixture needs as many weights as scales (at least one), got {len(self.scales)} "
                              f"scales and {len(self.weights)} weights.")
-        if min(self.scales) <= 0 or min(self.weights) < 0 or abs(sum(self.weights) - 1) > 1e-9:
+        table = self.table()
+        if table.shape[1] != len(self.edges) + 1:
+            raise ValueError(f"each class needs one scale per band ({len(self.edges) + 1} for {len(self.edges)} "
+                             f"edges), got {table.shape[1]}; pass edges=() for one amplitude per field.")
+        if table.min() <= 0 or min(self.weights) < 0 or abs(sum(self.weights) - 1) > 1e-9:
             raise ValueError(f"scales must be positive and weights a probability vector, got {self.scales} and "
                              f"{self.weights}.")
+        if list(self.edges) != sorted(set(self.edges)) or (self.edges and self.edges[0] <= 0):
+            raise ValueError(f"band edges must be positive and increasing, got {self.edges}.")
+
+    def table(self) -> Tensor:
+        """The scales as a float64 tensor ``(classes, bands)``."""
+        return torch.tensor(self.scales, dtype=torch.float64).reshape(len(self.scales), -1)
 
     @classmethod
-    def from_energies(cls, energies: Tensor, *, bins: int = 16) -> ScaleMixture:
-        """From the fields' whitened energies ``ŝ²`` (:func:`whitened_energy`): ``bins`` equal-count classes, a class's
-        scale the root of its mean ``ŝ²``. Each ``ŝ²`` carries a relative error of about ``sqrt(2 / modes)``,
-        negligible on image grids."""
-        groups = energies.to(torch.float64).sort().values.tensor_split(min(bins, len(energies)))
-        return cls(scales=tuple(float(g.mean().clamp_min(1e-300).sqrt()) for g in groups),
-                   weights=tuple(len(g) / len(energies) for g in groups))
+    def from_energies(cls, energies: Tensor, *, bins: int = 16, dof: Tensor | None = None,
+                      edges: tuple[float, ...] = (), iterations: int = 200) -> ScaleMixture:
+        """From the fields' whitened energies ``ŝ²`` (:func:`whitened_energy`), ``(num,)`` or per band ``(num,
+        bands)``. One band: ``bins`` equal-count classes, a class's scale the root of its mean ``ŝ²`` (each ``ŝ²``
+        carries a relative error of about ``sqrt(2 / modes)``, negligible on image grids). Several bands: the coarse
+        bands hold few modes, so the classes are the maximum-likelihood mixture of the band energies' scaled χ² laws
+        (``dof[b]`` degrees of freedom, eq. S4), by EM from the equal-count classes of the total energy."""
+        energies = energies.to(torch.float64)
+        if energies.dim() == 2 and energies.shape[1] == 1 and not edges:  # one band
+            energies = energies[:, 0]
+        if energies.dim() == 1:
+            groups = energies.sort().values.tensor_split(min(bins, len(energies)))
+            return cls(scales=tuple(float(g.mean().clamp_min(1e-300).sqrt()) for g in groups),
+                       weights=tuple(len(g) / len(energies) for g in groups))
+        if dof is None or dof.shape != energies.shape[1:]:
+            raise ValueError(f"band energies {tuple(energies.shape)} need their degrees of freedom per band, got "
+                             f"{None if dof is None else tuple(dof.shape)}.")
+        order = (energies * dof).sum(1).argsort()
+        groups = order.tensor_split(min(bins, len(energies)))
+        responsibility = torch.zeros(len(energies), len(groups), dtype=torch.float64)
+        for j, members in enumerate(groups):
+            responsibility[members, j] = 1.0
+        for _ in range(iterations):
+            mass = responsibility.sum(0).clamp_min(1e-12)
+            variance = (responsibility.T @ energies / mass[:, None]).clamp_min(1e-300)  # M step: s²_jb
+            log_like = -0.5 * (dof * (variance.log()[None] + energies[:, None] / variance[None])).sum(-1)  # (S4)
+            responsibility = torch.softmax(log_like + (mass / mass.sum()).log(), dim=1)  # E step
+        keep = mass > 0.5  # classes that kept a field
+        weights = mass[keep] / mass[keep].sum()
+        return cls(scales=tuple(tuple(row) for row in variance[keep].sqrt().tolist()),
+                   weights=tuple(weights.tolist()), edges=tuple(float(e) for e in edges))
 
     @classmethod
-    def fit(cls, data: Tensor, covariance: ChannelCovariance, basis: SpectralBasis, *, bins: int = 16) -> ScaleMixture:
+    def fit(cls, data: Tensor, covariance: ChannelCovariance, basis: SpectralBasis, *, bins: int = 16,
+            bands: int = 1) -> ScaleMixture:
         """From centred fields ``(num, channels, *grid)`` and their covariance: :meth:`from_energies` of
-        :func:`whitened_energy` (1 on average when ``covariance`` was estimated from the same fields)."""
+        :func:`whitened_energy` (1 on average when ``covariance`` was estimated from the same fields), in ``bands``
+        octave bands (:func:`octave_edges`), the constant modes left out (:func:`band_index`)."""
         grid = basis.check_field(data, "data")
         rotation, variances = _eigenbasis(covariance, basis, grid)
-        energies = [whitened_energy(_rotate(basis.forward(chunk.to(torch.float64)), rotation), variances,
-                                    basis.multiplicity(grid)) for chunk in data.split(256)]
-        return cls.from_energies(torch.cat(energies), bins=bins)
+        edges = octave_edges(basis, grid, bands)
+        index, m = band_index(basis, grid, edges), basis.multiplicity(grid)
+        energies = torch.cat([whitened_energy(_rotate(basis.forward(chunk.to(torch.float64)), rotation), variances, m,
+                                              bands=index) for chunk in data.split(256)])
+        return cls.from_energies(energies, bins=bins, dof=band_dof(m, index, data.shape[1]), edges=edges)
 
 
-def whitened_energy(coefficients: Tensor, variances: Tensor, multiplicity: Tensor) -> Tensor:
+def octave_edges(basis: SpectralBasis, grid: Grid, bands: int) -> tuple[float, ...]:
+    """``bands − 1`` band edges in octaves of the lowest nonzero wavenumber ``κ₁ = min √λ_k > 0``: ``2κ₁, 4κ₁, …``
+    (the last band holds every finer mode, so the bands are the same on every grid)."""
+    if bands < 1:
+        raise ValueError(f"bands must be at least 1, got {bands}.")
+    lam = basis.eigenvalues(grid)
+    fundamental = float(lam[lam > 0].min().sqrt())
+    return tuple(fundamental * 2.0**b for b in range(1, bands))
+
+
+def band_index(basis: SpectralBasis, grid: Grid, edges: tuple[float, ...] | Tensor) -> Tensor:
+    """Each mode's band ``(*modes)``: the number of ``edges`` at or below its wavenumber ``√λ_k``; −1 for the constant
+    modes (``λ_k = 0``), which no amplitude scales: a field's mean level is not its texture's amplitude."""
+    lam = basis.eigenvalues(grid)
+    band = torch.bucketize(lam.clamp_min(0).sqrt(), torch.as_tensor(edges, dtype=torch.float64), right=True)
+    return torch.where(lam > 0, band, -1)
+
+
+def band_dof(multiplicity: Tensor, index: Tensor, channels: int) -> Tensor:
+    """Real degrees of freedom per band (:func:`band_index`): ``channels Σ_{k in band} m_k``."""
+    scaled = index >= 0
+    dof = torch.zeros(int(index.max()) + 1, dtype=torch.float64)
+    return channels * dof.index_add_(0, index[scaled], multiplicity.to(torch.float64).expand(index.shape)[scaled])
+
+
+def whitened_energy(coefficients: Tensor, variances: Tensor, multiplicity: Tensor, *,
+                    bands: Tensor | None = None) -> Tensor:
     """Per field, ``Σ_k m_k Σ_c |x_ck|² / c_ck / (channels Σ_k m_k)`` for coefficients ``(num, channels, *modes)`` and
-    channel-diagonal variances broadcastable to them: 1 in expectation for a draw of ``N(0, diag c)``."""
+    channel-diagonal variances broadcastable to them: 1 in expectation for a draw of ``N(0, diag c)``. With ``bands``
+    (:func:`band_index`), the same per band, ``(num, bands)``, the constant modes left out."""
     m = multiplicity.to(torch.float64)
-    ratio = coefficients.abs().square() / variances.clamp_min(torch.finfo(torch.float64).tiny)
-    return (m * ratio).flatten(1).sum(1) / (coefficients.shape[1] * float(m.sum()))
+    ratio = m * coefficients.abs().square() / variances.clamp_min(torch.finfo(torch.float64).tiny)
+    if bands is None:
+        return ratio.flatten(1).sum(1) / (coefficients.shape[1] * float(m.sum()))
+    scaled = bands >= 0
+    per_mode = ratio.sum(1)[:, scaled]  # (num, scaled modes)
+    total = per_mode.new_zeros(len(per_mode), int(bands.max()) + 1).index_add_(1, bands[scaled], per_mode)
+    return total / band_dof(m, bands, coefficients.shape[1])
 
 
 def mixture_gain(coefficients: Tensor, variances: Tensor, a: Tensor, v: Tensor, multiplicity: Tensor,
-                 scales: Tensor, weights: Tensor) -> Tensor:
+                 scales: Tensor, weights: Tensor, *, bands: Tensor | None = None) -> Tensor:
     """The per-field, per-mode gain ``Σ_j w_j(x_t) s_j² a_k c_k / σ_k²(s_j)`` of (S1)–(S3) for channel-diagonal
     variances: ``E[x_0 | x_t]``'s coefficients are ``gain · coefficients``. ``coefficients``: ``(batch, channels,
     *modes)``; ``variances`` ``c``, ``a`` and ``v`` broadcastable to it (``a``, ``v`` may differ per field);
-    ``scales`` and ``weights`` the mixture's, as 1-D tensors (a model's buffers: no host round trip)."""
+    ``scales`` ``(classes,)`` or ``(classes, bands)`` and ``weights`` ``(classes,)``: the mixture's, as tensors (a
+    model's buffers: no host round trip). ``bands``: each mode's band (:func:`band_index`; −1: unscaled, ``s = 1``);
+    without it one scale per field multiplies every mode."""
     tiny = torch.finfo(torch.float64).tiny
     power, m = coefficients.abs().square(), multiplicity.to(torch.float64)
+    table = scales.to(power.device, torch.float64).reshape(len(scales), -1)
     log_like, gains = [], []
-    for s in scales.to(power.device, torch.float64):
-        sigma2 = (a**2 * s**2 * variances + v).clamp_min(tiny)  # (S1), per channel
+    one = table.new_ones(1)
+    for s in table:
+        s2 = torch.cat([s, one])[bands.to(power.device)] ** 2 if bands is not None else s[0] ** 2  # per mode (S1)
+        sigma2 = (a**2 * s2 * variances + v).clamp_min(tiny)  # (S1), per channel
         log_like.append(-0.5 * (m * (power / sigma2 + sigma2.log().expand_as(power))).flatten(1).sum(1))
-        gains.append(a * s**2 * variances / sigma2)
+        gains.append(a * s2 * variances / sigma2)
     prior = weights.to(power.device, torch.float64).clamp_min(tiny).log()
     w = torch.softmax(torch.stack(log_like, 1) + prior, dim=1)  # (S2), (batch, scales)
     stacked = torch.stack([g.expand_as(power) for g in gains], 1)  # (batch, scales, channels, *modes)
@@ -133,6 +220,7 @@ class ScaleMixtureDenoiser(nn.Module):
         rotation, variances = _eigenbasis(self.data_spectrum, basis, grid)
         a, v = (f(float(t[0]), grid) for f in (self.sde.mean_factor, self.sde.variance))
         y = _rotate(basis.forward(x.to(torch.float64)), rotation)
-        gain = mixture_gain(y, variances, a, v, basis.multiplicity(grid), *(
-            torch.tensor(values, dtype=torch.float64) for values in (self.mixture.scales, self.mixture.weights)))
+        gain = mixture_gain(y, variances, a, v, basis.multiplicity(grid), self.mixture.table(),
+                            torch.tensor(self.mixture.weights, dtype=torch.float64),
+                            bands=band_index(basis, grid, self.mixture.edges))
         return basis.inverse(_rotate(gain * y, rotation, back=True), grid).to(x.dtype)
