@@ -266,6 +266,15 @@ def test_oracle_loss_is_discretisation_invariant_and_matches_closed_form():
     assert ((c32 - c64).abs() < 0.01 * c64).all()
 
 
+def _oracle_data(gen: torch.Generator) -> tuple:
+    """A 1-D heat process, its data covariance, the exact Gaussian denoiser and 8192 draws of the data at 64."""
+    basis = PeriodicBasis(1)
+    cov = Matern(alpha=1.5, tau=5.0)
+    sde = StochasticHeatSDE(basis=basis, covariance=Matern(alpha=1.0, tau=3.0))
+    oracle = GaussianOracle(sde, cov)
+    return sde, cov, oracle, oracle.sample_data(8192, 64, generator=gen, dtype=torch.float64)
+
+
 def test_time_samplers_and_time_averaged_loss():
     """Uniform and stratified t cover [t_min, 1] with mean (1 + t_min)/2; the t-averaged oracle loss
     under stratified sampling matches ∫ (L2) dt / (1 - t_min) (midpoint rule) in 1-D."""
@@ -276,11 +285,7 @@ def test_time_samplers_and_time_averaged_loss():
         assert abs(float(t.mean()) - 0.55) < 0.01
     with pytest.raises(ValueError, match="t_min"):
         UniformTime(1.5)
-    basis = PeriodicBasis(1)
-    cov = Matern(alpha=1.5, tau=5.0)
-    sde = StochasticHeatSDE(basis=basis, covariance=Matern(alpha=1.0, tau=3.0))
-    oracle = GaussianOracle(sde, cov)
-    x0 = oracle.sample_data(8192, 64, generator=gen, dtype=torch.float64)
+    sde, cov, oracle, x0 = _oracle_data(gen)
     loss = denoising_loss(oracle, x0, sde, time_sampler=StratifiedTime(0.01), generator=gen)
     nodes = 0.01 + 0.99 * (torch.arange(400, dtype=torch.float64) + 0.5) / 400
     exact = float(gaussian_denoising_loss(sde, cov, nodes, (64,)).mean())
@@ -297,11 +302,7 @@ def test_log_uniform_times_give_every_decade_the_same_share_and_average_the_loss
     assert torch.equal(decades, torch.full((4,), 1024.0))  # stratified: exactly, not just on average
     with pytest.raises(ValueError, match="t_min"):
         LogUniformTime(0.0)
-    basis = PeriodicBasis(1)
-    cov = Matern(alpha=1.5, tau=5.0)
-    sde = StochasticHeatSDE(basis=basis, covariance=Matern(alpha=1.0, tau=3.0))
-    oracle = GaussianOracle(sde, cov)
-    x0 = oracle.sample_data(8192, 64, generator=gen, dtype=torch.float64)
+    sde, cov, oracle, x0 = _oracle_data(gen)
     loss = denoising_loss(oracle, x0, sde, time_sampler=LogUniformTime(0.01), generator=gen)
     nodes = 0.01 ** (1 - (torch.arange(400, dtype=torch.float64) + 0.5) / 400)
     exact = float(gaussian_denoising_loss(sde, cov, nodes, (64,)).mean())
