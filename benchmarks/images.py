@@ -61,7 +61,7 @@ from hilbert_diffusion.models.cross_spectrum import ChannelCovariance, ChannelGa
 from hilbert_diffusion.models.fno import ScoreFNOConfig
 from hilbert_diffusion.models.local_fno import ScoreLocalConfig
 from hilbert_diffusion.models.multiscale import ScoreMultiScaleConfig
-from hilbert_diffusion.models.scale_mixture import ScaleMixture, ScaleMixtureDenoiser
+from hilbert_diffusion.models.scale_mixture import ScaleMixture, ScaleMixtureDenoiser, mixture_posterior_mean
 from hilbert_diffusion.models.uno import ScoreUNOConfig
 from hilbert_diffusion.normalization import Normalization
 from hilbert_diffusion.nongaussian import (
@@ -298,8 +298,27 @@ def baseline(name: str, operator, y: Tensor, truth: Tensor, basis: SpectralBasis
     return biharmonic(shown, observed) if name == "biharmonic" else total_variation(shown, observed)
 
 
+def exact_posterior_mean(run: TrainedRun, operator, y: Tensor, grid: tuple[int, ...]) -> Tensor | None:
+    """The exact posterior mean (S5 of :mod:`~hilbert_diffusion.models.scale_mixture`) of an untrained run's prior,
+    the Gaussian fit (one class) or its scale mixture, in data units: the Bayes limit of that prior with no sampler
+    and no draws; ``None`` for a network."""
+    model = run.model
+    if isinstance(model, ScaleMixtureDenoiser):
+        mixture = model.mixture
+    elif isinstance(model, ChannelGaussianDenoiser):
+        mixture = ScaleMixture((1.0,), (1.0,))
+    else:
+        return None
+    moments = run.normalization.mean, run.normalization.std
+    mean, std = (torch.tensor(v, dtype=torch.float64).reshape(1, -1, *[1] * len(grid)) for v in moments)
+    encoded = operator.encode(y.to(torch.float64), mean, std, grid)
+    posterior = mixture_posterior_mean(model.data_spectrum, mixture, operator.normalised(*moments), encoded, grid)[0]
+    return run.normalization.decode(posterior)
+
+
 def restoration(run, truth: Tensor, plan: Plan, basis: SpectralBasis, *, device: str) -> dict:
-    """PSNR / SSIM (data range 1) of the posterior mean and of each baseline, per task, mean over the images."""
+    """PSNR / SSIM (data range 1) of the posterior mean (``draws`` draws averaged; for an untrained prior also the
+    exact one, :func:`exact_posterior_mean`) and of each baseline, per task, mean over the images."""
     rows, n = {}, truth.shape[-1]
     for label, (operator, baselines) in tasks(n, basis).items():
         y = operator.observe(truth.to(torch.float64)).float()
@@ -307,7 +326,9 @@ def restoration(run, truth: Tensor, plan: Plan, basis: SpectralBasis, *, device:
         draws = run.restore(operator, y, resolution=n, num=plan.draws, method=method, steps=plan.restoration_steps,
                             generator=torch.Generator().manual_seed(11), device=device).cpu().float()
         mean = draws.reshape(len(truth), plan.draws, *truth.shape[1:]).mean(1)
-        estimates = {"posterior mean": mean} | {b: baseline(b, operator, y, truth, basis) for b in baselines}
+        exact = exact_posterior_mean(run, operator, y, tuple(truth.shape[2:]))
+        estimates = ({"posterior mean": mean} | ({} if exact is None else {"exact posterior mean": exact.float()})
+                     | {b: baseline(b, operator, y, truth, basis) for b in baselines})
         rows[label] = {k: {"psnr": float(psnr(v, truth, data_range=1.0).mean()),
                            "ssim": float(ssim(v, truth, data_range=1.0).mean())} for k, v in estimates.items()}
         best = max(rows[label][b]["psnr"] for b in baselines)
@@ -364,21 +385,28 @@ def verdicts(results: dict) -> dict:
     return out
 
 
-def psnr_gap(task: dict) -> float:
-    """PSNR of the posterior mean minus the best baseline's (dB) in a task's row of :func:`restoration`."""
-    baselines = [v["psnr"] for k, v in task.items() if isinstance(v, dict) and k != "posterior mean"]
-    return task["posterior mean"]["psnr"] - max(baselines)
+def psnr_gap(task: dict, estimate: str = "posterior mean") -> float:
+    """PSNR of ``estimate`` (the posterior mean of the draws, or the exact one) minus the best baseline's (dB) in a
+    task's row of :func:`restoration`."""
+    baselines = [v["psnr"] for k, v in task.items() if isinstance(v, dict) and not k.endswith("posterior mean")]
+    return task[estimate]["psnr"] - max(baselines)
+
+
+def gap_text(task: dict) -> str:
+    """The draws' gap, and the exact posterior mean's after a slash where there is one."""
+    exact = f"/{psnr_gap(task, 'exact posterior mean'):+.1f}" if "exact posterior mean" in task else ""
+    return f"{psnr_gap(task):+.1f}{exact}"
 
 
 def table(results: dict) -> str:
     lines = [f"{'data/arch':26s} {'min':>5s} {'steps':>6s} {'kurt':>6s} {'data':>6s} {'W1':>5s} {'C2ST':>5s} "
              f"{'spec':>5s} | {'2×kurt':>6s} {'data':>6s} {'W1':>5s} {'C2ST':>5s} | "
-             f"restoration PSNR: posterior mean − best baseline (dB)"]
+             f"restoration PSNR: posterior mean (of the draws / exact) − best baseline (dB)"]
     for name, result in results.items():
         n0 = result["resolution"]
         for arch, row in result["architectures"].items():
             a, b = row[str(n0)], row[str(2 * n0)]
-            gaps = " ".join(f"{t.replace(' ', '')[:7]}:{psnr_gap(r):+.1f}" for t, r in row["restoration"].items())
+            gaps = " ".join(f"{t.replace(' ', '')[:7]}:{gap_text(r)}" for t, r in row["restoration"].items())
             label = f"{name}{'*' if result.get('interpolated_2x') else ''}/{arch}"
             lines.append(f"{label:26s} {row['train']['seconds'] / 60:5.1f} {row['train']['steps']:6d} "
                          f"{a['kurtosis']:6.2f} {a['data_kurtosis']:6.2f} {a['marginal_distance']:5.2f} {a['c2st']:5.2f} "

@@ -27,11 +27,16 @@ is diagonal; :func:`mixture_gain` is the diagonal form, shared with the score op
 * :class:`ScaleMixture` — the scales and weights, fitted to the fields' whitened energies (:func:`whitened_energy`)
   by equal-count classes (one band) or EM of (S4) (octave bands, :func:`octave_edges`, :func:`band_index`);
 * :func:`mixture_gain` — (S1)–(S3) for channel-diagonal variances, one ``t`` per field;
-* :class:`ScaleMixtureDenoiser` — the exact denoiser as a model: ``model(x_t, t) -> E[x_0 | x_t]``.
+* :class:`ScaleMixtureDenoiser` — the exact denoiser as a model: ``model(x_t, t) -> E[x_0 | x_t]``;
+* :func:`mixture_posterior_mean` — the exact posterior mean under a linear observation ``y = A x + σ ε`` (restoration's
+  Bayes limit for this prior, and with one class for the Gaussian fit), by dense algebra::
+
+    K_j = A C_j Aᵀ + σ² I,   log p(y | j) = −½ yᵀ K_j⁻¹ y − ½ log det K_j,   E[x | y] = Σ_j p(j | y) C_j Aᵀ K_j⁻¹ y  (S5)
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -39,12 +44,15 @@ import torch
 from torch import Tensor, nn
 
 from ..bases import Grid, SpectralBasis
+from ..restoration.operators import ObservationOperator
+from ..restoration.vectors import _to_vector, observation_matrix
 from ..sde import DiagonalSDE
 
 if TYPE_CHECKING:  # cross_spectrum imports fno, whose skip imports this module
     from .cross_spectrum import ChannelCovariance
 
-__all__ = ["ScaleMixture", "ScaleMixtureDenoiser", "band_index", "mixture_gain", "octave_edges", "whitened_energy"]
+__all__ = ["ScaleMixture", "ScaleMixtureDenoiser", "band_index", "mixture_gain", "mixture_posterior_mean", "octave_edges",
+           "whitened_energy"]
 
 
 @dataclass(frozen=True)
@@ -224,3 +232,40 @@ class ScaleMixtureDenoiser(nn.Module):
                             torch.tensor(self.mixture.weights, dtype=torch.float64),
                             bands=band_index(basis, grid, self.mixture.edges))
         return basis.inverse(_rotate(gain * y, rotation, back=True), grid).to(x.dtype)
+
+
+def mixture_posterior_mean(covariance: ChannelCovariance, mixture: ScaleMixture, operator: ObservationOperator, y: Tensor,
+                           grid: Grid, *, jitter: float = 1e-10) -> tuple[Tensor, Tensor]:
+    """``E[x | y]`` ``(batch, 1, *grid)`` of the scale mixture of the one-channel ``covariance`` (centred) under
+    ``y = A x + σ ε`` ``(batch, 1, *g)`` (``operator``'s ``A`` and ``noise_std`` σ), and the classes' posterior
+    probabilities ``(batch, classes)`` (S5), in float64. ``jitter`` (relative to the mean diagonal of the Gaussian's
+    ``A C Aᵀ``, the same for every class, so that it favours none) regularises noise-free observations. Dense: ``N``
+    up to a few thousand points. A :class:`~.cross_spectrum.ChannelGaussianDenoiser`'s prior is ``ScaleMixture((1.0,),
+    (1.0,))``."""
+    basis = operator.basis
+    if covariance.channels != 1:
+        raise ValueError(f"mixture_posterior_mean takes one channel, got a covariance of {covariance.channels}; "
+                         f"restore each channel of an uncoupled prior on its own.")
+    n = math.prod(grid)
+    a = observation_matrix(operator, grid)
+    weights = basis.weights(grid).reshape(n, 1)
+    bands = band_index(basis, grid, mixture.edges)
+    variance = covariance.matrix(basis, grid)[0, 0]
+    scales = torch.cat([mixture.table(), torch.ones(len(mixture.scales), 1, dtype=torch.float64)], 1)[:, bands]
+    # grid covariance of class j: C_j δ_i = apply_diagonal(δ_i / w_i, s_j² c)
+    identity = torch.eye(n, dtype=torch.float64).reshape(n, 1, *grid) / weights.reshape(n, 1, *[1] * len(grid))
+    priors = [basis.apply_diagonal(identity, s**2 * variance).reshape(n, n) for s in scales]
+    floor = jitter * float((a @ basis.apply_diagonal(identity, variance).reshape(n, n) @ a.T).diagonal().mean())
+    vectors = _to_vector(operator, y.to(torch.float64), grid).reshape(len(y), -1)  # (batch, n_obs)
+    log_evidence, means = [], []
+    for prior in priors:
+        prior = 0.5 * (prior + prior.T)
+        k = a @ prior @ a.T + (operator.noise_std**2 + floor) * torch.eye(len(a), dtype=torch.float64)
+        chol = torch.linalg.cholesky(k)
+        solved = torch.cholesky_solve(vectors.T, chol)  # K_j⁻¹ y, (n_obs, batch)
+        log_evidence.append(-0.5 * (vectors.T * solved).sum(0) - chol.diagonal().log().sum())  # (S5)
+        means.append((prior @ a.T @ solved).T)  # C_j Aᵀ K_j⁻¹ y, (batch, N)
+    log_prior = torch.tensor(mixture.weights, dtype=torch.float64).clamp_min(torch.finfo(torch.float64).tiny).log()
+    posterior = torch.softmax(torch.stack(log_evidence, 1) + log_prior, dim=1)  # p(j | y)
+    mean = torch.einsum("bj,jbn->bn", posterior, torch.stack(means))
+    return mean.reshape(len(y), 1, *grid), posterior
