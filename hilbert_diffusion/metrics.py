@@ -36,6 +36,7 @@ __all__ = [
     "empirical_mode_variances",
     "gaussian_w2",
     "psnr",
+    "posterior_mean_psnr",
     "ssim",
     "relative_l2",
 ]
@@ -397,6 +398,28 @@ def psnr(x: Tensor, ref: Tensor, *, data_range: float) -> Tensor:
         raise ValueError(f"data_range must be positive (max - min of the data), got {data_range}.")
     mse = (x.to(torch.float64) - ref.to(torch.float64)).pow(2).flatten(1).mean(1)
     return 10 * torch.log10(data_range**2 / mse)
+
+
+def posterior_mean_psnr(draws: Tensor, ref: Tensor, *, data_range: float) -> Tensor:
+    """The PSNR of the posterior mean that ``K ≥ 2`` draws ``(num, K, channels, H, W)`` of a sampler estimate, freed of
+    their finite number, per field ``(num,)``. For draws of mean ``m`` and covariance ``Σ`` their average ``x̄`` has
+    ``E‖x̄ − x‖² = ‖m − x‖² + tr Σ / K``, and the draws' unbiased sample variance ``S`` estimates ``tr Σ``, so::
+
+        MSE(m) ≈ mean((x̄ − x)²) − mean(S) / K                                                              (M1)
+
+    is unbiased for the mean's own MSE: what infinitely many draws of the same sampler would score. (An estimate at or
+    below 0, possible only when the draws' spread dwarfs their error, gives ``inf``.)"""
+    if draws.dim() != ref.dim() + 1 or draws.shape[0] != ref.shape[0] or draws.shape[2:] != ref.shape[1:]:
+        raise ValueError(f"draws must be (num, K, channels, H, W) for references {tuple(ref.shape)}, got "
+                         f"{tuple(draws.shape)}.")
+    if draws.shape[1] < 2:
+        raise ValueError(f"the spread of the draws needs K ≥ 2 of them per field, got {draws.shape[1]}.")
+    draws = draws.to(torch.float64)
+    mean = draws.mean(1)
+    _check_images(mean, ref)
+    spread = draws.var(1).flatten(1).mean(1) / draws.shape[1]  # mean(S) / K
+    mse = (mean - ref.to(torch.float64)).pow(2).flatten(1).mean(1) - spread  # (M1)
+    return 10 * torch.log10(data_range**2 / mse.clamp_min(0))
 
 
 _SSIM_SIGMA, _SSIM_RADIUS, _SSIM_K1, _SSIM_K2 = 1.5, 5, 0.01, 0.03  # Wang et al. 2004; radius = int(3.5σ + ½)

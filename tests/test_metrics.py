@@ -323,6 +323,25 @@ def test_psnr_and_ssim_match_skimage():
     assert torch.isinf(psnr(ref, ref, data_range=data_range)).all()
 
 
+def test_posterior_mean_psnr_removes_the_finite_number_of_draws():
+    """K = 8 draws ``m + ε`` (ε white, std 0.1) of a posterior whose mean ``m`` misses the truth by white noise of std
+    0.05: their average scores 1.8 dB below ``m`` (``10 log10(1 + 0.1² / 8 / 0.05²)``); (M1) recovers ``m``'s PSNR to
+    0.15 dB (its standard error is about 0.05 dB on 128² pixels)."""
+    from hilbert_diffusion.metrics import posterior_mean_psnr
+
+    g = torch.Generator().manual_seed(3)
+    truth = torch.rand(5, 1, 128, 128, generator=g, dtype=F64)
+    m = truth + 0.05 * torch.randn(truth.shape, generator=g, dtype=F64)
+    draws = m[:, None] + 0.1 * torch.randn(5, 8, 1, 128, 128, generator=g, dtype=F64)
+    exact = psnr(m, truth, data_range=1.0)
+    assert (psnr(draws.mean(1), truth, data_range=1.0) < exact - 1.5).all()
+    assert torch.allclose(posterior_mean_psnr(draws, truth, data_range=1.0), exact, atol=0.15, rtol=0)
+    with pytest.raises(ValueError, match="K ≥ 2"):
+        posterior_mean_psnr(draws[:, :1], truth, data_range=1.0)
+    with pytest.raises(ValueError, match="num, K, channels"):
+        posterior_mean_psnr(draws[0], truth, data_range=1.0)
+
+
 def test_image_metrics_bad_input():
     x = torch.zeros(1, 1, 8, 8)
     with pytest.raises(ValueError, match="11"):
