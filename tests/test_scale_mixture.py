@@ -266,3 +266,20 @@ def test_on_its_own_data_the_mixture_posterior_mean_restores_better_than_the_gau
     errors = [(mixture_posterior_mean(covariance, prior, operator, y, (N, N))[0] - truth).square().mean()
               for prior in (mixture, ScaleMixture((1.0,), (1.0,)))]
     assert errors[0] < 0.9 * errors[1]
+
+
+def test_from_coarse_modes_the_mixture_posterior_mean_is_zero_padding() -> None:
+    """Observing a field's coarse modes exactly leaves each class's fine modes at their prior mean, 0, whatever the
+    class: the exact posterior mean of any scale mixture (bands included) is the band-limited interpolant."""
+    from hilbert_diffusion.models.scale_mixture import mixture_posterior_mean
+    from hilbert_diffusion.restoration import SpectralDownsample
+    from hilbert_diffusion.restoration.classical import zero_padding
+
+    basis = NeumannBasis(2)
+    x, _ = _mixture_data(basis, num=200)
+    covariance = ChannelCovariance.estimate(x, basis)
+    operator = SpectralDownsample(basis=basis, resolution=N // 2)
+    y = operator.observe(x[:4])
+    for mixture in (ScaleMixture.fit(x, covariance, basis, bins=4), ScaleMixture.fit(x, covariance, basis, bins=4, bands=3)):
+        mean, _ = mixture_posterior_mean(covariance, mixture, operator, y, (N, N))
+        assert torch.allclose(mean, zero_padding(y, N, basis).double(), atol=1e-7 * float(x.abs().max()))
