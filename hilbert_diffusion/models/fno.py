@@ -48,7 +48,7 @@ import contextlib
 import functools
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -59,7 +59,7 @@ from ..noise import Spectrum
 from ..sde import DiagonalSDE
 from .embedding import FiLM, TimeEmbedding
 from .lean_fno import run_lean, run_reference, supports
-from .scale_mixture import ScaleMixture, band_dof, band_index, mixture_gain, octave_edges, whitened_energy
+from .amplitude_skip import AmplitudeSkip
 
 __all__ = ["EmpiricalSpectrum", "ScoreFNOConfig", "ScoreFNO", "PreconditionedScoreOperator", "clean_state_dict",
            "on_even_grid"]
@@ -237,7 +237,7 @@ def _time_vector(t: float | Tensor, batch: int) -> Tensor:
     return t
 
 
-class PreconditionedScoreOperator(nn.Module, ABC):
+class PreconditionedScoreOperator(AmplitudeSkip, ABC):
     """The preconditioned denoiser (P1) around a backbone ``F``; subclasses build ``F``.
 
     Args:
@@ -270,12 +270,7 @@ class PreconditionedScoreOperator(nn.Module, ABC):
         skip and the spectral transforms stay in full precision (:func:`hilbert_diffusion.execution.accelerate`)."""
         self.compiled = False
         """Run the backbone through ``torch.compile`` (:func:`hilbert_diffusion.execution.accelerate`)."""
-        classes, bands = config.amplitude_classes, config.amplitude_bands
-        self._band_cache: dict[tuple[Grid, torch.device], Tensor] = {}
-        if classes:  # the scale mixture of the skip; fitted to the training fields by fit_amplitudes
-            self.register_buffer("amplitude_scales", torch.ones(classes, bands, dtype=torch.float64))
-            self.register_buffer("amplitude_weights", torch.full((classes,), 1.0 / classes, dtype=torch.float64))
-            self.register_buffer("amplitude_edges", torch.zeros(bands - 1, dtype=torch.float64))
+        self._init_amplitudes(config.amplitude_classes, config.amplitude_bands)
 
     @property
     def basis(self) -> SpectralBasis:
@@ -325,59 +320,11 @@ class PreconditionedScoreOperator(nn.Module, ABC):
         *_, wiener_error = self.preconditioning(t, grid, batch=t.shape[0])
         return wiener_error.clamp_min(torch.finfo(torch.float64).tiny).reciprocal()
 
-    @property
-    def amplitude_mixture(self) -> ScaleMixture | None:
-        """The skip's scale mixture (``None``: the per-mode Wiener skip)."""
-        if not self.config.amplitude_classes:
-            return None
-        weights = self.amplitude_weights.double().cpu()
-        table = self.amplitude_scales.double().cpu()
-        scales = tuple(map(tuple, table.tolist())) if table.shape[1] > 1 else tuple(table[:, 0].tolist())
-        return ScaleMixture(scales, tuple((weights / weights.sum()).tolist()), tuple(self.amplitude_edges.tolist()))
-
-    @torch.no_grad()
-    def fit_amplitudes(self, chunks: Iterable[Tensor]) -> ScaleMixture:
-        """Fit the skip's amplitude classes to normalised training fields (given in chunks ``(n, channels,
-        *grid)``): their whitened energies under the data spectrum, per octave band (``amplitude_bands``), as in
-        :meth:`.scale_mixture.ScaleMixture.fit`. Returns the mixture."""
-        if not self.config.amplitude_classes:
-            raise ValueError("fit_amplitudes needs a model built with amplitude_classes > 0.")
-        energies, dof, edges = [], None, ()
-        for chunk in chunks:
-            grid = self.basis.check_field(chunk, "training fields")
-            edges = octave_edges(self.basis, grid, self.config.amplitude_bands)
-            bands, m = band_index(self.basis, grid, edges), self.basis.multiplicity(grid)
-            coefficients = self.basis.forward(chunk.to("cpu", torch.float64))
-            energies.append(whitened_energy(coefficients, self._data_variance(grid, torch.device("cpu")), m, bands=bands))
-            dof = band_dof(m, bands, chunk.shape[1])
-        mixture = ScaleMixture.from_energies(torch.cat(energies), bins=self.config.amplitude_classes, dof=dof,
-                                             edges=edges)
-        table = mixture.table()  # fewer fields than classes: the rest keep weight 0
-        self.amplitude_scales.fill_(1.0)[: len(table)] = table
-        self.amplitude_weights.zero_()[: len(table)] = torch.tensor(mixture.weights, dtype=torch.float64)
-        self.amplitude_edges.copy_(torch.tensor(edges, dtype=torch.float64))
-        self._band_cache.clear()
-        return mixture
-
-    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args, **kwargs) -> None:
-        scales = state_dict.get(prefix + "amplitude_scales")
-        if scales is not None and scales.dim() == 1:  # saved before amplitude bands: one band, no edges
-            state_dict[prefix + "amplitude_scales"] = scales[:, None]
-            state_dict.setdefault(prefix + "amplitude_edges", scales.new_zeros(0))
-        self._band_cache.clear()
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-
     def _skip(self, x: Tensor, t: Tensor, gain: Tensor, grid: Grid) -> Tensor:
         """``S_t x_t``: the per-mode Wiener gain (P3), or the scale mixture's exact denoiser (S1–S3)."""
         coefficients = self.basis.forward(x)
-        if self.config.amplitude_classes:  # the buffers as they are: no ScaleMixture, no host round trip per call
-            a, v = (f(t, grid).to(x.device) for f in (self.sde.mean_factor, self.sde.variance))
-            c = self._data_variance(grid, x.device)
-            if (grid, x.device) not in self._band_cache:
-                bands = band_index(self.basis, grid, self.amplitude_edges.cpu())
-                self._band_cache[grid, x.device] = bands.to(x.device)
-            gain = mixture_gain(coefficients, c, a, v, self.basis.multiplicity(grid).to(x.device),
-                                self.amplitude_scales, self.amplitude_weights, bands=self._band_cache[grid, x.device])
+        if self.config.amplitude_classes:
+            gain = self._amplitude_gain(coefficients, t, grid)
         return self.basis.inverse(gain.to(x.device, x.dtype) * coefficients, grid)
 
     # -- forward ----------------------------------------------------------------------------------

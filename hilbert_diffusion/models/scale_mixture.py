@@ -185,6 +185,8 @@ def mixture_gain(coefficients: Tensor, variances: Tensor, a: Tensor, v: Tensor, 
     tiny = torch.finfo(torch.float64).tiny
     power, m = coefficients.abs().square(), multiplicity.to(torch.float64)
     table = scales.to(power.device, torch.float64).reshape(len(scales), -1)
+    if bands is None and table.shape[1] > 1:
+        raise ValueError(f"scales for {table.shape[1]} bands need each mode's band (bands=band_index(...)).")
     log_like, gains = [], []
     one = table.new_ones(1)
     for s in table:
