@@ -22,6 +22,8 @@ split: other shapes; the 20 held-out faces and their mirror images):
   posterior mean (``draws`` draws: DDNM for the spectral tasks, covariance guidance for the others, each with
   ``restoration_steps`` steps; images only, not vorticity) against bicubic and zero-padding upsampling, biharmonic and TV inpainting
   (:mod:`hilbert_diffusion.restoration.classical`). Target: the posterior mean beats every baseline on every task.
+  The PSNR is also given for infinitely many draws (eq. M1) and, for the untrained priors, for the exact posterior
+  mean (:mod:`benchmarks.image_restoration`).
 
 The issue allows ≤ 30 CPU-minutes per data set; the committed run uses ``--cpu-minutes`` per *model* (see the
 JSON's config), far less. A longer run on a GPU::
@@ -52,16 +54,16 @@ from torch import Tensor
 if __package__ in (None, ""):  # run as a file (python benchmarks/images.py): make the package importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.image_restoration import gap_text, restoration
 from hilbert_diffusion.bases import NeumannBasis, PeriodicBasis, SpectralBasis
 from hilbert_diffusion.checkpoint import load
 from hilbert_diffusion.datasets import darcy, digits, faces, navier_stokes, photo_patches, shapes
 from hilbert_diffusion.losses import LogUniformTime
-from hilbert_diffusion.metrics import posterior_mean_psnr, psnr, ssim
 from hilbert_diffusion.models.cross_spectrum import ChannelCovariance, ChannelGaussianDenoiser
 from hilbert_diffusion.models.fno import ScoreFNOConfig
 from hilbert_diffusion.models.local_fno import ScoreLocalConfig
 from hilbert_diffusion.models.multiscale import ScoreMultiScaleConfig
-from hilbert_diffusion.models.scale_mixture import ScaleMixture, ScaleMixtureDenoiser, mixture_posterior_mean
+from hilbert_diffusion.models.scale_mixture import ScaleMixture, ScaleMixtureDenoiser
 from hilbert_diffusion.models.uno import ScoreUNOConfig
 from hilbert_diffusion.normalization import Normalization
 from hilbert_diffusion.nongaussian import (
@@ -71,8 +73,6 @@ from hilbert_diffusion.nongaussian import (
     marginal_distance,
     spectrum_distance,
 )
-from hilbert_diffusion.restoration import BlockAverage, SpectralDownsample, box_mask, covariance_guidance, ddnm, random_mask
-from hilbert_diffusion.restoration.classical import biharmonic, bicubic, total_variation, zero_padding
 from hilbert_diffusion.restoration.darcy import HIGH, LOW
 from hilbert_diffusion.sampling import exponential_multistep
 from hilbert_diffusion.sde import default_sde
@@ -275,71 +275,6 @@ def untrained_run(data: Tensor, plan: Plan, basis: SpectralBasis, fit: GaussianF
     return TrainedRun(model=model, sde=sde, normalization=normalization, step=0)
 
 
-# --------------------------------------------------------------------------------------------- restoration
-def tasks(n: int, basis: SpectralBasis) -> dict:
-    """Operator and classical baselines of each restoration task on the ``n²`` grid."""
-    return {"SR×2 block": (BlockAverage(basis=basis, resolution=n // 2), ("bicubic", "zero-pad")),
-            "SR×4 block": (BlockAverage(basis=basis, resolution=n // 4), ("bicubic", "zero-pad")),
-            "SR×2 spectral": (SpectralDownsample(basis=basis, resolution=n // 2), ("bicubic", "zero-pad")),
-            "SR×4 spectral": (SpectralDownsample(basis=basis, resolution=n // 4), ("bicubic", "zero-pad")),
-            "box 25%": (box_mask(basis, n, low=0.25, high=0.75), ("biharmonic", "TV")),
-            "random 70%": (random_mask(basis, n, observed_fraction=0.3, generator=torch.Generator().manual_seed(5)),
-                           ("biharmonic", "TV"))}
-
-
-def baseline(name: str, operator, y: Tensor, truth: Tensor, basis: SpectralBasis) -> Tensor:
-    n = truth.shape[-1]
-    if name == "bicubic":
-        return bicubic(y, n)
-    if name == "zero-pad":
-        return zero_padding(y, n, basis)
-    observed = operator.observed
-    shown = truth * observed  # the baselines see the observed pixels only
-    return biharmonic(shown, observed) if name == "biharmonic" else total_variation(shown, observed)
-
-
-def exact_posterior_mean(run: TrainedRun, operator, y: Tensor, grid: tuple[int, ...]) -> Tensor | None:
-    """The exact posterior mean (S5 of :mod:`~hilbert_diffusion.models.scale_mixture`) of an untrained run's prior,
-    the Gaussian fit (one class) or its scale mixture, in data units: the Bayes limit of that prior with no sampler
-    and no draws; ``None`` for a network."""
-    model = run.model
-    if isinstance(model, ScaleMixtureDenoiser):
-        mixture = model.mixture
-    elif isinstance(model, ChannelGaussianDenoiser):
-        mixture = ScaleMixture((1.0,), (1.0,))
-    else:
-        return None
-    moments = run.normalization.mean, run.normalization.std
-    mean, std = (torch.tensor(v, dtype=torch.float64).reshape(1, -1, *[1] * len(grid)) for v in moments)
-    encoded = operator.encode(y.to(torch.float64), mean, std, grid)
-    posterior = mixture_posterior_mean(model.data_spectrum, mixture, operator.normalised(*moments), encoded, grid)[0]
-    return run.normalization.decode(posterior)
-
-
-def restoration(run, truth: Tensor, plan: Plan, basis: SpectralBasis, *, device: str) -> dict:
-    """PSNR / SSIM (data range 1) of the posterior mean (``draws`` draws averaged; for an untrained prior also the
-    exact one, :func:`exact_posterior_mean`) and of each baseline, per task, mean over the images."""
-    rows, n = {}, truth.shape[-1]
-    for label, (operator, baselines) in tasks(n, basis).items():
-        y = operator.observe(truth.to(torch.float64)).float()
-        method = ddnm if operator.diagonal else covariance_guidance
-        draws = run.restore(operator, y, resolution=n, num=plan.draws, method=method, steps=plan.restoration_steps,
-                            generator=torch.Generator().manual_seed(11), device=device).cpu().float()
-        draws = draws.reshape(len(truth), plan.draws, *truth.shape[1:])
-        mean = draws.mean(1)
-        exact = exact_posterior_mean(run, operator, y, tuple(truth.shape[2:]))
-        estimates = ({"posterior mean": mean} | ({} if exact is None else {"exact posterior mean": exact.float()})
-                     | {b: baseline(b, operator, y, truth, basis) for b in baselines})
-        rows[label] = {k: {"psnr": float(psnr(v, truth, data_range=1.0).mean()),
-                           "ssim": float(ssim(v, truth, data_range=1.0).mean())} for k, v in estimates.items()}
-        rows[label]["posterior mean"]["psnr_infinite_draws"] = float(  # (M1): what the mean of all draws would score
-            posterior_mean_psnr(draws, truth, data_range=1.0).mean())
-        best = max(rows[label][b]["psnr"] for b in baselines)
-        rows[label]["beats_every_baseline"] = rows[label]["posterior mean"]["psnr"] > best and all(
-            rows[label]["posterior mean"]["ssim"] > rows[label][b]["ssim"] for b in baselines)
-    return rows
-
-
 # --------------------------------------------------------------------------------------------- one data set
 def run_dataset(name: str, plan: Plan, *, runs: Path | None, device: str) -> dict:
     spec = DATASETS[name]
@@ -363,7 +298,8 @@ def run_dataset(name: str, plan: Plan, *, runs: Path | None, device: str) -> dic
             row[f"{n}"] = statistics(samples, reference[n], basis, epochs=plan.c2st_epochs)
             if n == n0:  # two pictures for the figure, rounded: the JSON stays small
                 row[f"{n}"]["first"] = samples[:2, 0].double().round(decimals=3).tolist()
-        row["restoration"] = (restoration(run, reference[n0][: plan.test_images], plan, basis, device=device)
+        row["restoration"] = (restoration(run, reference[n0][: plan.test_images], basis, draws=plan.draws,
+                                          steps=plan.restoration_steps, device=device)
                               if spec.images else {})
         out["architectures"][arch] = row
         print(f"  {json.dumps({k: row[str(n0)][k] for k in ('kurtosis', 'data_kurtosis', 'c2st')})}", flush=True)
@@ -386,21 +322,6 @@ def verdicts(results: dict) -> dict:
                 "restoration_beats_baselines": {t: r["beats_every_baseline"] for t, r in row["restoration"].items()}
                 or None}
     return out
-
-
-def psnr_gap(task: dict, estimate: str = "posterior mean", key: str = "psnr") -> float:
-    """PSNR (``key``) of ``estimate`` (the posterior mean of the draws, or the exact one) minus the best baseline's
-    (dB) in a task's row of :func:`restoration`."""
-    baselines = [v["psnr"] for k, v in task.items() if isinstance(v, dict) and not k.endswith("posterior mean")]
-    return task[estimate][key] - max(baselines)
-
-
-def gap_text(task: dict) -> str:
-    """The gaps of the draws' mean, of infinitely many draws' (M1) and of the exact posterior mean, where measured."""
-    gaps = [psnr_gap(task)] + [psnr_gap(task, estimate, key) for estimate, key in
-                               (("posterior mean", "psnr_infinite_draws"), ("exact posterior mean", "psnr"))
-                               if key in task.get(estimate, {})]
-    return "/".join(f"{g:+.1f}" for g in gaps)
 
 
 def table(results: dict) -> str:
