@@ -14,6 +14,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -141,8 +142,9 @@ def test_darcy_error_rate_is_their_thresholded_pixel_fraction() -> None:
 
 def test_image_benchmark_fields_and_its_kept_runs(tmp_path: Path, monkeypatch) -> None:
     """The physical data sets of ``images.py`` are what they say (Darcy's coefficient two-valued in {0, 1}, held out
-    from another seed); the denoising gain of a model over itself is exactly 1 (both see the same noise); and a run
-    kept with ``--runs`` is loaded, not retrained, when scored again."""
+    from another seed); the denoising gain of a model over itself is exactly 1 (both see the same noise); the Gaussian
+    fit's exact posterior mean from coarse modes scores zero-padding's PSNR; and a run kept with ``--runs`` is loaded,
+    not retrained, when scored again."""
     from benchmarks import images
 
     train, test = (images.DATASETS["darcy"].load(8, split, 6) for split in ("train", "test"))
@@ -153,9 +155,15 @@ def test_image_benchmark_fields_and_its_kept_runs(tmp_path: Path, monkeypatch) -
     assert images.gains(control, control, test) == [1.0] * len(images.GAIN_TIMES)
 
     monkeypatch.setattr(images, "RESULTS", tmp_path)
-    argv = ["--quick", "--datasets", "darcy", "--architectures", "fno", "--runs", str(tmp_path / "runs"), "--tag", "t"]
+    argv = ["--quick", "--datasets", "darcy", "--architectures", "gaussian,fno", "--runs", str(tmp_path / "runs"),
+            "--train-images", "12", "--tag", "t"]
     assert images.main(argv) == 0
-    first = json.loads((tmp_path / "images_quick_t.json").read_text())["results"]["darcy"]["architectures"]["fno"]
+    result = json.loads((tmp_path / "images_quick_t.json").read_text())["results"]["darcy"]
+    assert result["train_images"] == 12
+    first, fit = result["architectures"]["fno"], result["architectures"]["gaussian"]["restoration"]
+    for task in ("SR×2 spectral", "SR×4 spectral"):  # the Gaussian's exact posterior mean from coarse modes: zero-padding
+        assert fit[task]["exact posterior mean"]["psnr"] == pytest.approx(fit[task]["zero-pad"]["psnr"], abs=1e-3)
+    assert all("psnr_infinite_draws" in row["posterior mean"] for row in first["restoration"].values())
     assert images.main([*argv, "--draws", "3"]) == 0
     again = json.loads((tmp_path / "images_quick_t.json").read_text())["results"]["darcy"]["architectures"]["fno"]
     assert again["curve"] == first["curve"] and again["train"] == first["train"]
