@@ -35,8 +35,9 @@ them): a flat field and a busy one are each filtered with their own amplitude's 
 anything. With ``amplitude_bands = B > 1`` each class has one amplitude per octave band of modes, so a smooth field
 and a rough one are told apart too. The constant modes are never scaled. ``c_in``, ``c_out`` and the loss weight stay
 those of the single Gaussian (P5, P6, P8). Measured on photograph patches (``benchmarks/images.py``, README): the
-untrained mixture restores them far better than the single Gaussian; trained as the skip it has not yet beaten the
-untrained mixture, so the default stays the Wiener skip.
+untrained mixture's draws restore them far better than the single Gaussian's (its posterior is narrower on flat
+patches); a network trained on the 4-band skip for 30 CPU-minutes ties the untrained mixture, so the default stays the
+Wiener skip.
 
 Scalars (P5–P7) are means over the domain (``|Ω|`` is its volume), so they converge as the grid is
 refined (all spectra are trace class); ``S_t`` acts per mode at whatever grid the input has.
