@@ -23,7 +23,7 @@ split: other shapes; the 20 held-out faces and their mirror images):
   ``restoration_steps`` steps; images only, not vorticity) against bicubic and zero-padding upsampling, biharmonic and TV inpainting
   (:mod:`hilbert_diffusion.restoration.classical`). Target: the posterior mean beats every baseline on every task.
   The PSNR is also given for infinitely many draws (eq. M1) and, for the untrained priors, for the exact posterior
-  mean (:mod:`benchmarks.image_restoration`).
+  mean (:mod:`benchmarks._image_restoration`).
 
 The issue allows ≤ 30 CPU-minutes per data set; the committed run uses ``--cpu-minutes`` per *model* (see the
 JSON's config), far less. A longer run on a GPU::
@@ -54,7 +54,7 @@ from torch import Tensor
 if __package__ in (None, ""):  # run as a file (python benchmarks/images.py): make the package importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.image_restoration import gap_text, restoration
+from benchmarks._image_restoration import gap_text, restoration
 from hilbert_diffusion.bases import NeumannBasis, PeriodicBasis, SpectralBasis
 from hilbert_diffusion.checkpoint import load
 from hilbert_diffusion.datasets import darcy, digits, faces, navier_stokes, photo_patches, shapes

@@ -1,7 +1,8 @@
-"""Zero-shot restoration of held-out images for :mod:`benchmarks.images` (issue 15): the six tasks, their classical
-baselines (:mod:`hilbert_diffusion.restoration.classical`), and the posterior mean scored three ways — the mean of the
-draws, the infinite-draw estimate (:func:`~hilbert_diffusion.metrics.posterior_mean_psnr`, eq. M1) and, for the
-untrained priors, the exact posterior mean (:func:`~hilbert_diffusion.models.scale_mixture.mixture_posterior_mean`)."""
+"""Zero-shot restoration of held-out images, a helper of :mod:`benchmarks.images` (issue 15): the six tasks, their
+classical baselines (:mod:`hilbert_diffusion.restoration.classical`), and the posterior mean scored three ways — the
+mean of the draws, the infinite-draw estimate (:func:`~hilbert_diffusion.metrics.posterior_mean_psnr`, eq. M1) and,
+for the untrained priors, the exact posterior mean
+(:func:`~hilbert_diffusion.models.scale_mixture.mixture_posterior_mean`)."""
 
 from __future__ import annotations
 
