@@ -47,6 +47,7 @@ from ..bases import Grid, SpectralBasis
 from ..restoration.operators import ObservationOperator
 from ..restoration.vectors import _to_vector, observation_matrix
 from ..sde import DiagonalSDE
+from .gaussian import _grid_covariance_columns
 
 if TYPE_CHECKING:  # cross_spectrum imports fno, whose skip imports this module
     from .cross_spectrum import ChannelCovariance
@@ -250,14 +251,12 @@ def mixture_posterior_mean(covariance: ChannelCovariance, mixture: ScaleMixture,
                          f"restore each channel of an uncoupled prior on its own.")
     n = math.prod(grid)
     a = observation_matrix(operator, grid)
-    weights = basis.weights(grid).reshape(n, 1)
     bands = band_index(basis, grid, mixture.edges)
     variance = covariance.matrix(basis, grid)[0, 0]
     scales = torch.cat([mixture.table(), torch.ones(len(mixture.scales), 1, dtype=torch.float64)], 1)[:, bands]
-    # grid covariance of class j: C_j δ_i = apply_diagonal(δ_i / w_i, s_j² c)
-    identity = torch.eye(n, dtype=torch.float64).reshape(n, 1, *grid) / weights.reshape(n, 1, *[1] * len(grid))
-    priors = [basis.apply_diagonal(identity, s**2 * variance).reshape(n, n) for s in scales]
-    floor = jitter * float((a @ basis.apply_diagonal(identity, variance).reshape(n, n) @ a.T).diagonal().mean())
+    identity = torch.eye(n, dtype=torch.float64).reshape(n, *grid)
+    priors = [_grid_covariance_columns(basis, identity, s**2 * variance).reshape(n, n) for s in scales]
+    floor = jitter * float((a @ _grid_covariance_columns(basis, identity, variance).reshape(n, n) @ a.T).diagonal().mean())
     vectors = _to_vector(operator, y.to(torch.float64), grid).reshape(len(y), -1)  # (batch, n_obs)
     log_evidence, means = [], []
     for prior in priors:
