@@ -47,13 +47,14 @@ from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import Tensor
+from torch.nn.functional import interpolate
 
 if __package__ in (None, ""):  # run as a file (python benchmarks/images.py): make the package importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks._image_figures import figure
 from benchmarks._image_restoration import gap_text, restoration
 from hilbert_diffusion.bases import NeumannBasis, PeriodicBasis, SpectralBasis
 from hilbert_diffusion.checkpoint import load
@@ -74,9 +75,9 @@ from hilbert_diffusion.nongaussian import (
     spectrum_distance,
 )
 from hilbert_diffusion.restoration.darcy import HIGH, LOW
-from hilbert_diffusion.sampling import exponential_multistep
+from hilbert_diffusion.engine import Sampler
+from hilbert_diffusion.sampling import exponential_ancestral, exponential_multistep, predictor_corrector
 from hilbert_diffusion.sde import default_sde
-from hilbert_diffusion.times import default_times
 from hilbert_diffusion.trained import TrainedRun
 from hilbert_diffusion.training import TrainConfig, train
 
@@ -169,6 +170,10 @@ class Plan:
     resolution_scale: float = 1.0  # quick runs shrink the grids
     kappa_nyquist: float = 0.0  # the forward process: κ λ_max at the training grid (0: DDO's coloured noise)
     train_images: int = 0  # fields to train on (0: each data set's own number; quick runs take 256)
+    sampler: Sampler = exponential_multistep  # every unconditional draw: sampler_steps steps on the sampler's own grid
+
+    def sampler_text(self) -> str:
+        return f"{self.sampler.name}, {self.sampler_steps} steps on its own grid"
 
 
 def _models(width: int, modes: int, layers: int) -> dict:
@@ -220,10 +225,10 @@ def gains(run: TrainedRun, control: TrainedRun, data: Tensor) -> list[float]:
     return [round(g, 4) for g in denoising_gain(run, control, data, times=GAIN_TIMES)]
 
 
-def draw(run, num: int, resolution: int, steps: int, seed: int) -> Tensor:
+def draw(run, num: int, resolution: int, plan: Plan, seed: int) -> Tensor:
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        return run.sample(num, resolution, sampler=exponential_multistep, times=default_times(steps),
+        return run.sample(num, resolution, sampler=plan.sampler, times=plan.sampler.times(plan.sampler_steps),
                           generator=generator).float()
 
 
@@ -251,7 +256,7 @@ def train_with_curve(data: Tensor, model, plan: Plan, reference: Tensor, control
             spent += clock() - start
             per_step = spent / target
             steps = target
-            samples = draw(run, plan.curve_samples, data.shape[-1], plan.sampler_steps, seed=segment).cpu()
+            samples = draw(run, plan.curve_samples, data.shape[-1], plan, seed=segment).cpu()
             curve.append({"steps": steps, "cpu_minutes": round(spent / 60, 3),
                           "kurtosis": float(difference_kurtosis(samples)[0]),
                           "marginal_distance": float(marginal_distance(samples, reference)[0]),
@@ -259,7 +264,8 @@ def train_with_curve(data: Tensor, model, plan: Plan, reference: Tensor, control
                           "denoising_gain": gains(run, control, reference)})
             print(f"    step {steps}: {spent:.0f} s, kurtosis {curve[-1]['kurtosis']:.2f}, "
                   f"denoising error / Gaussian fit's {curve[-1]['denoising_gain']}", flush=True)
-    timing = {"steps": steps, "seconds": round(spent, 1), "parameters": sum(p.numel() for p in run.model.parameters())}
+    timing = {"steps": steps, "seconds": round(spent, 1), "parameters": sum(p.numel() for p in run.model.parameters()),
+              "curve_sampler": plan.sampler_text()}
     if record is not None:
         record.write_text(json.dumps({"curve": curve, "timing": timing}))
     return run, curve, timing
@@ -285,7 +291,9 @@ def run_dataset(name: str, plan: Plan, *, runs: Path | None, device: str) -> dic
     control = untrained_run(data, plan, basis, GaussianFit())
     reference = {n: spec.load(n, "test", num) for n, num in zip((n0, 2 * n0), plan.samples)}
     out = {"resolution": n0, "train_images": len(data), "held_out": {str(n): len(r) for n, r in reference.items()},
-           "images": spec.images, "interpolated_2x": spec.interpolated_2x, "architectures": {}}
+           "images": spec.images, "interpolated_2x": spec.interpolated_2x, "architectures": {},
+           # what the training grid carries to 2x: the held-out fields there, upsampled bicubically
+           "upsampled_2x_kurtosis": float(difference_kurtosis(interpolate(reference[n0], scale_factor=2, mode="bicubic"))[0])}
     for arch, model in plan.architectures.items():
         print(f"{name} · {arch}", flush=True)
         if isinstance(model, (GaussianFit, ScaleMixtureFit)):
@@ -296,7 +304,7 @@ def run_dataset(name: str, plan: Plan, *, runs: Path | None, device: str) -> dic
             run, curve, timing = train_with_curve(data, model, plan, reference[n0], control, out=folder, device=device)
         row = {"train": timing, "curve": curve, "denoising_gain": gains(run, control, reference[n0])}
         for n, num in zip((n0, 2 * n0), plan.samples):
-            samples = draw(run, num, n, plan.sampler_steps, seed=100).cpu()
+            samples = draw(run, num, n, plan, seed=100).cpu()
             row[f"{n}"] = statistics(samples, reference[n], basis, epochs=plan.c2st_epochs)
             if n == n0:  # two pictures for the figure, rounded: the JSON stays small
                 row[f"{n}"]["first"] = samples[:2, 0].double().round(decimals=3).tolist()
@@ -340,73 +348,11 @@ def table(results: dict) -> str:
                          f"{a['kurtosis']:6.2f} {a['data_kurtosis']:6.2f} {a['marginal_distance']:5.2f} {a['c2st']:5.2f} "
                          f"{a['spectrum_error']:5.2f} | {b['kurtosis']:6.2f} {b['data_kurtosis']:6.2f} "
                          f"{b['marginal_distance']:5.2f} {b['c2st']:5.2f} | {gaps}")
+    lines += [f"{name}: the held-out {r['resolution']}² fields, upsampled bicubically to 2×, have kurtosis "
+              f"{r['upsampled_2x_kurtosis']:.2f}" for name, r in results.items() if "upsampled_2x_kurtosis" in r]
     if any(r.get("interpolated_2x") for r in results.values()):
         lines.append("* held out at 2×: coarser images resized (there are no data at that grid)")
     return "\n".join(lines)
-
-
-def _curve_panel(ax, name: str, result: dict) -> None:
-    """Kurtosis of differences against CPU minutes per architecture; the held-out value dashed, an untrained
-    control's dotted."""
-    n0 = str(result["resolution"])
-    for k, (arch, row) in enumerate(result["architectures"].items()):
-        if row["curve"]:
-            ax.plot([c["cpu_minutes"] for c in row["curve"]], [c["kurtosis"] for c in row["curve"]], "o-",
-                    color=f"C{k}", label=arch)
-        else:  # untrained (the Gaussian fit, its scale mixture): its samples' value
-            ax.axhline(row[n0]["kurtosis"], color=f"C{k}", ls=":", lw=1.2, label=f"{arch} (untrained)")
-    data_kurtosis = next(iter(result["architectures"].values()))[n0]["data_kurtosis"]
-    ax.axhline(data_kurtosis, color="k", ls="--", lw=0.8, label="held-out")
-    ax.set_xlabel("CPU minutes", fontsize=8)
-    ax.set_ylabel("kurtosis of differences", fontsize=8)
-    ax.set_title(f"{name}: learning curve", fontsize=8)
-    ax.legend(fontsize=6)
-
-
-def _gain_panel(ax, name: str, result: dict) -> None:
-    """Held-out denoising error over the Gaussian fit's against t, at each learning-curve point (darker: later), and
-    of the untrained scale mixture (dotted)."""
-    for k, (arch, row) in enumerate(result["architectures"].items()):
-        for j, point in enumerate(row["curve"]):
-            ax.semilogx(GAIN_TIMES[: len(point.get("denoising_gain", []))], point.get("denoising_gain", []), "o-",
-                        color=f"C{k}", alpha=(j + 1) / len(row["curve"]), ms=3,
-                        label=f"{arch}, {point['cpu_minutes']:.1f} min")
-        if not row["curve"] and "denoising_gain" in row:  # an untrained control (the Gaussian fit: 1 at every t)
-            ax.semilogx(GAIN_TIMES, row["denoising_gain"], ":", color=f"C{k}", marker="s", ms=3, label=arch)
-    ax.set_xlabel("t (noise level)", fontsize=8)
-    ax.set_ylabel("denoising error / Gaussian fit's", fontsize=8)
-    ax.set_title(f"{name}: denoising against the fit", fontsize=8)
-    ax.legend(fontsize=5)
-
-
-def figure(results: dict, path: Path) -> None:
-    """Per data set a row: held-out images, the first sample of each architecture (grey, upright, colour bar; fields
-    that are not images in a diverging map over the held-out range), the learning curves (:func:`_curve_panel`) and
-    the denoising gain over the Gaussian fit per noise level (:func:`_gain_panel`)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    columns = 4 + max(len(r["architectures"]) for r in results.values())
-    fig = Figure(figsize=(2.8 * columns, 2.6 * len(results)), layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(len(results), columns, squeeze=False)
-    for row_axes, (name, result) in zip(axes, results.items()):
-        n0 = str(result["resolution"])
-        panels = [(f"{name}: held-out {i + 1}", result["data_first"][i]) for i in range(2)]
-        panels += [(f"{arch} sample", row[n0]["first"][0]) for arch, row in result["architectures"].items()]
-        top = float(torch.tensor(result["data_first"]).abs().max())
-        style = (dict(cmap="gray", vmin=0, vmax=1) if result.get("images", True) else
-                 dict(cmap="RdBu_r", vmin=-top, vmax=top))
-        for ax, (title, image) in zip(row_axes, panels):
-            shown = ax.imshow(np.asarray(image), origin="upper", **style)
-            fig.colorbar(shown, ax=ax, shrink=0.8)
-            ax.set_title(title, fontsize=8)
-            ax.set_axis_off()
-        for ax in row_axes[len(panels):-2]:  # data sets with fewer architectures than the widest row
-            ax.set_axis_off()
-        _curve_panel(row_axes[-2], name, result)
-        _gain_panel(row_axes[-1], name, result)
-    fig.savefig(path, dpi=80)
 
 
 def headline(document: dict) -> dict[str, object]:
@@ -440,6 +386,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-images", type=int, default=0,
                         help="fields to train on (default: each data set's own: 20000 shapes, 1000 of the others; "
                              "faces have 80 and digits 1438 at most)")
+    parser.add_argument("--sampler", choices=("multistep", "ancestral", "pc"), default="multistep",
+                        help="every unconditional draw: the probability-flow ODE by DPM-Solver++(3M) (32 steps, the "
+                        "default), the exact ancestral bridge (64 steps) or Song et al.'s predictor-corrector (96 steps, "
+                        "191 evaluations)")
     parser.add_argument("--tag", help="write images_TAG.json/.png (a run beside the committed one, e.g. a longer budget)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -449,6 +399,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.train_images < 0:
         parser.error(f"--train-images must be positive (or 0 for each data set's own), got {args.train_images}")
     plan = replace(plan, kappa_nyquist=args.kappa_nyquist, draws=args.draws or plan.draws, train_images=args.train_images or plan.train_images)
+    sampler, factor = {"multistep": (exponential_multistep, 1), "ancestral": (exponential_ancestral, 2),
+                       "pc": (predictor_corrector, 3)}[args.sampler]
+    plan = replace(plan, sampler=sampler, sampler_steps=factor * plan.sampler_steps)
     if args.log_time:
         plan = replace(plan, train=replace(plan.train, time_sampler=LogUniformTime(plan.train.time_sampler.t_min)))
     if args.architectures:
@@ -468,7 +421,7 @@ def main(argv: list[str] | None = None) -> int:
                    else "wall time", "train": {"batch_size": plan.train.batch_size, "lr": plan.train.lr,
                                                "ema_decay": plan.train.ema_decay, "segments": plan.segments,
                                                "time_sampler": repr(plan.train.time_sampler)},
-                   "sampler": f"exponential_multistep, default_times({plan.sampler_steps})",
+                   "sampler": plan.sampler_text(),
                    "samples": plan.samples, "c2st_epochs": plan.c2st_epochs,
                    "restoration": {"images": plan.test_images, "draws": plan.draws, "steps": plan.restoration_steps,
                                    "methods": "ddnm (spectral), covariance_guidance (block means, masks)"}}
@@ -479,7 +432,7 @@ def main(argv: list[str] | None = None) -> int:
     stem = ("images_quick" if args.quick else "images") + (f"_{args.tag}" if args.tag else "")
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{stem}.json").write_text(json.dumps(document, indent=1, ensure_ascii=False, default=str))
-    figure(results, RESULTS / f"{stem}.png")
+    figure(results, RESULTS / f"{stem}.png", gain_times=GAIN_TIMES)
     print(f"total {document['config']['total_seconds']:.0f} s; wrote {RESULTS / f'{stem}.json'} and {stem}.png")
     return 0
 

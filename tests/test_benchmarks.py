@@ -145,7 +145,7 @@ def test_image_benchmark_fields_and_its_kept_runs(tmp_path: Path, monkeypatch) -
     """The physical data sets of ``images.py`` are what they say (Darcy's coefficient two-valued in {0, 1}, held out
     from another seed); the denoising gain of a model over itself is exactly 1 (both see the same noise); the Gaussian
     fit's exact posterior mean from coarse modes scores zero-padding's PSNR; and a run kept with ``--runs`` is loaded,
-    not retrained, when scored again."""
+    not retrained, when scored again (here with another sampler, which draws other samples)."""
     from benchmarks import images
 
     train, test = (images.DATASETS["darcy"].load(8, split, 6) for split in ("train", "test"))
@@ -165,7 +165,10 @@ def test_image_benchmark_fields_and_its_kept_runs(tmp_path: Path, monkeypatch) -
     for task in ("SR×2 spectral", "SR×4 spectral"):  # the Gaussian's exact posterior mean from coarse modes: zero-padding
         assert fit[task]["exact posterior mean"]["psnr"] == pytest.approx(fit[task]["zero-pad"]["psnr"], abs=1e-3)
     assert all("psnr_infinite_draws" in row["posterior mean"] for row in first["restoration"].values())
-    assert images.main([*argv, "--draws", "3"]) == 0
-    again = json.loads((tmp_path / "images_quick_t.json").read_text())["results"]["darcy"]["architectures"]["fno"]
+    assert images.main([*argv, "--draws", "3", "--sampler", "pc"]) == 0
+    document = json.loads((tmp_path / "images_quick_t.json").read_text())
+    again, n0 = document["results"]["darcy"]["architectures"]["fno"], str(result["resolution"])
     assert again["curve"] == first["curve"] and again["train"] == first["train"]
+    assert document["config"]["sampler"] == "predictor_corrector, 12 steps on its own grid"
+    assert again[n0]["first"] != first[n0]["first"]
     assert len(first["curve"][-1]["denoising_gain"]) == len(images.GAIN_TIMES)
