@@ -161,6 +161,8 @@ def test_image_benchmark_fields_and_its_kept_runs(tmp_path: Path, monkeypatch) -
     assert images.main(argv) == 0
     result = json.loads((tmp_path / "images_quick_t.json").read_text())["results"]["darcy"]
     assert result["train_images"] == 12
+    assert 0.0 <= result["upsampled_2x"]["c2st"] <= 1.0 and result["upsampled_2x"]["data_kurtosis"] == pytest.approx(
+        result["architectures"]["fno"][str(2 * result["resolution"])]["data_kurtosis"])
     first, fit = result["architectures"]["fno"], result["architectures"]["gaussian"]["restoration"]
     for task in ("SR×2 spectral", "SR×4 spectral"):  # the Gaussian's exact posterior mean from coarse modes: zero-padding
         assert fit[task]["exact posterior mean"]["psnr"] == pytest.approx(fit[task]["zero-pad"]["psnr"], abs=1e-3)
