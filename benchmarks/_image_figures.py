@@ -10,13 +10,14 @@ import torch
 
 
 def _curve_panel(ax, name: str, result: dict) -> None:
-    """Kurtosis of differences against CPU minutes per architecture; the held-out value dashed, an untrained
-    control's dotted."""
+    """Kurtosis of differences against CPU minutes per architecture (and the sampler of the curve's samples, which
+    may not be the table's); the held-out value dashed, an untrained control's dotted."""
     n0 = str(result["resolution"])
     for k, (arch, row) in enumerate(result["architectures"].items()):
         if row["curve"]:
+            sampler = row["train"].get("curve_sampler", "exponential_multistep").split(",")[0]
             ax.plot([c["cpu_minutes"] for c in row["curve"]], [c["kurtosis"] for c in row["curve"]], "o-",
-                    color=f"C{k}", label=arch)
+                    color=f"C{k}", label=f"{arch}, {sampler}")
         else:  # untrained (the Gaussian fit, its scale mixture): its samples' value
             ax.axhline(row[n0]["kurtosis"], color=f"C{k}", ls=":", lw=1.2, label=f"{arch} (untrained)")
     data_kurtosis = next(iter(result["architectures"].values()))[n0]["data_kurtosis"]

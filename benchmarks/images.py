@@ -18,8 +18,8 @@ split: other shapes; the 20 held-out faces and their mirror images):
   and a classifier two-sample test (:func:`~.nongaussian.classifier_two_sample_test`, a small CNN; 0.5 is
   perfect; target ≤ 0.65), at the training grid and at 2× (held-out shapes rendered at 2×, faces resized).
   Samples are drawn by the probability-flow ODE (DPM-Solver++(3M), 32 steps), or with ``--sampler`` by the exact
-  ancestral bridge or Song et al.'s predictor-corrector; beside them, training fields upsampled bicubically to 2× are scored against the held-out ones
-  there: what the training grid carries to 2×;
+  ancestral bridge or Song et al.'s predictor-corrector; beside them, training fields upsampled bicubically to 2×
+  are scored against the held-out ones there: what the training grid carries to 2×;
 * zero-shot restoration of held-out images at the training grid: ×2 and ×4 super-resolution from block means
   and from the band-limited (spectral) field, a 25 % box and 70 % random pixels missing; PSNR / SSIM of the
   posterior mean (``draws`` draws: DDNM for the spectral tasks, covariance guidance for the others, each with
