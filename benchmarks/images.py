@@ -1,12 +1,13 @@
 """What is not Gaussian in images: score operators on one CPU budget, against held-out images (issue 15).
 
 Per data set (:data:`DATASETS`, built in, nothing downloaded: :func:`~hilbert_diffusion.datasets.shapes` — discs,
-rectangles and triangles with sharp edges, 32², 20000 to train on; :func:`~hilbert_diffusion.datasets.faces` — scikit-image's 100 LFW
-faces, 80 to train, 24²; optionally ``patches`` and ``digits``, and the two physical fields of the issue: ``darcy``,
-Darcy's two-valued coefficient, and ``vorticity``, Navier–Stokes vorticity at ``T = 20`` on the torus) and per
-architecture (:data:`ARCHITECTURES`: two exact denoisers with no network and no training — the per-mode Gaussian
-fit of the training images (``gaussian``, :class:`GaussianFit`: the control) and its scale mixture, one amplitude per
-image or per octave band (``scale-mixture``, ``scale-mixture-bands``, :class:`ScaleMixtureFit`) — the default FNO, a wider and deeper FNO, neuraloperator's U-shaped UNO, the FNO with differential kernels
+rectangles and triangles with sharp edges, 32², 20000 to train on; :func:`~hilbert_diffusion.datasets.faces` —
+scikit-image's 100 LFW faces, 80 to train, 24²; optionally ``patches`` and ``digits``, and the two physical fields of
+the issue: ``darcy``, Darcy's two-valued coefficient, and ``vorticity``, Navier–Stokes vorticity at ``T = 20`` on the
+torus) and per architecture (:data:`ARCHITECTURES`: two exact denoisers with no network and no training — the
+per-mode Gaussian fit of the training images (``gaussian``, :class:`GaussianFit`: the control) and its scale mixture,
+one amplitude per image or per octave band (``scale-mixture``, ``scale-mixture-bands``, :class:`ScaleMixtureFit`) —
+the default FNO, a wider and deeper FNO, neuraloperator's U-shaped UNO, the FNO with differential kernels
 (``local``), the U-shape on the domain's basis with and without them (``multiscale``, ``multiscale-spectral``);
 select with ``--architectures``), one model trained for the same CPU seconds on one thread, in segments (train,
 then resume), each segment's end a point of the learning curve. Then, samples against held-out images (the test
@@ -14,17 +15,18 @@ split: other shapes; the 20 held-out faces and their mirror images):
 
 * excess kurtosis of horizontal pixel differences (:func:`~hilbert_diffusion.nongaussian.difference_kurtosis`;
   target: within 25 % of the held-out data's), the one-point law's Wasserstein distance
-  (:func:`~.nongaussian.marginal_distance`, in the data's standard deviations), radial spectrum error (:func:`~.nongaussian.spectrum_distance`),
-  and a classifier two-sample test (:func:`~.nongaussian.classifier_two_sample_test`, a small CNN; 0.5 is
-  perfect; target ≤ 0.65), at the training grid and at 2× (held-out shapes rendered at 2×, faces resized).
+  (:func:`~.nongaussian.marginal_distance`, in the data's standard deviations), radial spectrum error
+  (:func:`~.nongaussian.spectrum_distance`), and a classifier two-sample test
+  (:func:`~.nongaussian.classifier_two_sample_test`, a small CNN; 0.5 is perfect; target ≤ 0.65), at the training
+  grid and at 2× (held-out shapes rendered at 2×, faces resized).
   Samples are drawn by the probability-flow ODE (DPM-Solver++(3M), 32 steps), or with ``--sampler`` by the exact
   ancestral bridge or Song et al.'s predictor-corrector; beside them, training fields upsampled bicubically to 2×
   are scored against the held-out ones there: what the training grid carries to 2×;
 * zero-shot restoration of held-out images at the training grid: ×2 and ×4 super-resolution from block means
   and from the band-limited (spectral) field, a 25 % box and 70 % random pixels missing; PSNR / SSIM of the
   posterior mean (``draws`` draws: DDNM for the spectral tasks, covariance guidance for the others, each with
-  ``restoration_steps`` steps; images only, not vorticity) against bicubic and zero-padding upsampling, biharmonic and TV inpainting
-  (:mod:`hilbert_diffusion.restoration.classical`). Target: the posterior mean beats every baseline on every task.
+  ``restoration_steps`` steps; images only, not vorticity) against bicubic and zero-padding upsampling, biharmonic
+  and TV inpainting (:mod:`hilbert_diffusion.restoration.classical`). Target: the posterior mean beats every baseline on every task.
   The PSNR is also given for infinitely many draws (eq. M1) and, for the untrained priors, for the exact posterior
   mean (:mod:`benchmarks._image_restoration`).
 
@@ -248,7 +250,7 @@ def train_with_curve(data: Tensor, model, plan: Plan, reference: Tensor, control
         saved = json.loads(record.read_text())
         return load(out), saved["curve"], saved["timing"]
     clock = time.perf_counter if device != "cpu" else time.process_time
-    curve, spent, steps, run = [], 0.0, 0, None
+    curve, spent, steps, run, per_step = [], 0.0, 0, None, 0.0  # per_step: measured in the first segment
     with tempfile.TemporaryDirectory(prefix="hd_images_") if out is None else nullcontext(out) as folder:
         for segment in range(plan.segments):
             target = steps + (max(10, plan.train.warmup_steps) if segment == 0 else
@@ -404,7 +406,8 @@ def main(argv: list[str] | None = None) -> int:
         plan = replace(plan, cpu_seconds=60 * args.cpu_minutes)
     if args.train_images < 0:
         parser.error(f"--train-images must be positive (or 0 for each data set's own), got {args.train_images}")
-    plan = replace(plan, kappa_nyquist=args.kappa_nyquist, draws=args.draws or plan.draws, train_images=args.train_images or plan.train_images)
+    plan = replace(plan, kappa_nyquist=args.kappa_nyquist, draws=args.draws or plan.draws,
+                   train_images=args.train_images or plan.train_images)
     sampler, factor = {"multistep": (exponential_multistep, 1), "ancestral": (exponential_ancestral, 2),
                        "pc": (predictor_corrector, 3)}[args.sampler]
     if args.snr is not None and (args.sampler != "pc" or args.snr <= 0):
