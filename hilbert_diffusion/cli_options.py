@@ -7,7 +7,7 @@ import argparse
 import math
 
 __all__ = ["positive_int", "sampling_steps", "fraction", "count", "positive_float", "non_negative_float", "resolutions",
-           "debug_option", "execution_options"]
+           "axes", "debug_option", "execution_options"]
 
 
 def bounded(kind: type, accept, wanted: str):
@@ -39,6 +39,15 @@ def resolutions(text: str) -> tuple[int, ...]:
     if bad or not items:
         raise argparse.ArgumentTypeError(f"{bad[0] if bad else text!r} is not a grid size ≥ 2; give resolutions "
                                          f"separated by commas, e.g. --multires 32,48")
+    return tuple(int(item) for item in items)
+
+
+def axes(text: str) -> tuple[int, ...]:
+    """``--flip-axes 1`` → ``(1,)``; ``0,1`` → ``(0, 1)``: distinct grid axes, 0 the first."""
+    items = [item.strip() for item in text.split(",")]
+    if not all(item.isdigit() for item in items) or len(set(items)) != len(items):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of distinct grid axes ≥ 0; give them separated by "
+                                         f"commas, e.g. --flip-axes 1 (left-right for images) or 0,1")
     return tuple(int(item) for item in items)
 
 

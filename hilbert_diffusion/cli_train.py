@@ -47,7 +47,7 @@ def run_train(args: argparse.Namespace) -> int:
         check_options(model_cls, config.get("model", {}), f"--config {args.config}: model", unknown_ok=True)
     train_options = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
                      "checkpoint_every": args.checkpoint_every, "sample_every": args.sample_every,
-                     "resolutions": args.multires, "val_fraction": args.val_fraction, "workers": args.workers,
+                     "resolutions": args.multires, "flip_axes": args.flip_axes, "val_fraction": args.val_fraction, "workers": args.workers,
                      "bf16": args.precision == "bf16" or None, "compile": args.compile or None}
     train_options = {k: v for k, v in train_options.items() if v is not None} | config.get("train", {})
     train_config = dataclass_from_options(TrainConfig, train_options, f"--config {args.config}: train")
@@ -193,6 +193,9 @@ def add_train_command(commands) -> None:
                     help="heat: κ λ_max at the training grid (0: DDO's coloured-noise VP; ¼: HDM's heat); default per "
                     "domain: " + ", ".join(f"{d} {k:g}" for d, (k, _) in DEFAULT_HEAT.items()) + " (why: below)")
     tr.add_argument("--multires", type=option.resolutions, help="train on batches resampled to these resolutions, e.g. 32,48")
+    tr.add_argument("--flip-axes", type=option.axes,
+                    help="mirror each training field along these grid axes at random (augmentation for data whose law "
+                    "has the symmetry), e.g. 1: left-right for images (rows, columns)")
     tr.add_argument("--checkpoint-every", type=option.count, help="steps between checkpoints (default 500; 0: at the end)")
     tr.add_argument("--sample-every", type=option.count, help="steps between sample figures (default: at the end)")
     tr.add_argument("--max-minutes", type=option.positive_float, help="stop (with a checkpoint) after this wall time")

@@ -81,7 +81,10 @@ class TrainConfig:
     ``edm_weighting`` uses the model's ``loss_weight`` (eq. P8 of :mod:`.models.fno`: one over the
     Wiener filter's expected error at ``t``) in the loss, else ``w = 1``.
     ``resolutions``: if non-empty, each batch is resampled (band-limited) to one of them, drawn
-    uniformly. ``checkpoint_every`` / ``sample_every``: in steps (0: only at the end / never
+    uniformly. ``flip_axes``: grid axes (0 is the first) along which each field of a batch is mirrored with
+    probability ½, independently per axis — augmentation for data whose law has that mirror symmetry (faces and
+    photographs left–right: ``(1,)`` for ``(rows, columns)`` images); every basis here maps its modes to themselves
+    (up to sign) under such a mirror, so the prior stays the same. ``checkpoint_every`` / ``sample_every``: in steps (0: only at the end / never
     periodically; a figure is always drawn at the end when ``figure_samples > 0`` and there is an
     output directory). ``val_fraction``: the last fields held out, their loss logged at every checkpoint
     (:func:`~.loader.split_rows`). ``workers``: processes reading batches ahead (0: the training process reads
@@ -108,6 +111,7 @@ class TrainConfig:
     edm_weighting: bool = True
     normalize: bool = True
     resolutions: tuple[int | tuple[int, ...], ...] = ()
+    flip_axes: tuple[int, ...] = ()
     checkpoint_every: int = 500
     keep_checkpoints: int = 2
     sample_every: int = 0
@@ -138,6 +142,9 @@ class TrainConfig:
         if not 0 <= self.ema_decay < 1 or not 0 <= self.min_lr_ratio <= 1:
             raise ValueError(f"ema_decay must be in [0, 1) and min_lr_ratio in [0, 1], got {self}.")
         object.__setattr__(self, "resolutions", tuple(r if isinstance(r, int) else tuple(r) for r in self.resolutions))
+        object.__setattr__(self, "flip_axes", tuple(self.flip_axes))
+        if any(not isinstance(a, int) or a < 0 for a in self.flip_axes) or len(set(self.flip_axes)) != len(self.flip_axes):
+            raise ValueError(f"TrainConfig.flip_axes must be distinct grid axes ≥ 0 (0 is the first), got {self.flip_axes}.")
 
     def learning_rate(self, step: int) -> float:
         """The learning rate used at (0-based) ``step``."""
@@ -208,7 +215,7 @@ def train(
     global batch (at least the number of processes), see the module docstring.
     """
     context = on_device(distributed_context(), device)
-    _check_options(model, config, context, max_seconds)
+    _check_options(model, config, context, max_seconds, sde.basis.ndim)
     spec = getattr(data, "spec", None)  # a FieldDataset's recipe, stored for reproducibility
     spec = spec if isinstance(spec, dict) else None
     raw = check_data(data, sde)
@@ -283,7 +290,8 @@ def _train_steps(state: RunState, *, sde: DiagonalSDE, config: TrainConfig, cont
                       path=final, config=state.run_config)
 
 
-def _check_options(model: Any, config: TrainConfig, context: DistributedContext, max_seconds: float | None) -> None:
+def _check_options(model: Any, config: TrainConfig, context: DistributedContext, max_seconds: float | None,
+                   sde_ndim: int) -> None:
     if max_seconds is not None and not max_seconds >= 0:
         raise ValueError(f"max_seconds must be ≥ 0 (a time limit), got {max_seconds}.")
     if not callable(getattr(model, "build", None)):
@@ -291,6 +299,9 @@ def _check_options(model: Any, config: TrainConfig, context: DistributedContext,
             f"model must be an architecture config such as ScoreFNOConfig(...) (train builds the network), got "
             f"{type(model).__name__}; to train your own nn.Module, write the loop around denoising_loss."
         )
+    if config.flip_axes and max(config.flip_axes) >= sde_ndim:
+        raise ValueError(f"TrainConfig.flip_axes={config.flip_axes}, but the data's grid is {sde_ndim}-D; "
+                         f"give axes below {sde_ndim} (0 is the first).")
     if config.batch_size < context.world_size:
         raise ValueError(
             f"TrainConfig.batch_size={config.batch_size} is the global batch and must be at least the number of "
@@ -371,8 +382,8 @@ def _optimisation_step(state: RunState, local_model: nn.Module, batches: Iterato
 
 def _draw_batch(state: RunState, batches: Iterator[Tensor], shard: slice, basis: SpectralBasis,
                 config: TrainConfig) -> Tensor:
-    """The next global batch of the shuffled epochs (:mod:`.loader`), resampled to one of
-    ``config.resolutions`` if any. Only this rank's rows ``shard`` are read; the others stay zero, which
+    """The next global batch of the shuffled epochs (:mod:`.loader`), its fields mirrored along
+    ``config.flip_axes`` at random and resampled to one of ``config.resolutions`` if any. Only this rank's rows ``shard`` are read; the others stay zero, which
     changes nothing: their loss is zero whatever they hold (:class:`_Sliced`)."""
     if config.resolutions:
         choice = int(torch.randint(len(config.resolutions), (1,), generator=state.generator))
@@ -382,6 +393,10 @@ def _draw_batch(state: RunState, batches: Iterator[Tensor], shard: slice, basis:
     if mine.shape[0] != config.batch_size:
         batch = mine.new_zeros((config.batch_size, *mine.shape[1:]))
         batch[shard] = mine
+    for axis in config.flip_axes:  # a mirror image of each field with probability ½ (the law's symmetry)
+        mirrored = torch.rand(batch.shape[0], generator=state.generator) < 0.5
+        dim = batch.dim() - basis.ndim + axis
+        batch = torch.where(mirrored.view(-1, *(1,) * (batch.dim() - 1)), batch.flip(dim), batch)
     if config.resolutions:
         batch = basis.resample(batch, config.resolutions[choice])
     return batch

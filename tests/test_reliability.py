@@ -95,7 +95,8 @@ def test_a_second_trainer_on_a_held_directory_is_refused_naming_the_holder(tmp_p
     (["--kappa-nyquist", "1"], "sde.kappa"),
     (["--batch-size", "8"], "train.batch_size"),
     (["--multires", "16,24"], "train.resolutions"),
-], ids=["other data", "fewer fields", "other seed", "model", "sde", "batch", "multires"])
+    (["--flip-axes", "0"], "train.flip_axes"),
+], ids=["other data", "fewer fields", "other seed", "model", "sde", "batch", "multires", "flips"])
 def test_resume_refuses_any_change_of_data_model_sde_or_fixed_options(cli_run, capsys, change, field):
     run, config = cli_run
     argv = [*TRAIN, "--out", str(run), "--steps", "3", "--config", str(config), "--resume"]
@@ -363,6 +364,8 @@ MESSAGE_CASES = [
     ("float64 overflow", ["train", "--data", "{p}/huge.npy", "--out", "{p}/r"], "overflow to inf in float32"),
     ("npz needs a key", ["train", "--data", "{p}/two.npz", "--out", "{p}/r"], "two.npz:key=fields"),
     ("multires", [*TRAIN, "--out", "{p}/r", "--multires", "16,abc"], "argument --multires: 'abc'"),
+    ("flip axes", [*TRAIN, "--out", "{p}/r", "--flip-axes", "1,1"], "argument --flip-axes: '1,1' is not a list of distinct"),
+    ("flip axis beyond the grid", [*TRAIN, "--out", "{p}/r", "--flip-axes", "3"], "grid is 1-D; give axes below 1"),
     ("mask NaN", [*INPAINT, "--mask", "{p}/nan_mask.npy"], "--mask {p}/nan_mask.npy contains NaN"),
     ("mask missing", [*INPAINT, "--mask", "{p}/nowhere.npy"], "--mask {p}/nowhere.npy does not exist"),
     ("mask truncated", [*INPAINT, "--mask", "{p}/truncated.npy"], "may be truncated"),

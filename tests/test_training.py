@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import pytest
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from hilbert_diffusion import (
     GaussianOracle,
@@ -190,6 +190,37 @@ def test_multiresolution_batches():
     seen: list[int] = []
     train(data, sde=sde, model=_Recording(seen), config=TrainConfig(steps=12, resolutions=(8, 16, 32), **FAST), progress=False)
     assert set(seen) == {8, 16, 32}
+
+
+def test_flip_axes_mirror_each_field_with_probability_one_half(monkeypatch):
+    """``flip_axes=(1,)`` on 2-D fields: every trained field is its original or its left–right mirror (never an
+    up–down one), and the mirror occurs with probability ½ per field: 200 fields within 4.5 binomial σ of 100."""
+    import hilbert_diffusion.training as training
+
+    clean: list[Tensor] = []
+    original = training.denoising_loss
+
+    def recording(model, x0, *args, **kwargs):
+        clean.append(x0.detach().clone())
+        return original(model, x0, *args, **kwargs)
+
+    monkeypatch.setattr(training, "denoising_loss", recording)
+    basis = PeriodicBasis(2)
+    sde = StochasticHeatSDE(basis=basis, covariance=Matern(alpha=2.0, tau=3.0))
+    field = torch.arange(64, dtype=torch.float32).reshape(1, 1, 8, 8)
+    data = field.repeat(4, 1, 1, 1)
+    config = TrainConfig(steps=50, flip_axes=(1,), normalize=False, **FAST)
+    train(data, sde=sde, model=TINY, config=config, progress=False)
+    fields = torch.cat(clean)[:, 0]
+    assert len(fields) == 200
+    same = (fields == field[0, 0]).flatten(1).all(1)
+    mirrored = (fields == field[0, 0].flip(-1)).flatten(1).all(1)
+    assert bool((same ^ mirrored).all())
+    assert abs(int(mirrored.sum()) - 100) <= 4.5 * 50 ** 0.5
+    with pytest.raises(ValueError, match="grid is 2-D; give axes below 2"):
+        train(data, sde=sde, model=TINY, config=TrainConfig(steps=1, flip_axes=(2,), **FAST), progress=False)
+    with pytest.raises(ValueError, match="distinct grid axes"):
+        TrainConfig(flip_axes=(1, 1))
 
 
 def test_training_learns_towards_the_oracle():
