@@ -47,7 +47,8 @@ def run_train(args: argparse.Namespace) -> int:
         check_options(model_cls, config.get("model", {}), f"--config {args.config}: model", unknown_ok=True)
     train_options = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
                      "checkpoint_every": args.checkpoint_every, "sample_every": args.sample_every,
-                     "resolutions": args.multires, "flip_axes": args.flip_axes, "val_fraction": args.val_fraction, "workers": args.workers,
+                     "resolutions": args.multires, "flip_axes": args.flip_axes, "val_fraction": args.val_fraction,
+                     "keep_best": args.keep_best or None, "workers": args.workers,
                      "bf16": args.precision == "bf16" or None, "compile": args.compile or None}
     train_options = {k: v for k, v in train_options.items() if v is not None} | config.get("train", {})
     train_config = dataclass_from_options(TrainConfig, train_options, f"--config {args.config}: train")
@@ -75,7 +76,9 @@ def run_train(args: argparse.Namespace) -> int:
             return stop.exit_code
     finally:
         run_dir.release()
-    if context.is_main:
+    if context.is_main and train_config.keep_best:
+        print(f"trained; the checkpoint of the lowest held-out loss (step {run.step}): {run.path}")
+    elif context.is_main:
         print(f"trained {run.step} steps; checkpoint {run.path}")
     return 0
 
@@ -201,6 +204,9 @@ def add_train_command(commands) -> None:
     tr.add_argument("--max-minutes", type=option.positive_float, help="stop (with a checkpoint) after this wall time")
     tr.add_argument("--val-fraction", type=option.fraction,
                     help="hold out this fraction of the fields (the last ones); their loss is logged at checkpoints")
+    tr.add_argument("--keep-best", action="store_true",
+                    help="with --val-fraction: also keep the checkpoint of the lowest held-out loss in OUT/best "
+                    "(early stopping; sample or restore with OUT/best)")
     tr.add_argument("--workers", type=option.count, help="processes reading batches ahead (default 0: the trainer reads them)")
     tr.add_argument("--log-dir", help="also log to TensorBoard there (metrics.jsonl in --out is always written)")
     tr.add_argument("--seed", type=int, default=0)

@@ -25,12 +25,12 @@ __all__ = ["RESUMABLE", "RESUME_RULE", "ADDED_OPTIONS", "ResumeMismatch", "data_
 
 #: TrainConfig fields that may change on resume.
 RESUMABLE = ("steps", "lr", "checkpoint_every", "keep_checkpoints", "sample_every", "sample_steps", "figure_samples",
-             "nonfinite_patience", "compile", "workers")
+             "nonfinite_patience", "compile", "workers", "keep_best")
 
 #: The rule in words (the command line's ``--resume`` help).
 RESUME_RULE = ("continue the newest checkpoint in --out; only --steps, --lr, --checkpoint-every, --sample-every, "
-               "--workers, --log-dir, --compile and --max-minutes may change (the data, model, SDE, normalisation and other "
-               "training options must match)")
+               "--workers, --log-dir, --compile, --keep-best and --max-minutes may change (the data, model, SDE, "
+               "normalisation and other training options must match)")
 
 #: TrainConfig fields added after runs were first checkpointed, with the value an older checkpoint trained with.
 ADDED_OPTIONS = {"val_fraction": 0.0, "bf16": False, "flip_axes": []}

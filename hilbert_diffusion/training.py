@@ -87,7 +87,9 @@ class TrainConfig:
     (up to sign) under such a mirror, so the prior stays the same. ``checkpoint_every`` / ``sample_every``: in steps (0: only at the end / never
     periodically; a figure is always drawn at the end when ``figure_samples > 0`` and there is an
     output directory). ``val_fraction``: the last fields held out, their loss logged at every checkpoint
-    (:func:`~.loader.split_rows`). ``workers``: processes reading batches ahead (0: the training process reads
+    (:func:`~.loader.split_rows`); with ``keep_best`` the checkpoint of the lowest held-out loss is also kept in
+    ``out_dir/best/`` and :func:`train` returns it (early stopping by held-out loss; ``load(out_dir / "best")``).
+    ``workers``: processes reading batches ahead (0: the training process reads
     them; :func:`~.loader.batch_stream`). A step whose loss or gradient is not finite is skipped (no update)
     and reported; after ``nonfinite_patience`` such steps in a row the last good state (the newest checkpoint,
     or the start) is restored in memory, and if that does not help either, training stops with an error. ``bf16``: the
@@ -122,6 +124,7 @@ class TrainConfig:
     bf16: bool = False
     compile: bool = False
     val_fraction: float = 0.0
+    keep_best: bool = False
     workers: int = 0
 
     def __post_init__(self) -> None:
@@ -139,6 +142,9 @@ class TrainConfig:
         if not 0 <= self.val_fraction < 1 or self.workers < 0:
             raise ValueError(f"TrainConfig needs val_fraction in [0, 1) and workers ≥ 0, got {self.val_fraction}, "
                              f"{self.workers}.")
+        if self.keep_best and not self.val_fraction > 0:
+            raise ValueError("TrainConfig.keep_best chooses by the held-out loss: set val_fraction > 0 too "
+                             "(--val-fraction 0.1 on the command line).")
         if not 0 <= self.ema_decay < 1 or not 0 <= self.min_lr_ratio <= 1:
             raise ValueError(f"ema_decay must be in [0, 1) and min_lr_ratio in [0, 1], got {self}.")
         object.__setattr__(self, "resolutions", tuple(r if isinstance(r, int) else tuple(r) for r in self.resolutions))
@@ -216,6 +222,8 @@ def train(
     """
     context = on_device(distributed_context(), device)
     _check_options(model, config, context, max_seconds, sde.basis.ndim)
+    if config.keep_best and out_dir is None:
+        raise ValueError("TrainConfig.keep_best keeps the best checkpoint in out_dir/best/: give an out_dir.")
     spec = getattr(data, "spec", None)  # a FieldDataset's recipe, stored for reproducibility
     spec = spec if isinstance(spec, dict) else None
     raw = check_data(data, sde)
@@ -286,6 +294,8 @@ def _train_steps(state: RunState, *, sde: DiagonalSDE, config: TrainConfig, cont
     if context.is_main and progress and running is not None:
         print(f"final loss {running:.3g} = {running / state.wiener_loss:.2f} × the Wiener filter's "
               f"{state.wiener_loss:.3g}", file=sys.stderr)
+    if config.keep_best:
+        return hooks.best()
     return TrainedRun(model=state.ema.model.cpu().eval(), sde=sde, normalization=state.normalization, step=state.step,
                       path=final, config=state.run_config)
 

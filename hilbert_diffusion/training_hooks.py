@@ -1,10 +1,12 @@
 """What a training run does besides its optimisation steps: periodic and final checkpoints with the held-out
-loss, sample figures beside the data (:class:`RunHooks`), and the last good state to return to after non-finite steps
-(:class:`NonFiniteGuard`)."""
+loss, the checkpoint of the lowest held-out loss (``keep_best``: ``out_dir/best/``), sample figures beside the data
+(:class:`RunHooks`), and the last good state to return to after non-finite steps (:class:`NonFiniteGuard`)."""
 
 from __future__ import annotations
 
 import copy
+import math
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -12,19 +14,22 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from .checkpoint import TrainedRun
+from .checkpoint import TrainedRun, list_checkpoints, load, read_checkpoint, write_checkpoint
 from .distributed import DistributedContext
 from .figures import save_sample_figure
 from .models.fno import clean_state_dict
 from .sampling import exponential_multistep
 from .sde import DiagonalSDE
-from .tracking import RunLog
+from .tracking import RunLog, read_metrics
 from .training_state import RunState, held_out_loss, save_state
 
 if TYPE_CHECKING:
     from .training import TrainConfig
 
-__all__ = ["RunHooks", "NonFiniteGuard"]
+__all__ = ["RunHooks", "NonFiniteGuard", "BEST_DIR"]
+
+#: the folder of a run directory that holds the checkpoint of the lowest held-out loss (``TrainConfig.keep_best``)
+BEST_DIR = "best"
 
 
 class RunHooks:
@@ -37,6 +42,20 @@ class RunHooks:
         self.log = log
         shown = torch.arange(min(config.figure_samples, len(state.fields)))
         self.data = state.fields.raw(shown)  # real fields drawn beside the samples
+        keeps = config.keep_best and context.is_main and out_dir is not None
+        self.best_loss = self._best_so_far() if keeps else math.inf
+
+    def _best_so_far(self) -> float:
+        """The held-out loss of the kept best checkpoint of a resumed run (from the run's log); a new run's stale
+        ``best/`` folder is removed."""
+        best = self.out_dir / BEST_DIR
+        kept = list_checkpoints(best) if best.is_dir() else []
+        if self.state.step == 0 or not kept:
+            shutil.rmtree(best, ignore_errors=True)
+            return math.inf
+        step = read_checkpoint(kept[-1]).step
+        losses = [r["val_loss"] for r in read_metrics(self.out_dir) if r.get("step") == step and "val_loss" in r]
+        return min(losses, default=math.inf)
 
     def after_step(self, loss: float, guard: NonFiniteGuard) -> None:
         step, config = self.state.step, self.config
@@ -54,7 +73,21 @@ class RunHooks:
         if self.context.is_main and self.state.held_out is not None:
             loss = held_out_loss(self.state, self.sde, config=self.config, device=self.context.device)
             self.log.validation(self.state.step, loss)
+            if self.config.keep_best and loss < self.best_loss:
+                save_state(self.state, self.out_dir / BEST_DIR, keep=1, is_main=True)
+                self.best_loss = loss
         return path
+
+    def best(self) -> TrainedRun:
+        """The EMA model of the lowest held-out loss, its stored run config brought up to the final one (the
+        sampling grid stored at the end of training; the weights are the best step's)."""
+        folder = self.out_dir / BEST_DIR
+        if self.context.is_main:
+            kept = read_checkpoint(folder)
+            write_checkpoint(folder, step=kept.step, config=self.state.run_config, tensors=kept.tensors,
+                             training_state=kept.training_state(), keep=1)
+        self.context.barrier()
+        return load(folder)
 
     def figure(self, loss: float | None) -> None:
         """EMA samples beside real data, titled with the run's name, step and (running) loss."""

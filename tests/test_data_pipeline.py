@@ -332,8 +332,9 @@ def test_two_torchrun_processes_read_disjoint_shards(tmp_path):
 
 
 def test_command_line_trains_on_hdf5_and_refuses_a_changed_file(tmp_path, capsys):
-    """`train --data FILE.h5:key=…,axes=…` with --val-fraction and --log-dir writes a checkpoint, metrics.jsonl
-    with held-out losses and event files; a resume after the file grew is refused in one line, no traceback,
+    """`train --data FILE.h5:key=…,axes=…` with --val-fraction, --keep-best and --log-dir writes a checkpoint,
+    metrics.jsonl with held-out losses, event files and the checkpoint of the lowest of them in run/best, which
+    `sample` reads; a resume after the file grew is refused in one line, no traceback,
     and the checkpoint is kept."""
     from hilbert_diffusion.cli import main
 
@@ -341,11 +342,16 @@ def test_command_line_trains_on_hdf5_and_refuses_a_changed_file(tmp_path, capsys
     spec = f"{tmp_path / 'pdebench_cfd.hdf5'}:key=density+Vx,axes=ntxy"
     argv = ["train", "--data", spec, "--out", str(tmp_path / "run"), "--steps", "2", "--batch-size", "2",
             "--width", "4", "--modes", "2", "--checkpoint-every", "1", "--val-fraction", "0.34", "--log-dir",
-            str(tmp_path / "tb"), "--quiet", "--config", str(tmp_path / "c.json")]
+            str(tmp_path / "tb"), "--quiet", "--config", str(tmp_path / "c.json"), "--keep-best"]
     (tmp_path / "c.json").write_text(json.dumps({"model": {"n_layers": 1, "embedding_dim": 8},
                                                  "train": {"figure_samples": 0, "optimised_steps": 0}}))
     assert main(argv) == 0
-    assert [r["step"] for r in read_metrics(tmp_path / "run") if "val_loss" in r] == [1, 2]
+    losses = {r["step"]: r["val_loss"] for r in read_metrics(tmp_path / "run") if "val_loss" in r}
+    assert sorted(losses) == [1, 2]
+    assert read_checkpoint_steps(tmp_path / "run" / "best") == [min(losses, key=losses.get)]
+    assert main(["sample", str(tmp_path / "run" / "best"), "--resolution", "8", "--num", "1", "--steps", "2", "--out",
+                 str(tmp_path / "s.npy")]) == 0
+    assert np.load(tmp_path / "s.npy").shape[:2] == (1, 2)
     assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
     with h5py.File(tmp_path / "pdebench_cfd.hdf5", "a") as f:
         f["density"][0, 0, 0, 0] = 7.0  # rewrites a byte inside the file: the sampled hash differs

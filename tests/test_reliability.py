@@ -365,6 +365,7 @@ MESSAGE_CASES = [
     ("npz needs a key", ["train", "--data", "{p}/two.npz", "--out", "{p}/r"], "two.npz:key=fields"),
     ("multires", [*TRAIN, "--out", "{p}/r", "--multires", "16,abc"], "argument --multires: 'abc'"),
     ("flip axes", [*TRAIN, "--out", "{p}/r", "--flip-axes", "1,1"], "argument --flip-axes: '1,1' is not a list of distinct"),
+    ("keep best without held-out fields", [*TRAIN, "--out", "{p}/r", "--keep-best"], "set val_fraction > 0 too"),
     ("flip axis beyond the grid", [*TRAIN, "--out", "{p}/r", "--flip-axes", "3"], "grid is 1-D; give axes below 1"),
     ("mask NaN", [*INPAINT, "--mask", "{p}/nan_mask.npy"], "--mask {p}/nan_mask.npy contains NaN"),
     ("mask missing", [*INPAINT, "--mask", "{p}/nowhere.npy"], "--mask {p}/nowhere.npy does not exist"),

@@ -4,7 +4,7 @@ alone, normalisation, schedule, multi-resolution batches, the sphere, and that t
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pytest
 import torch
@@ -221,6 +221,34 @@ def test_flip_axes_mirror_each_field_with_probability_one_half(monkeypatch):
         train(data, sde=sde, model=TINY, config=TrainConfig(steps=1, flip_axes=(2,), **FAST), progress=False)
     with pytest.raises(ValueError, match="distinct grid axes"):
         TrainConfig(flip_axes=(1, 1))
+
+
+def test_keep_best_returns_the_checkpoint_of_the_lowest_held_out_loss(tmp_path):
+    """``keep_best``: the returned model is the EMA of the checkpoint whose logged held-out loss is the lowest, and
+    ``out/best`` holds it; a resumed run keeps comparing against that loss (the best of both legs), and a run that
+    is not resumed starts its own best."""
+    from hilbert_diffusion.tracking import read_metrics
+
+    _, _, sde, data = _setup(num=40)
+    config = TrainConfig(steps=12, checkpoint_every=2, keep_checkpoints=20, val_fraction=0.25, keep_best=True, **FAST)
+    legs = ((12, 0.1), (24, 0.1), (28, 1e-6))  # high learning rates: the held-out loss goes up and down; the last
+    for steps, lr in legs:  # leg barely moves from step 24, which is worse than an earlier best
+        run = train(data, sde=sde, model=TINY, config=replace(config, steps=steps, lr=lr), out_dir=tmp_path / "r",
+                    resume=steps > 12, progress=False)
+        logged = {r["step"]: r["val_loss"] for r in read_metrics(tmp_path / "r") if "val_loss" in r}
+        assert sorted(logged) == list(range(2, steps + 1, 2))
+        best = min(logged, key=logged.get)
+        assert run.step == best and load(tmp_path / "r" / "best").step == best
+        stored = read_checkpoint(tmp_path / "r" / f"checkpoint-{best:08d}").prefixed("ema")
+        assert all(torch.equal(v, stored[k]) for k, v in run.model.state_dict().items() if k in stored)
+        assert best < steps, "the test needs a best that is not the end of the leg"
+    assert best <= 24, "the last leg must not find a better checkpoint: it checks that resuming keeps the old best"
+    train(data, sde=sde, model=TINY, config=replace(config, steps=2), out_dir=tmp_path / "new", progress=False)
+    assert load(tmp_path / "new" / "best").step == 2
+    with pytest.raises(ValueError, match="set val_fraction > 0"):
+        TrainConfig(keep_best=True)
+    with pytest.raises(ValueError, match="give an out_dir"):
+        train(data, sde=sde, model=TINY, config=replace(config, steps=1), progress=False)
 
 
 def test_training_learns_towards_the_oracle():
