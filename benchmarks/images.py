@@ -97,7 +97,10 @@ class DataSet:
     """A data set of the benchmark: ``load(resolution, split, num)`` gives up to ``num`` fields ``(num, 1, n, n)`` of
     the ``"train"`` or ``"test"`` split; ``images``: values in ``[0, 1]``, drawn in grey and restored against the
     image baselines; ``interpolated_2x``: the held-out fields at 2× are coarser images resized (faces are 25², digits
-    8²), not data at that grid, so the 2× statistics compare samples with an interpolation kernel, not with a law."""
+    8²), not data at that grid, so the 2× statistics compare samples with an interpolation kernel, not with a law;
+    ``flip_axes``: the mirror symmetries of the law, used to augment training (``TrainConfig.flip_axes``);
+    ``val_fraction``: the share of the training fields held out to stop early (``TrainConfig.keep_best``, the held-out
+    loss every 250 steps: the model kept is the best so far, also along the learning curve)."""
 
     load: Callable[[int, str, int], Tensor]
     resolution: int  # the training grid
@@ -105,6 +108,14 @@ class DataSet:
     images: bool = True
     train_num: int = 1000  # fields to train on (at most: faces have 80, digits 1438)
     interpolated_2x: bool = False
+    flip_axes: tuple[int, ...] = ()
+    val_fraction: float = 0.0
+
+    def train_config(self, config: TrainConfig) -> TrainConfig:
+        if not self.val_fraction:
+            return replace(config, flip_axes=self.flip_axes)
+        return replace(config, flip_axes=self.flip_axes, val_fraction=self.val_fraction, keep_best=True,
+                       checkpoint_every=250)
 
 
 def _faces(resolution: int, split: str, num: int) -> Tensor:
@@ -129,7 +140,9 @@ def _vorticity(resolution: int, split: str, num: int) -> Tensor:
 DATASETS: dict[str, DataSet] = {
     # procedural: 20000 to train on, since 1000 are memorised at small t within 30 CPU-minutes (README)
     "shapes": DataSet(lambda n, split, num: shapes(num, n, split=split).data, 32, train_num=20000),
-    "faces": DataSet(_faces, 24, interpolated_2x=True),
+    # 80 faces are memorised within minutes (README): each is also trained on as its mirror image (held out: both
+    # too), and 8 of them choose when to stop
+    "faces": DataSet(_faces, 24, interpolated_2x=True, flip_axes=(1,), val_fraction=0.1),
     "patches": DataSet(lambda n, split, num: photo_patches(num, n, split=split).data, 32),
     "digits": DataSet(lambda n, split, num: digits(resolution=n, split=split).data[:num], 16, train_num=2000,
                       interpolated_2x=True),
@@ -270,7 +283,7 @@ def train_with_curve(data: Tensor, model, plan: Plan, reference: Tensor, control
             print(f"    step {steps}: {spent:.0f} s, kurtosis {curve[-1]['kurtosis']:.2f}, "
                   f"denoising error / Gaussian fit's {curve[-1]['denoising_gain']}", flush=True)
     timing = {"steps": steps, "seconds": round(spent, 1), "parameters": sum(p.numel() for p in run.model.parameters()),
-              "curve_sampler": plan.sampler_text()}
+              "curve_sampler": plan.sampler_text(), "kept_step": run.step}  # kept_step < steps: stopped early
     if record is not None:
         record.write_text(json.dumps({"curve": curve, "timing": timing}))
     return run, curve, timing
@@ -295,7 +308,8 @@ def run_dataset(name: str, plan: Plan, *, runs: Path | None, device: str) -> dic
     data = spec.load(n0, "train", plan.train_images or spec.train_num)
     control = untrained_run(data, plan, basis, GaussianFit())
     reference = {n: spec.load(n, "test", num) for n, num in zip((n0, 2 * n0), plan.samples)}
-    out = {"resolution": n0, "train_images": len(data), "held_out": {str(n): len(r) for n, r in reference.items()},
+    out = {"resolution": n0, "train_images": len(data), "flip_axes": spec.flip_axes, "val_fraction": spec.val_fraction,
+           "held_out": {str(n): len(r) for n, r in reference.items()},
            "images": spec.images, "interpolated_2x": spec.interpolated_2x, "architectures": {},
            # what the training grid carries to 2x: training fields upsampled bicubically, against the held-out at 2x
            "upsampled_2x": statistics(interpolate(data[: plan.samples[1]], scale_factor=2, mode="bicubic"),
@@ -306,8 +320,11 @@ def run_dataset(name: str, plan: Plan, *, runs: Path | None, device: str) -> dic
             run = control if isinstance(model, GaussianFit) else untrained_run(data, plan, basis, model)
             curve, timing = [], {"steps": 0, "seconds": 0.0, "parameters": 0}
         else:
-            folder = runs / f"{name}_{arch}_heat{plan.kappa_nyquist:g}" if runs is not None else None
-            run, curve, timing = train_with_curve(data, model, plan, reference[n0], control, out=folder, device=device)
+            kept = "".join(f"_flip{a}" for a in spec.flip_axes)
+            kept += f"_val{spec.val_fraction:g}" if spec.val_fraction else ""
+            folder = runs / f"{name}_{arch}_heat{plan.kappa_nyquist:g}{kept}" if runs is not None else None
+            run, curve, timing = train_with_curve(data, model, replace(plan, train=spec.train_config(plan.train)),
+                                                  reference[n0], control, out=folder, device=device)
         row = {"train": timing, "curve": curve, "denoising_gain": gains(run, control, reference[n0])}
         for n, num in zip((n0, 2 * n0), plan.samples):
             samples = draw(run, num, n, plan, seed=100).cpu()
