@@ -48,7 +48,8 @@ def run_train(args: argparse.Namespace) -> int:
     train_options = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
                      "checkpoint_every": args.checkpoint_every, "sample_every": args.sample_every,
                      "resolutions": args.multires, "flip_axes": args.flip_axes, "val_fraction": args.val_fraction,
-                     "keep_best": args.keep_best or None, "workers": args.workers,
+                     "keep_best": args.keep_best or None,
+                     "mode_weighting": args.mode_weighting or None, "workers": args.workers,
                      "bf16": args.precision == "bf16" or None, "compile": args.compile or None}
     train_options = {k: v for k, v in train_options.items() if v is not None} | config.get("train", {})
     train_config = dataclass_from_options(TrainConfig, train_options, f"--config {args.config}: train")
@@ -204,6 +205,9 @@ def add_train_command(commands) -> None:
     tr.add_argument("--max-minutes", type=option.positive_float, help="stop (with a checkpoint) after this wall time")
     tr.add_argument("--val-fraction", type=option.fraction,
                     help="hold out this fraction of the fields (the last ones); their loss is logged at checkpoints")
+    tr.add_argument("--mode-weighting", action="store_true",
+                    help="weigh each mode's error by the Wiener filter's there (eq. L3): sharper edges for "
+                    "sharp-edged data (README, Benchmarks)")
     tr.add_argument("--keep-best", action="store_true",
                     help="with --val-fraction: also keep the checkpoint of the lowest held-out loss in OUT/best "
                     "(early stopping; sample or restore with OUT/best)")

@@ -60,7 +60,7 @@ from .sampling import RUN_SAMPLER
 from .sde import DiagonalSDE
 from .tracking import RunLog
 from .training_hooks import NonFiniteGuard, RunHooks
-from .training_state import RunState, check_data, start_or_resume
+from .training_state import RunState, check_data, loss_weights, start_or_resume
 
 __all__ = ["TrainConfig", "Normalization", "ModelConfig", "train"]
 
@@ -79,7 +79,9 @@ class TrainConfig:
     ``r + (1-r)(1+cos(π p))/2`` with ``p = (s - warmup)/(steps - warmup)`` and ``r = min_lr_ratio``
     when ``cosine_decay``. EMA: ``θ̄ ← θ̄ + (1 - d_s)(θ - θ̄)`` with ``d_s = min(ema_decay, (1+s)/(10+s))``.
     ``edm_weighting`` uses the model's ``loss_weight`` (eq. P8 of :mod:`.models.fno`: one over the
-    Wiener filter's expected error at ``t``) in the loss, else ``w = 1``.
+    Wiener filter's expected error at ``t``) in the loss, else ``w = 1``; ``mode_weighting`` replaces it by the
+    per-mode weight (P9; eq. L3 of :mod:`.losses`): each mode's error over the Wiener filter's there, so the fine
+    modes of edges count as much as the coarse ones (the held-out and Wiener losses are then measured the same way).
     ``resolutions``: if non-empty, each batch is resampled (band-limited) to one of them, drawn
     uniformly. ``flip_axes``: grid axes (0 is the first) along which each field of a batch is mirrored with
     probability ½, independently per axis — augmentation for data whose law has that mirror symmetry (faces and
@@ -111,6 +113,7 @@ class TrainConfig:
     seed: int = 0
     time_sampler: UniformTime | StratifiedTime | LogUniformTime = StratifiedTime(1e-3)
     edm_weighting: bool = True
+    mode_weighting: bool = False
     normalize: bool = True
     resolutions: tuple[int | tuple[int, ...], ...] = ()
     flip_axes: tuple[int, ...] = ()
@@ -325,7 +328,7 @@ def _run_steps(state: RunState, *, sde: DiagonalSDE, config: TrainConfig, contex
                interrupts: InterruptGuard) -> tuple[str, float | None]:
     """Optimisation steps up to ``config.steps``; returns why they stopped (``"done"``, ``"time"``: ``max_seconds``
     passed, ``"interrupt"``: a signal, see :mod:`.interrupts`) and the running loss."""
-    weight = state.net.loss_weight if config.edm_weighting else None
+    weights = loss_weights(state.net, config)
     local_model = _data_parallel(state.net, context)
     guard = NonFiniteGuard(state.net, state.ema.model, state.optimizer, patience=config.nonfinite_patience,
                             report=report)
@@ -342,7 +345,7 @@ def _run_steps(state: RunState, *, sde: DiagonalSDE, config: TrainConfig, contex
         if context.all_agree(interrupts.requested):
             return "interrupt", running
         value, finite, grad_norm = _optimisation_step(state, local_model, batches, sde=sde, config=config,
-                                                      context=context, weight=weight)
+                                                      context=context, weights=weights)
         if not finite:  # gradients are all-reduced: ranks agree
             failures += 1
             guard.report(f"non-finite loss or gradient ({value:.4g}) at step {state.step}: "
@@ -364,7 +367,7 @@ def _run_steps(state: RunState, *, sde: DiagonalSDE, config: TrainConfig, contex
 
 def _optimisation_step(state: RunState, local_model: nn.Module, batches: Iterator[Tensor], *, sde: DiagonalSDE,
                        config: TrainConfig, context: DistributedContext,
-                       weight: Callable | None) -> tuple[float, bool, float]:
+                       weights: dict) -> tuple[float, bool, float]:
     """One AdamW step at ``state.step`` on the next global batch; returns the batch's mean loss, whether the
     loss and gradient were finite (else no update is made and the step does not advance) and the gradient norm."""
     for group in state.optimizer.param_groups:
@@ -373,7 +376,7 @@ def _optimisation_step(state: RunState, local_model: nn.Module, batches: Iterato
     batch = _draw_batch(state, batches, shard, sde.basis, config).to(context.device)
     # The global batch's times and noise (one generator), the model on this rank's rows only.
     per_sample = denoising_loss(_Sliced(local_model, batch, shard, context.device), batch, sde,
-                                time_sampler=config.time_sampler, weight=weight, generator=state.generator)
+                                time_sampler=config.time_sampler, **weights, generator=state.generator)
     # DDP averages gradients over the W ranks: W/B × (this rank's sum) averages to the global batch mean.
     loss = per_sample[shard].sum() * (context.world_size / config.batch_size)
     value = float(context.sum(per_sample[shard].detach().sum())) / config.batch_size  # the global mean

@@ -193,17 +193,26 @@ def start_or_resume(data: Tensor | LazyFields, *, sde: DiagonalSDE, model: Any, 
     return state
 
 
+def loss_weights(net: Any, config: Any) -> dict:
+    """The ``weight`` and ``mode_weight`` of :func:`~.losses.denoising_loss` that ``config`` trains with: the
+    model's per-mode weight (``mode_weighting``, P9), else its per-time one (``edm_weighting``, P8), else none."""
+    if getattr(config, "mode_weighting", False):
+        return {"weight": None, "mode_weight": net.mode_loss_weight}
+    return {"weight": net.loss_weight if config.edm_weighting else None, "mode_weight": None}
+
+
 @torch.no_grad()
 def mean_loss(model: Any, fields: NormalisedFields, positions: Tensor, sde: DiagonalSDE, *, config: Any,
-              weight: Any, generator: torch.Generator, device: torch.device = torch.device("cpu")) -> float:
+              weights: dict, generator: torch.Generator, device: torch.device = torch.device("cpu")) -> float:
     """The mean denoising loss of ``model`` on ``fields`` at ``positions`` (in batches of ``config.batch_size``),
-    times and noise drawn from ``generator``; the model runs on ``device``."""
+    times and noise drawn from ``generator``, weighted by ``weights`` (:func:`loss_weights`); the model runs on
+    ``device``."""
     def denoiser(x_t: Tensor, t: Tensor) -> Tensor:
         return model(x_t.to(device), t.to(device)).to(x_t.device)
 
     total = 0.0
     for rows in positions.split(config.batch_size):
-        losses = denoising_loss(denoiser, fields.read(rows), sde, time_sampler=config.time_sampler, weight=weight,
+        losses = denoising_loss(denoiser, fields.read(rows), sde, time_sampler=config.time_sampler, **weights,
                                 generator=generator)
         total += float(losses.sum())
     return total / len(positions)
@@ -214,9 +223,9 @@ def held_out_loss(state: RunState, sde: DiagonalSDE, *, config: Any, device: tor
     at every call (its own generator), so successive values measure the model; ``None`` without a held-out set."""
     if state.held_out is None:
         return None
-    weight = state.ema.model.loss_weight if config.edm_weighting else None
     positions = torch.arange(min(len(state.held_out), _BASELINE_SAMPLES))
-    return mean_loss(state.ema.model, state.held_out, positions, sde, config=config, weight=weight,
+    return mean_loss(state.ema.model, state.held_out, positions, sde, config=config,
+                     weights=loss_weights(state.ema.model, config),
                      generator=torch.Generator().manual_seed(config.seed + 3), device=device)
 
 
@@ -226,8 +235,8 @@ def _wiener_loss(net: nn.Module, fields: NormalisedFields, sde: DiagonalSDE, *, 
     on fields, times and noise of a generator of its own, without calling ``net``: no training draw changes."""
     generator = torch.Generator().manual_seed(config.seed + 2)
     index = torch.randint(len(fields), (_BASELINE_SAMPLES,), generator=generator)
-    weight = net.loss_weight if config.edm_weighting else None
-    return mean_loss(_WienerFilter(sde, spectra), fields, index, sde, config=config, weight=weight, generator=generator)
+    return mean_loss(_WienerFilter(sde, spectra), fields, index, sde, config=config, weights=loss_weights(net, config),
+                     generator=generator)
 
 
 class _WienerFilter:

@@ -96,15 +96,16 @@ def test_a_second_trainer_on_a_held_directory_is_refused_naming_the_holder(tmp_p
     (["--batch-size", "8"], "train.batch_size"),
     (["--multires", "16,24"], "train.resolutions"),
     (["--flip-axes", "0"], "train.flip_axes"),
-], ids=["other data", "fewer fields", "other seed", "model", "sde", "batch", "multires", "flips"])
+    (["--mode-weighting"], "train.mode_weighting"),
+], ids=["other data", "fewer fields", "other seed", "model", "sde", "batch", "multires", "flips", "mode weighting"])
 def test_resume_refuses_any_change_of_data_model_sde_or_fixed_options(cli_run, capsys, change, field):
     run, config = cli_run
     argv = [*TRAIN, "--out", str(run), "--steps", "3", "--config", str(config), "--resume"]
-    option, value = change
+    option, *value = change  # an option and its value, or a flag
     if option in argv:
-        argv[argv.index(option) + 1] = value
+        argv[argv.index(option) + 1] = value[0]
     else:
-        argv += [option, value]
+        argv += [option, *value]
     assert main(argv) == 2
     err = _err(capsys)
     assert "cannot resume" in err and field in err and "may change" in err

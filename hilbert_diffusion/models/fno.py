@@ -15,6 +15,7 @@ of ``t`` (:mod:`.embedding`). The coefficients come from the SDE's ``a_k(t), v_k
     S_t = diag(g_k), c_out = (Σ_k m_k p_k / |Ω|)^(1/2)         ``wiener_skip=True``            (P6)
     S_t = 0,         c_out = (Σ_k m_k c_k / |Ω|)^(1/2)         ``wiener_skip=False``           (P7)
     λ(t) = 1 / (Σ_k m_k p_k / |Ω|)        loss weight (:meth:`~PreconditionedScoreOperator.loss_weight`) (P8)
+    μ_k(t) = m_k / (p̃_k Σ_j m_j)          per-mode loss weight (L3 of :mod:`..losses`; ``mode_loss_weight``) (P9)
 
 Why: this is EDM's preconditioning (Karras et al. 2022, eq. 7) made per mode. With the Wiener skip
 the target of ``F``, ``(x_0 - S_t x_t) / c_out``, has unit mean square at every ``t`` for Gaussian
@@ -320,6 +321,20 @@ class PreconditionedScoreOperator(AmplitudeSkip, ABC):
         mean square); without it, it still makes small ``t`` count as much as large ``t``."""
         *_, wiener_error = self.preconditioning(t, grid, batch=t.shape[0])
         return wiener_error.clamp_min(torch.finfo(torch.float64).tiny).reciprocal()
+
+    def mode_loss_weight(self, t: Tensor, grid: Grid) -> Tensor:
+        """The per-mode loss weight (P9) for times ``t`` ``(batch,)``, shape ``(batch, channels, *coefficients)``:
+        each mode's error over the Wiener filter's there, averaged over modes, so the Wiener filter's loss is 1 on
+        Gaussian data of its spectrum. ``p̃_k`` is ``p_k`` (P4) floored at 10⁻⁴ of its mode average: a mode the
+        data leave empty cannot take over the loss."""
+        t = _time_vector(t, t.shape[0])
+        a, v = self.sde.mean_factor(t, grid), self.sde.variance(t, grid)
+        c = self._data_variance(grid, t.device).unsqueeze(0)
+        p = c * v / (a**2 * c + v).clamp_min(torch.finfo(torch.float64).tiny)  # (P4)
+        m = self.basis.multiplicity(grid).to(t.device)
+        floor = 1e-4 * (m * p).flatten(2).sum(-1) / m.sum()
+        p = torch.maximum(p, floor.reshape(*floor.shape, *[1] * (p.dim() - 2))).clamp_min(torch.finfo(torch.float64).tiny)
+        return m / (p * m.sum())
 
     def _skip(self, x: Tensor, t: Tensor, gain: Tensor, grid: Grid) -> Tensor:
         """``S_t x_t``: the per-mode Wiener gain (P3), or the scale mixture's exact denoiser (S1–S3)."""
