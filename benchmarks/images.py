@@ -322,6 +322,7 @@ def run_dataset(name: str, plan: Plan, *, runs: Path | None, device: str) -> dic
         else:
             kept = "".join(f"_flip{a}" for a in spec.flip_axes)
             kept += f"_val{spec.val_fraction:g}" if spec.val_fraction else ""
+            kept += "_modes" if plan.train.mode_weighting else ""
             folder = runs / f"{name}_{arch}_heat{plan.kappa_nyquist:g}{kept}" if runs is not None else None
             run, curve, timing = train_with_curve(data, model, replace(plan, train=spec.train_config(plan.train)),
                                                   reference[n0], control, out=folder, device=device)
@@ -406,6 +407,8 @@ def main(argv: list[str] | None = None) -> int:
                         "loaded, not retrained (e.g. to score it again with more --draws)")
     parser.add_argument("--log-time", action="store_true", help="train on log-uniform times (every decade of t "
                         "equally often) instead of uniform ones")
+    parser.add_argument("--mode-weighting", action="store_true", help="train on the per-mode loss (eq. L3 of "
+                        "hilbert_diffusion.losses: each mode's error over the Wiener filter's) instead of the L² one")
     parser.add_argument("--train-images", type=int, default=0,
                         help="fields to train on (default: each data set's own: 20000 shapes, 1000 of the others; "
                              "faces have 80 and digits 1438 at most)")
@@ -433,6 +436,7 @@ def main(argv: list[str] | None = None) -> int:
     plan = replace(plan, sampler=sampler, sampler_steps=factor * plan.sampler_steps)
     if args.log_time:
         plan = replace(plan, train=replace(plan.train, time_sampler=LogUniformTime(plan.train.time_sampler.t_min)))
+    plan = replace(plan, train=replace(plan.train, mode_weighting=args.mode_weighting))
     if args.architectures:
         plan = replace(plan, architectures={a: plan.architectures[a] for a in args.architectures.split(",")})
     names = [n for n in args.datasets.split(",") if n]
@@ -449,7 +453,8 @@ def main(argv: list[str] | None = None) -> int:
                    "budget_seconds_per_model": plan.cpu_seconds, "kappa_nyquist": plan.kappa_nyquist, "clock": "process CPU time" if args.device == "cpu"
                    else "wall time", "train": {"batch_size": plan.train.batch_size, "lr": plan.train.lr,
                                                "ema_decay": plan.train.ema_decay, "segments": plan.segments,
-                                               "time_sampler": repr(plan.train.time_sampler)},
+                                               "time_sampler": repr(plan.train.time_sampler),
+                                               "mode_weighting": plan.train.mode_weighting},
                    "sampler": plan.sampler_text(),
                    "samples": plan.samples, "c2st_epochs": plan.c2st_epochs,
                    "restoration": {"images": plan.test_images, "draws": plan.draws, "steps": plan.restoration_steps,
