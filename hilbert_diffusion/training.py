@@ -85,9 +85,9 @@ class TrainConfig:
     ``resolutions``: if non-empty, each batch is resampled (band-limited) to one of them, drawn
     uniformly. ``flip_axes``: grid axes (0 is the first) along which each field of a batch is mirrored with
     probability ½, independently per axis — augmentation for data whose law has that mirror symmetry (faces and
-    photographs left–right: ``(1,)`` for ``(rows, columns)`` images); every basis here maps its modes to themselves
-    (up to sign) under such a mirror, so the prior stays the same. ``checkpoint_every`` / ``sample_every``: in steps (0: only at the end / never
-    periodically; a figure is always drawn at the end when ``figure_samples > 0`` and there is an
+    photographs left–right: ``(1,)`` for ``(rows, columns)`` images); the forward process is diagonal in modes whose
+    variances such a mirror keeps, so it stays the same. ``checkpoint_every`` / ``sample_every``: in steps (0: only
+    at the end / never periodically; a figure is always drawn at the end when ``figure_samples > 0`` and there is an
     output directory). ``val_fraction``: the last fields held out, their loss logged at every checkpoint
     (:func:`~.loader.split_rows`); with ``keep_best`` the checkpoint of the lowest held-out loss is also kept in
     ``out_dir/best/`` and :func:`train` returns it (early stopping by held-out loss; ``load(out_dir / "best")``).
@@ -152,8 +152,9 @@ class TrainConfig:
             raise ValueError(f"ema_decay must be in [0, 1) and min_lr_ratio in [0, 1], got {self}.")
         object.__setattr__(self, "resolutions", tuple(r if isinstance(r, int) else tuple(r) for r in self.resolutions))
         object.__setattr__(self, "flip_axes", tuple(self.flip_axes))
-        if any(not isinstance(a, int) or a < 0 for a in self.flip_axes) or len(set(self.flip_axes)) != len(self.flip_axes):
-            raise ValueError(f"TrainConfig.flip_axes must be distinct grid axes ≥ 0 (0 is the first), got {self.flip_axes}.")
+        axes = self.flip_axes
+        if any(not isinstance(a, int) or a < 0 for a in axes) or len(set(axes)) != len(axes):
+            raise ValueError(f"TrainConfig.flip_axes must be distinct grid axes ≥ 0 (0 is the first), got {axes}.")
 
     def learning_rate(self, step: int) -> float:
         """The learning rate used at (0-based) ``step``."""
@@ -396,8 +397,9 @@ def _optimisation_step(state: RunState, local_model: nn.Module, batches: Iterato
 def _draw_batch(state: RunState, batches: Iterator[Tensor], shard: slice, basis: SpectralBasis,
                 config: TrainConfig) -> Tensor:
     """The next global batch of the shuffled epochs (:mod:`.loader`), its fields mirrored along
-    ``config.flip_axes`` at random and resampled to one of ``config.resolutions`` if any. Only this rank's rows ``shard`` are read; the others stay zero, which
-    changes nothing: their loss is zero whatever they hold (:class:`_Sliced`)."""
+    ``config.flip_axes`` at random and resampled to one of ``config.resolutions`` if any. Only this rank's rows
+    ``shard`` are read; the others stay zero, which changes nothing: their loss is zero whatever they hold
+    (:class:`_Sliced`)."""
     if config.resolutions:
         choice = int(torch.randint(len(config.resolutions), (1,), generator=state.generator))
     mine = next(batches)

@@ -226,7 +226,8 @@ def test_validation_loss_and_tensorboard(tmp_path):
     assert [r["step"] for r in val] == [2, 4]
     held = NormalisedFields(data, range(16, 20), run.normalization)
     expected = mean_loss(run.model, held, torch.arange(4), SDE, config=_config(),
-                         weights={"weight": run.model.loss_weight, "mode_weight": None}, generator=torch.Generator().manual_seed(0 + 3))
+                         weights={"weight": run.model.loss_weight, "mode_weight": None},
+                         generator=torch.Generator().manual_seed(0 + 3))
     assert math.isclose(val[-1]["val_loss"], expected, rel_tol=1e-6)
     events = EventAccumulator(str(tmp_path / "tb"), size_guidance={"scalars": 0, "images": 0})
     events.Reload()

@@ -273,10 +273,10 @@ def test_mode_weighted_loss_of_the_wiener_filter_is_one(basis, grid):
     """(L3): each mode's error over the Wiener filter's, averaged over modes with their multiplicities, is 1 in
     expectation for the Wiener filter (the untrained model with the true spectrum, the exact denoiser) on Gaussian
     data of that spectrum, at every t and on every domain (real, complex and spherical-harmonic coefficients alike;
-    within 4 standard errors of 512 draws). The per-time weight (P8) gives the domain's area |Ω|; and a denoiser that is exact on
-    the coarse modes but returns zero on the finest ones scores, relative to the Wiener filter, far more under (L3)
-    than under (P8): the mode weight
-    makes the fine modes count (at small t, where they still hold signal)."""
+    within 4 standard errors of 512 draws). The per-time weight (P8) gives the domain's area |Ω|. A denoiser that
+    is exact on the coarse modes but returns zero on the finest quarter scores, relative to the Wiener filter, far
+    more under (L3) than under (P8) at small t, where those modes still hold signal: the mode weight makes them
+    count."""
     cov = Matern(alpha=basis.ndim / 2 + 0.5, tau=3.0)
     sde = StochasticHeatSDE(basis=basis, covariance=Matern(alpha=basis.ndim / 2 + 0.5, tau=3.0))
     config = SphericalScoreConfig(**TINY) if isinstance(basis, SphereBasis) else ScoreFNOConfig(n_modes=4, **TINY)

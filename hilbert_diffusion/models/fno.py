@@ -332,9 +332,9 @@ class PreconditionedScoreOperator(AmplitudeSkip, ABC):
         c = self._data_variance(grid, t.device).unsqueeze(0)
         p = c * v / (a**2 * c + v).clamp_min(torch.finfo(torch.float64).tiny)  # (P4)
         m = self.basis.multiplicity(grid).to(t.device)
-        floor = 1e-4 * (m * p).flatten(2).sum(-1) / m.sum()
-        p = torch.maximum(p, floor.reshape(*floor.shape, *[1] * (p.dim() - 2))).clamp_min(torch.finfo(torch.float64).tiny)
-        return m / (p * m.sum())
+        floor = 1e-4 * (m * p).flatten(2).sum(-1) / m.sum()  # (batch, channels)
+        p = torch.maximum(p, floor.reshape(*floor.shape, *[1] * (p.dim() - 2)))
+        return m / (p.clamp_min(torch.finfo(torch.float64).tiny) * m.sum())
 
     def _skip(self, x: Tensor, t: Tensor, gain: Tensor, grid: Grid) -> Tensor:
         """``S_t x_t``: the per-mode Wiener gain (P3), or the scale mixture's exact denoiser (S1–S3)."""
