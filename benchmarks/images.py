@@ -112,6 +112,7 @@ class DataSet:
     val_fraction: float = 0.0
 
     def train_config(self, config: TrainConfig) -> TrainConfig:
+        """``config`` with this data set's augmentation and early stopping."""
         if not self.val_fraction:
             return replace(config, flip_axes=self.flip_axes)
         return replace(config, flip_axes=self.flip_axes, val_fraction=self.val_fraction, keep_best=True,

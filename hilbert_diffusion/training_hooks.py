@@ -53,7 +53,7 @@ class RunHooks:
         if self.state.step == 0 or not kept:
             shutil.rmtree(best, ignore_errors=True)
             return math.inf
-        step = read_checkpoint(kept[-1]).step
+        step = int(kept[-1].name.rsplit("-", 1)[1])  # checkpoint-<step>: no need to read its tensors
         losses = [r["val_loss"] for r in read_metrics(self.out_dir) if r.get("step") == step and "val_loss" in r]
         return min(losses, default=math.inf)
 
