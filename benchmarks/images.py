@@ -323,7 +323,8 @@ def run_dataset(name: str, plan: Plan, *, runs: Path | None, device: str) -> dic
         else:
             kept = "".join(f"_flip{a}" for a in spec.flip_axes)
             kept += f"_val{spec.val_fraction:g}" if spec.val_fraction else ""
-            kept += "_modes" if plan.train.mode_weighting else ""
+            gamma = float(plan.train.mode_weighting)
+            kept += ("_modes" + (f"{gamma:g}" if gamma != 1 else "")) if gamma else ""
             folder = runs / f"{name}_{arch}_heat{plan.kappa_nyquist:g}{kept}" if runs is not None else None
             run, curve, timing = train_with_curve(data, model, replace(plan, train=spec.train_config(plan.train)),
                                                   reference[n0], control, out=folder, device=device)
@@ -408,8 +409,9 @@ def main(argv: list[str] | None = None) -> int:
                         "loaded, not retrained (e.g. to score it again with more --draws)")
     parser.add_argument("--log-time", action="store_true", help="train on log-uniform times (every decade of t "
                         "equally often) instead of uniform ones")
-    parser.add_argument("--mode-weighting", action="store_true", help="train on the per-mode loss (eq. L3 of "
-                        "hilbert_diffusion.losses: each mode's error over the Wiener filter's) instead of the L² one")
+    parser.add_argument("--mode-weighting", nargs="?", const=True, default=False, type=float, metavar="GAMMA",
+                        help="train on the per-mode loss (eq. L3 of hilbert_diffusion.losses: each mode's error over "
+                        "the Wiener filter's, to the power GAMMA, default 1) instead of the L² one")
     parser.add_argument("--train-images", type=int, default=0,
                         help="fields to train on (default: each data set's own: 20000 shapes, 1000 of the others; "
                              "faces have 80 and digits 1438 at most)")
@@ -425,6 +427,8 @@ def main(argv: list[str] | None = None) -> int:
     plan = QUICK if args.quick else FULL
     if args.cpu_minutes:
         plan = replace(plan, cpu_seconds=60 * args.cpu_minutes)
+    if not 0 <= args.mode_weighting <= 1:
+        parser.error(f"--mode-weighting takes an exponent in (0, 1], got {args.mode_weighting}")
     if args.train_images < 0:
         parser.error(f"--train-images must be positive (or 0 for each data set's own), got {args.train_images}")
     plan = replace(plan, kappa_nyquist=args.kappa_nyquist, draws=args.draws or plan.draws,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import math
 
-__all__ = ["positive_int", "sampling_steps", "fraction", "count", "positive_float", "non_negative_float", "resolutions",
+__all__ = ["positive_int", "sampling_steps", "fraction", "exponent", "count", "positive_float", "non_negative_float", "resolutions",
            "axes", "debug_option", "execution_options"]
 
 
@@ -27,6 +27,7 @@ def bounded(kind: type, accept, wanted: str):
 positive_int = bounded(int, lambda v: v >= 1, "a positive integer")
 sampling_steps = bounded(int, lambda v: v >= 2, "an integer ≥ 2 (one step cannot carry noise to data)")
 fraction = bounded(float, lambda v: 0 <= v < 1, "a fraction in [0, 1)")
+exponent = bounded(float, lambda v: 0 < v <= 1, "an exponent in (0, 1]")
 count = bounded(int, lambda v: v >= 0, "an integer ≥ 0 (0: off)")
 positive_float = bounded(float, lambda v: v > 0 and math.isfinite(v), "a positive number")
 non_negative_float = bounded(float, lambda v: v >= 0 and math.isfinite(v), "a number ≥ 0")

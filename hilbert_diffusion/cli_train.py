@@ -205,9 +205,9 @@ def add_train_command(commands) -> None:
     tr.add_argument("--max-minutes", type=option.positive_float, help="stop (with a checkpoint) after this wall time")
     tr.add_argument("--val-fraction", type=option.fraction,
                     help="hold out this fraction of the fields (the last ones); their loss is logged at checkpoints")
-    tr.add_argument("--mode-weighting", action="store_true",
-                    help="weigh each mode's error by the Wiener filter's there (eq. L3): sharper edges for "
-                    "sharp-edged data (README, Benchmarks)")
+    tr.add_argument("--mode-weighting", nargs="?", const=True, type=option.exponent, metavar="GAMMA",
+                    help="weigh each mode's error by the Wiener filter's there, to the power GAMMA (default 1; eq. "
+                    "L3): sharper edges for sharp-edged data (README, Benchmarks)")
     tr.add_argument("--keep-best", action="store_true",
                     help="with --val-fraction: also keep the checkpoint of the lowest held-out loss in OUT/best "
                     "(early stopping; sample or restore with OUT/best)")

@@ -29,12 +29,13 @@ variance, so (``models.gaussian.gaussian_denoising_loss``)::
     E ‖D*(x_t, t) − x_0‖²_{L²} = Σ_k m_k c_k v_k / (a_k² c_k + v_k)                                 (L2)
 
 Mode weighting (``mode_weight``, the trainer's ``mode_weighting``) measures each mode's error against the Wiener
-filter's there, ``p_k = c_k v_k / (a_k² c_k + v_k)``, and averages over the modes::
+filter's there, ``p_k = c_k v_k / (a_k² c_k + v_k)``, raised to a power γ ∈ (0, 1]::
 
-    L_modes = Σ_c Σ_k m_k |D̂_k − x̂_{0,k}|² / p_{c,k}(t)  /  Σ_k m_k                                   (L3)
+    L_modes = Σ_c Σ_k m_k |D̂_k − x̂_{0,k}|² p_{c,k}(t)^-γ  /  Σ_k m_k p_{c,k}(t)^(1-γ)                  (L3)
 
-so the Wiener filter scores 1 at every ``t`` on Gaussian data of its spectrum (by L2, mode by mode), and a mode
-with little energy, such as the fine modes of an edge, counts as much as one with much. The L² loss (L1) lets a
+so the Wiener filter scores 1 at every ``t`` on Gaussian data of its spectrum (by L2, mode by mode). With γ = 1 the
+modes' relative errors are averaged: a mode with little energy, such as the fine modes of an edge, counts as much as
+one with much; γ → 0 gives back the L² loss weighed per time (P8 of :mod:`.models.fno`). The L² loss (L1) lets a
 network's error there grow with almost no cost: on 72 training faces its fine-mode error at t = 0.03 was 2.2× the
 Wiener filter's while its total error was 0.9× (README, Benchmarks).
 """

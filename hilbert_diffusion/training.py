@@ -81,7 +81,8 @@ class TrainConfig:
     ``edm_weighting`` uses the model's ``loss_weight`` (eq. P8 of :mod:`.models.fno`: one over the
     Wiener filter's expected error at ``t``) in the loss, else ``w = 1``; ``mode_weighting`` replaces it by the
     per-mode weight (P9; eq. L3 of :mod:`.losses`): each mode's error over the Wiener filter's there, so the fine
-    modes of edges count as much as the coarse ones (the held-out and Wiener losses are then measured the same way).
+    modes of edges count as much as the coarse ones (the held-out and Wiener losses are then measured the same way);
+    a number γ in (0, 1] weighs that ratio's γ-th power (``True`` is 1; smaller γ moves toward the L² loss).
     ``resolutions``: if non-empty, each batch is resampled (band-limited) to one of them, drawn
     uniformly. ``flip_axes``: grid axes (0 is the first) along which each field of a batch is mirrored with
     probability ½, independently per axis — augmentation for data whose law has that mirror symmetry (faces and
@@ -113,7 +114,7 @@ class TrainConfig:
     seed: int = 0
     time_sampler: UniformTime | StratifiedTime | LogUniformTime = StratifiedTime(1e-3)
     edm_weighting: bool = True
-    mode_weighting: bool = False
+    mode_weighting: bool | float = False
     normalize: bool = True
     resolutions: tuple[int | tuple[int, ...], ...] = ()
     flip_axes: tuple[int, ...] = ()
@@ -145,6 +146,9 @@ class TrainConfig:
         if not 0 <= self.val_fraction < 1 or self.workers < 0:
             raise ValueError(f"TrainConfig needs val_fraction in [0, 1) and workers ≥ 0, got {self.val_fraction}, "
                              f"{self.workers}.")
+        if not 0 <= float(self.mode_weighting) <= 1:
+            raise ValueError(f"TrainConfig.mode_weighting must be True, False or an exponent in [0, 1], got "
+                             f"{self.mode_weighting}.")
         if self.keep_best and not self.val_fraction > 0:
             raise ValueError("TrainConfig.keep_best chooses by the held-out loss: set val_fraction > 0 too "
                              "(--val-fraction 0.1 on the command line).")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -195,9 +196,10 @@ def start_or_resume(data: Tensor | LazyFields, *, sde: DiagonalSDE, model: Any, 
 
 def loss_weights(net: Any, config: Any) -> dict:
     """The ``weight`` and ``mode_weight`` of :func:`~.losses.denoising_loss` that ``config`` trains with: the
-    model's per-mode weight (``mode_weighting``, P9), else its per-time one (``edm_weighting``, P8), else none."""
-    if getattr(config, "mode_weighting", False):
-        return {"weight": None, "mode_weight": net.mode_loss_weight}
+    model's per-mode weight (``mode_weighting``: its exponent γ, ``True`` for 1; P9), else its per-time one
+    (``edm_weighting``, P8), else none."""
+    if exponent := float(getattr(config, "mode_weighting", False)):
+        return {"weight": None, "mode_weight": partial(net.mode_loss_weight, exponent=exponent)}
     return {"weight": net.loss_weight if config.edm_weighting else None, "mode_weight": None}
 
 

@@ -4,6 +4,7 @@ the empirical spectrum, and the function-space loss (discretisation invariance, 
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import pytest
 import torch
@@ -276,7 +277,8 @@ def test_mode_weighted_loss_of_the_wiener_filter_is_one(basis, grid):
     within 4 standard errors of 512 draws). The per-time weight (P8) gives the domain's area |Ω|. A denoiser that
     is exact on the coarse modes but returns zero on the finest quarter scores, relative to the Wiener filter, far
     more under (L3) than under (P8) at small t, where those modes still hold signal: the mode weight makes them
-    count."""
+    count; with the exponent γ = ½ the Wiener filter still scores 1, and that denoiser's relative score lies
+    between the two."""
     cov = Matern(alpha=basis.ndim / 2 + 0.5, tau=3.0)
     sde = StochasticHeatSDE(basis=basis, covariance=Matern(alpha=basis.ndim / 2 + 0.5, tau=3.0))
     config = SphericalScoreConfig(**TINY) if isinstance(basis, SphereBasis) else ScoreFNOConfig(n_modes=4, **TINY)
@@ -295,7 +297,9 @@ def test_mode_weighted_loss_of_the_wiener_filter_is_one(basis, grid):
         p = w[w > 0].reciprocal()  # the sphere's (l, m) slots with m > l have no multiplicity and no weight
         assert float(p.min()) > 1e-4 * float(p.mean()), "the floor of P9 must not bite in this test"
         scores = {}
+        half = partial(wiener.mode_loss_weight, exponent=0.5)
         for name, weights, expected in (("modes", {"mode_weight": wiener.mode_loss_weight}, 1.0),
+                                        ("half", {"mode_weight": half}, 1.0),
                                         ("time", {"weight": wiener.loss_weight}, volume)):  # P8: |Ω| for the Wiener
             with torch.no_grad():
                 loss = denoising_loss(wiener, x0, sde, t=t, generator=torch.Generator().manual_seed(4), **weights)
@@ -305,6 +309,7 @@ def test_mode_weighted_loss_of_the_wiener_filter_is_one(basis, grid):
             scores[name] = float(coarse.mean() / loss.mean())
         if time < 0.1:  # where the fine modes still hold signal: zeroing them costs 2-17× in L², 38-73× by mode
             assert scores["modes"] > 3 * scores["time"], scores
+            assert scores["modes"] > scores["half"] > scores["time"], scores  # γ = ½ lies between
 
 
 def _oracle_data(gen: torch.Generator) -> tuple:

@@ -367,6 +367,8 @@ MESSAGE_CASES = [
     ("multires", [*TRAIN, "--out", "{p}/r", "--multires", "16,abc"], "argument --multires: 'abc'"),
     ("flip axes", [*TRAIN, "--out", "{p}/r", "--flip-axes", "1,1"],
      "argument --flip-axes: '1,1' is not a list of distinct"),
+    ("mode weighting exponent", [*TRAIN, "--out", "{p}/r", "--mode-weighting", "2"],
+     "argument --mode-weighting: must be an exponent in (0, 1], got '2'"),
     ("keep best without held-out fields", [*TRAIN, "--out", "{p}/r", "--keep-best"], "set val_fraction > 0 too"),
     ("flip axis beyond the grid", [*TRAIN, "--out", "{p}/r", "--flip-axes", "3"], "grid is 1-D; give axes below 1"),
     ("mask NaN", [*INPAINT, "--mask", "{p}/nan_mask.npy"], "--mask {p}/nan_mask.npy contains NaN"),

@@ -251,13 +251,17 @@ def test_keep_best_returns_the_checkpoint_of_the_lowest_held_out_loss(tmp_path):
         train(data, sde=sde, model=TINY, config=replace(config, steps=1), progress=False)
 
 
-def test_mode_weighting_trains_and_measures_the_wiener_filter_at_one(tmp_path):
-    """``mode_weighting``: the baseline the trainer reports (the Wiener filter of the estimated spectrum) scores
-    about 1 on Gaussian data under the per-mode loss (L3), and the held-out loss is measured the same way: about 1
-    after training too, since on Gaussian data the Wiener filter is already the best denoiser."""
+@pytest.mark.parametrize("gamma", [True, 0.5])
+def test_mode_weighting_trains_and_measures_the_wiener_filter_at_one(tmp_path, gamma):
+    """``mode_weighting`` (γ = 1, or ½): the baseline the trainer reports (the Wiener filter of the estimated
+    spectrum) scores about 1 on Gaussian data under the per-mode loss (L3), and the held-out loss is measured the
+    same way: about 1 after training too, since on Gaussian data the Wiener filter is already the best denoiser.
+    An exponent outside [0, 1] is refused."""
+    with pytest.raises(ValueError, match="an exponent in"):
+        TrainConfig(mode_weighting=1.5)
     basis, cov, sde, _ = _setup()
     data = GaussianRandomField(basis, cov).sample(256, 32, generator=torch.Generator().manual_seed(1))
-    config = TrainConfig(steps=40, mode_weighting=True, val_fraction=0.25, checkpoint_every=20, **FAST)
+    config = TrainConfig(steps=40, mode_weighting=gamma, val_fraction=0.25, checkpoint_every=20, **FAST)
     run = train(data, sde=sde, model=TINY, config=config, out_dir=tmp_path, progress=False)
     assert abs(run.config["wiener_loss"] - 1) < 0.1
     from hilbert_diffusion.tracking import read_metrics

@@ -15,7 +15,7 @@ of ``t`` (:mod:`.embedding`). The coefficients come from the SDE's ``a_k(t), v_k
     S_t = diag(g_k), c_out = (Σ_k m_k p_k / |Ω|)^(1/2)         ``wiener_skip=True``            (P6)
     S_t = 0,         c_out = (Σ_k m_k c_k / |Ω|)^(1/2)         ``wiener_skip=False``           (P7)
     λ(t) = 1 / (Σ_k m_k p_k / |Ω|)        loss weight (:meth:`~PreconditionedScoreOperator.loss_weight`) (P8)
-    μ_k(t) = m_k / (p̃_k Σ_j m_j)          per-mode loss weight (L3 of :mod:`..losses`; ``mode_loss_weight``) (P9)
+    μ_k(t) = m_k p̃_k^-γ / Σ_j m_j p̃_j^(1-γ)  per-mode loss weight (L3 of :mod:`..losses`; ``mode_loss_weight``) (P9)
 
 Why: this is EDM's preconditioning (Karras et al. 2022, eq. 7) made per mode. With the Wiener skip
 the target of ``F``, ``(x_0 - S_t x_t) / c_out``, has unit mean square at every ``t`` for Gaussian
@@ -286,6 +286,13 @@ class PreconditionedScoreOperator(AmplitudeSkip, ABC):
             self._spectrum_cache[grid, device] = torch.stack([s(lam) for s in self.data_spectrum])
         return self._spectrum_cache[grid, device]
 
+    def _mode_moments(self, t: Tensor, grid: Grid) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """``(a_k, v_k, c_k, σ²_k)`` per mode, float64: ``a``, ``v`` ``(batch, 1, *coefficients)``, ``c``
+        ``(1, channels, *coefficients)``, ``σ²`` ``(batch, channels, *coefficients)`` (P2), floored above zero."""
+        a, v = self.sde.mean_factor(t, grid), self.sde.variance(t, grid)
+        c = self._data_variance(grid, t.device).unsqueeze(0)
+        return a, v, c, (a**2 * c + v).clamp_min(torch.finfo(torch.float64).tiny)  # (P2)
+
     def preconditioning(
         self, t: float | Tensor, grid: Grid, *, batch: int
     ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -293,11 +300,8 @@ class PreconditionedScoreOperator(AmplitudeSkip, ABC):
         (zeros without the Wiener skip); ``c_in``, ``c_out`` and the Wiener filter's mean-square error
         ``e = Σ_k m_k p_k / |Ω|`` are ``(batch, channels)``."""
         t = _time_vector(t, batch)
-        a = self.sde.mean_factor(t, grid)  # (batch, 1, *coef)
-        v = self.sde.variance(t, grid)
-        c = self._data_variance(grid, t.device).unsqueeze(0)  # (1, channels, *coef)
+        a, v, c, sigma2 = self._mode_moments(t, grid)
         tiny = torch.finfo(torch.float64).tiny
-        sigma2 = (a**2 * c + v).clamp_min(tiny)  # (P2)
         m = self.basis.multiplicity(grid).to(t.device)
         volume = float(self.basis.weights(grid).sum())
 
@@ -322,19 +326,20 @@ class PreconditionedScoreOperator(AmplitudeSkip, ABC):
         *_, wiener_error = self.preconditioning(t, grid, batch=t.shape[0])
         return wiener_error.clamp_min(torch.finfo(torch.float64).tiny).reciprocal()
 
-    def mode_loss_weight(self, t: Tensor, grid: Grid) -> Tensor:
+    def mode_loss_weight(self, t: Tensor, grid: Grid, *, exponent: float = 1.0) -> Tensor:
         """The per-mode loss weight (P9) for times ``t`` ``(batch,)``, shape ``(batch, channels, *coefficients)``:
-        each mode's error over the Wiener filter's there, averaged over modes, so the Wiener filter's loss is 1 on
-        Gaussian data of its spectrum. ``p̃_k`` is ``p_k`` (P4) floored at 10⁻⁴ of its mode average: a mode the
-        data leave empty cannot take over the loss."""
-        t = _time_vector(t, t.shape[0])
-        a, v = self.sde.mean_factor(t, grid), self.sde.variance(t, grid)
-        c = self._data_variance(grid, t.device).unsqueeze(0)
-        p = c * v / (a**2 * c + v).clamp_min(torch.finfo(torch.float64).tiny)  # (P4)
+        each mode's error over the Wiener filter's there raised to ``exponent`` γ, normalised so the Wiener filter's
+        loss is 1 on Gaussian data of its spectrum. γ = 1 averages the modes' relative errors; γ = 0 is the L² loss
+        of P8 (over |Ω|); between, the fine modes count partly. ``p̃_k`` is ``p_k`` (P4) floored at 10⁻⁴ of its
+        mode average: a mode the data leave empty cannot take over the loss."""
+        _, v, c, sigma2 = self._mode_moments(_time_vector(t, t.shape[0]), grid)
+        p = c * v / sigma2  # (P4)
         m = self.basis.multiplicity(grid).to(t.device)
         floor = 1e-4 * (m * p).flatten(2).sum(-1) / m.sum()  # (batch, channels)
         p = torch.maximum(p, floor.reshape(*floor.shape, *[1] * (p.dim() - 2)))
-        return m / (p.clamp_min(torch.finfo(torch.float64).tiny) * m.sum())
+        p = p.clamp_min(torch.finfo(torch.float64).tiny)
+        norm = (m * p ** (1 - exponent)).flatten(2).sum(-1)  # (batch, channels)
+        return m * p ** -exponent / norm.reshape(*norm.shape, *[1] * (p.dim() - 2))  # (P9)
 
     def _skip(self, x: Tensor, t: Tensor, gain: Tensor, grid: Grid) -> Tensor:
         """``S_t x_t``: the per-mode Wiener gain (P3), or the scale mixture's exact denoiser (S1–S3)."""
