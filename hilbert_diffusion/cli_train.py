@@ -41,6 +41,7 @@ def run_train(args: argparse.Namespace) -> int:
     from .models.sphere import SphericalScoreConfig
     from .rundir import RunDirectory
     from .training import TrainConfig, train, training_bytes
+    from .training_hooks import BEST_DIR
 
     config = load_config(args.config)
     for model_cls in (*architectures().values(), SphericalScoreConfig):  # the model's options, before any data
@@ -77,7 +78,7 @@ def run_train(args: argparse.Namespace) -> int:
             return stop.exit_code
     finally:
         run_dir.release()
-    if context.is_main and train_config.keep_best:
+    if context.is_main and train_config.keep_best and run.path is not None and run.path.parent.name == BEST_DIR:
         print(f"trained; the checkpoint of the lowest held-out loss (step {run.step}): {run.path}")
     elif context.is_main:
         print(f"trained {run.step} steps; checkpoint {run.path}")

@@ -302,8 +302,8 @@ def _train_steps(state: RunState, *, sde: DiagonalSDE, config: TrainConfig, cont
     if context.is_main and progress and running is not None:
         print(f"final loss {running:.3g} = {running / state.wiener_loss:.2f} × the Wiener filter's "
               f"{state.wiener_loss:.3g}", file=sys.stderr)
-    if config.keep_best:
-        return hooks.best()
+    if config.keep_best and (best := hooks.best()) is not None:
+        return best
     return TrainedRun(model=state.ema.model.cpu().eval(), sde=sde, normalization=state.normalization, step=state.step,
                       path=final, config=state.run_config)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import math
 import shutil
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -78,10 +79,16 @@ class RunHooks:
                 self.best_loss = loss
         return path
 
-    def best(self) -> TrainedRun:
+    def best(self) -> TrainedRun | None:
         """The EMA model of the lowest held-out loss, its stored run config brought up to the final one (the
-        sampling grid stored at the end of training; the weights are the best step's)."""
+        sampling grid stored at the end of training; the weights are the best step's); ``None``, with a note, when
+        no held-out loss was finite (then no checkpoint is best and the final model stands)."""
         folder = self.out_dir / BEST_DIR
+        if not (folder.is_dir() and list_checkpoints(folder)):
+            if self.context.is_main:
+                print("keep_best: no held-out loss was finite, so no best checkpoint was kept; the final model is "
+                      f"returned (its checkpoint is in {self.out_dir})", file=sys.stderr)
+            return None
         if self.context.is_main:
             kept = read_checkpoint(folder)
             write_checkpoint(folder, step=kept.step, config=self.state.run_config, tensors=kept.tensors,

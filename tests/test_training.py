@@ -251,6 +251,19 @@ def test_keep_best_returns_the_checkpoint_of_the_lowest_held_out_loss(tmp_path):
         train(data, sde=sde, model=TINY, config=replace(config, steps=1), progress=False)
 
 
+def test_keep_best_without_a_finite_held_out_loss_returns_the_final_model(tmp_path, monkeypatch, capsys):
+    """``keep_best`` when every held-out loss is NaN: no checkpoint is best, so the final model is returned (its
+    checkpoint saved) with a one-line note, instead of failing at the end of a finished run."""
+    import hilbert_diffusion.training_hooks as hooks
+
+    monkeypatch.setattr(hooks, "held_out_loss", lambda *args, **kwargs: float("nan"))
+    _, _, sde, data = _setup(num=40)
+    config = TrainConfig(steps=4, checkpoint_every=2, val_fraction=0.25, keep_best=True, **FAST)
+    run = train(data, sde=sde, model=TINY, config=config, out_dir=tmp_path, progress=False)
+    assert run.step == 4 and load(tmp_path).step == 4
+    assert "no held-out loss was finite" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("gamma", [True, 0.5])
 def test_mode_weighting_trains_and_measures_the_wiener_filter_at_one(tmp_path, gamma):
     """``mode_weighting`` (γ = 1, or ½): the baseline the trainer reports (the Wiener filter of the estimated
