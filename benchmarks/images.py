@@ -65,6 +65,7 @@ from hilbert_diffusion.bases import NeumannBasis, PeriodicBasis, SpectralBasis
 from hilbert_diffusion.checkpoint import load
 from hilbert_diffusion.engine import Sampler
 from hilbert_diffusion.datasets import darcy, digits, faces, navier_stokes, photo_patches, shapes
+from hilbert_diffusion.loader import split_rows
 from hilbert_diffusion.losses import LogUniformTime
 from hilbert_diffusion.models.cross_spectrum import ChannelCovariance, ChannelGaussianDenoiser
 from hilbert_diffusion.models.fno import ScoreFNOConfig
@@ -309,7 +310,9 @@ def run_dataset(name: str, plan: Plan, *, runs: Path | None, device: str) -> dic
     data = spec.load(n0, "train", plan.train_images or spec.train_num)
     control = untrained_run(data, plan, basis, GaussianFit())
     reference = {n: spec.load(n, "test", num) for n, num in zip((n0, 2 * n0), plan.samples)}
-    out = {"resolution": n0, "train_images": len(data), "flip_axes": spec.flip_axes, "val_fraction": spec.val_fraction,
+    fitted, stopping = split_rows(len(data), spec.val_fraction)
+    out = {"resolution": n0, "train_images": len(fitted), "validation_images": len(stopping),
+           "flip_axes": spec.flip_axes, "val_fraction": spec.val_fraction,
            "held_out": {str(n): len(r) for n, r in reference.items()},
            "images": spec.images, "interpolated_2x": spec.interpolated_2x, "architectures": {},
            # what the training grid carries to 2x: training fields upsampled bicubically, against the held-out at 2x

@@ -160,7 +160,7 @@ def test_image_benchmark_fields_and_its_kept_runs(tmp_path: Path, monkeypatch) -
             "--train-images", "12", "--tag", "t"]
     assert images.main(argv) == 0
     result = json.loads((tmp_path / "images_quick_t.json").read_text())["results"]["darcy"]
-    assert result["train_images"] == 12
+    assert result["train_images"] == 12 and result["validation_images"] == 0
     assert 0.0 <= result["upsampled_2x"]["c2st"] <= 1.0 and result["upsampled_2x"]["data_kurtosis"] == pytest.approx(
         result["architectures"]["fno"][str(2 * result["resolution"])]["data_kurtosis"])
     first, fit = result["architectures"]["fno"], result["architectures"]["gaussian"]["restoration"]
