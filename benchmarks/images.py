@@ -304,6 +304,19 @@ def untrained_run(data: Tensor, plan: Plan, basis: SpectralBasis, fit: GaussianF
 
 
 # --------------------------------------------------------------------------------------------- one data set
+def run_name(name: str, arch: str, plan: Plan) -> str:
+    """The folder of a kept run: ``<data>_<arch>_heat<K>`` and every training choice that differs from the default
+    (mirror axes, early stopping, the number of training fields, log-uniform times, the per-mode loss's exponent), so
+    a run kept with other choices is never loaded in its place."""
+    spec, train = DATASETS[name], plan.train
+    gamma = float(train.mode_weighting)
+    return "".join([f"{name}_{arch}_heat{plan.kappa_nyquist:g}", *(f"_flip{a}" for a in spec.flip_axes),
+                    f"_val{spec.val_fraction:g}" if spec.val_fraction else "",
+                    f"_n{plan.train_images}" if plan.train_images else "",
+                    "_logt" if isinstance(train.time_sampler, LogUniformTime) else "",
+                    ("_modes" + (f"{gamma:g}" if gamma != 1 else "")) if gamma else ""])
+
+
 def run_dataset(name: str, plan: Plan, *, runs: Path | None, device: str) -> dict:
     spec = DATASETS[name]
     n0, basis = max(8, round(spec.resolution * plan.resolution_scale)), spec.basis
@@ -324,11 +337,7 @@ def run_dataset(name: str, plan: Plan, *, runs: Path | None, device: str) -> dic
             run = control if isinstance(model, GaussianFit) else untrained_run(data, plan, basis, model)
             curve, timing = [], {"steps": 0, "seconds": 0.0, "parameters": 0}
         else:
-            kept = "".join(f"_flip{a}" for a in spec.flip_axes)
-            kept += f"_val{spec.val_fraction:g}" if spec.val_fraction else ""
-            gamma = float(plan.train.mode_weighting)
-            kept += ("_modes" + (f"{gamma:g}" if gamma != 1 else "")) if gamma else ""
-            folder = runs / f"{name}_{arch}_heat{plan.kappa_nyquist:g}{kept}" if runs is not None else None
+            folder = runs / run_name(name, arch, plan) if runs is not None else None
             run, curve, timing = train_with_curve(data, model, replace(plan, train=spec.train_config(plan.train)),
                                                   reference[n0], control, out=folder, device=device)
         row = {"train": timing, "curve": curve, "denoising_gain": gains(run, control, reference[n0])}

@@ -174,3 +174,7 @@ def test_image_benchmark_fields_and_its_kept_runs(tmp_path: Path, monkeypatch) -
     assert document["config"]["sampler"] == "predictor_corrector, PredictorCorrector(snr=0.32), 12 steps on its own grid"
     assert again[n0]["first"] != first[n0]["first"]
     assert len(first["curve"][-1]["denoising_gain"]) == len(images.GAIN_TIMES)
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == ["darcy_fno_heat0_n12"]
+    assert images.main([*argv, "--mode-weighting", "0.5"]) == 0  # another loss: trained anew beside the first
+    kept = sorted(p.name for p in (tmp_path / "runs").iterdir())
+    assert kept == ["darcy_fno_heat0_n12", "darcy_fno_heat0_n12_modes0.5"]
