@@ -417,6 +417,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="heat of the forward process, κ λ_max at the training grid (default 0, DDO's process; the "
                              "command line's default is 25 for images, 0 on the torus)")
     parser.add_argument("--draws", type=int, help="draws averaged into each posterior mean (default: the plan's)")
+    parser.add_argument("--test-images", type=int, help="held-out images restored per task (default: the plan's, 6)")
     parser.add_argument("--runs", help="keep each trained model in RUNS/<data>_<arch>_heat<K>; one already there is "
                         "loaded, not retrained (e.g. to score it again with more --draws)")
     parser.add_argument("--log-time", action="store_true", help="train on log-uniform times (every decade of t "
@@ -443,7 +444,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--mode-weighting takes an exponent in (0, 1], got {args.mode_weighting}")
     if args.train_images < 0:
         parser.error(f"--train-images must be positive (or 0 for each data set's own), got {args.train_images}")
+    if (args.draws is not None and args.draws < 1) or (args.test_images is not None and args.test_images < 1):
+        parser.error(f"--draws and --test-images must be positive, got {args.draws} and {args.test_images}")
     plan = replace(plan, kappa_nyquist=args.kappa_nyquist, draws=args.draws or plan.draws,
+                   test_images=args.test_images or plan.test_images,
                    train_images=args.train_images or plan.train_images)
     sampler, factor = {"multistep": (exponential_multistep, 1), "ancestral": (exponential_ancestral, 2),
                        "pc": (predictor_corrector, 3)}[args.sampler]
