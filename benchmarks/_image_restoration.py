@@ -6,6 +6,8 @@ for the untrained priors, the exact posterior mean
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -74,11 +76,14 @@ def restoration(run: TrainedRun, truth: Tensor, basis: SpectralBasis, *, draws: 
         exact = exact_posterior_mean(run, operator, y, tuple(truth.shape[2:]))
         estimates = ({"posterior mean": mean} | ({} if exact is None else {"exact posterior mean": exact.float()})
                      | {b: baseline(b, operator, y, truth, basis) for b in baselines})
-        rows[label] = {k: {"psnr": float(psnr(v, truth, data_range=1.0).mean()),
-                           "ssim": float(ssim(v, truth, data_range=1.0).mean())} for k, v in estimates.items()}
+        per_image = {k: psnr(v, truth, data_range=1.0) for k, v in estimates.items()}
+        rows[label] = {k: {"psnr": float(per_image[k].mean()), "ssim": float(ssim(v, truth, data_range=1.0).mean())}
+                       for k, v in estimates.items()}
         rows[label]["posterior mean"]["psnr_infinite_draws"] = float(  # (M1): what the mean of all draws would score
             posterior_mean_psnr(drawn, truth, data_range=1.0).mean())
         best = max(rows[label][b]["psnr"] for b in baselines)
+        paired = per_image["posterior mean"] - per_image[max(baselines, key=lambda b: rows[label][b]["psnr"])]
+        rows[label]["psnr_gap_stderr"] = float(paired.std() / len(truth) ** 0.5) if len(truth) > 1 else math.nan
         rows[label]["beats_every_baseline"] = rows[label]["posterior mean"]["psnr"] > best and all(
             rows[label]["posterior mean"]["ssim"] > rows[label][b]["ssim"] for b in baselines)
     return rows
@@ -92,8 +97,10 @@ def psnr_gap(task: dict, estimate: str = "posterior mean", key: str = "psnr") ->
 
 
 def gap_text(task: dict) -> str:
-    """The gaps of the draws' mean, of infinitely many draws' (M1) and of the exact posterior mean, where measured."""
+    """The gaps of the draws' mean, of infinitely many draws' (M1) and of the exact posterior mean, where measured,
+    and the draws' gap's paired standard error over the images."""
     gaps = [psnr_gap(task)] + [psnr_gap(task, estimate, key) for estimate, key in
                                (("posterior mean", "psnr_infinite_draws"), ("exact posterior mean", "psnr"))
                                if key in task.get(estimate, {})]
-    return "/".join(f"{g:+.1f}" for g in gaps)
+    text = "/".join(f"{g:+.1f}" for g in gaps)
+    return text + (f" (±{task['psnr_gap_stderr']:.1f})" if math.isfinite(task.get("psnr_gap_stderr", math.nan)) else "")

@@ -166,7 +166,8 @@ def test_image_benchmark_fields_and_its_kept_runs(tmp_path: Path, monkeypatch) -
     first, fit = result["architectures"]["fno"], result["architectures"]["gaussian"]["restoration"]
     for task in ("SR×2 spectral", "SR×4 spectral"):  # the Gaussian's exact posterior mean from coarse modes: zero-padding
         assert fit[task]["exact posterior mean"]["psnr"] == pytest.approx(fit[task]["zero-pad"]["psnr"], abs=1e-3)
-    assert all("psnr_infinite_draws" in row["posterior mean"] for row in first["restoration"].values())
+    assert all("psnr_infinite_draws" in row["posterior mean"] and row["psnr_gap_stderr"] >= 0
+               for row in first["restoration"].values())
     assert images.main([*argv, "--draws", "3", "--sampler", "pc", "--snr", "0.32"]) == 0
     document = json.loads((tmp_path / "images_quick_t.json").read_text())
     again, n0 = document["results"]["darcy"]["architectures"]["fno"], str(result["resolution"])
