@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 import math
 
-__all__ = ["positive_int", "sampling_steps", "fraction", "exponent", "count", "positive_float", "non_negative_float", "resolutions",
-           "axes", "debug_option", "execution_options"]
+__all__ = ["positive_int", "sampling_steps", "fraction", "exponent", "count", "positive_float", "non_negative_float",
+           "resolutions", "axes", "debug_option", "execution_options"]
 
 
 def bounded(kind: type, accept, wanted: str):
