@@ -81,8 +81,9 @@ def restoration(run: TrainedRun, truth: Tensor, basis: SpectralBasis, *, draws: 
                        for k, v in estimates.items()}
         rows[label]["posterior mean"]["psnr_infinite_draws"] = float(  # (M1): what the mean of all draws would score
             posterior_mean_psnr(drawn, truth, data_range=1.0).mean())
-        best = max(rows[label][b]["psnr"] for b in baselines)
-        paired = per_image["posterior mean"] - per_image[max(baselines, key=lambda b: rows[label][b]["psnr"])]
+        best_baseline = max(baselines, key=lambda b: rows[label][b]["psnr"])
+        best = rows[label][best_baseline]["psnr"]
+        paired = per_image["posterior mean"] - per_image[best_baseline]
         rows[label]["psnr_gap_stderr"] = float(paired.std() / len(truth) ** 0.5) if len(truth) > 1 else math.nan
         rows[label]["beats_every_baseline"] = rows[label]["posterior mean"]["psnr"] > best and all(
             rows[label]["posterior mean"]["ssim"] > rows[label][b]["ssim"] for b in baselines)

@@ -61,6 +61,7 @@ if __package__ in (None, ""):  # run as a file (python benchmarks/images.py): ma
 
 from benchmarks._image_figures import figure
 from benchmarks._image_restoration import gap_text, restoration
+from hilbert_diffusion import cli_options as option
 from hilbert_diffusion.bases import NeumannBasis, PeriodicBasis, SpectralBasis
 from hilbert_diffusion.checkpoint import load
 from hilbert_diffusion.engine import Sampler
@@ -422,7 +423,8 @@ def main(argv: list[str] | None = None) -> int:
                         "loaded, not retrained (e.g. to score it again with more --draws)")
     parser.add_argument("--log-time", action="store_true", help="train on log-uniform times (every decade of t "
                         "equally often) instead of uniform ones")
-    parser.add_argument("--mode-weighting", nargs="?", const=True, default=False, type=float, metavar="GAMMA",
+    parser.add_argument("--mode-weighting", nargs="?", const=True, default=False, type=option.exponent,
+                        metavar="GAMMA",
                         help="train on the per-mode loss (eq. L3 of hilbert_diffusion.losses: each mode's error over "
                         "the Wiener filter's, to the power GAMMA, default 1) instead of the L² one")
     parser.add_argument("--train-images", type=int, default=0,
@@ -440,8 +442,6 @@ def main(argv: list[str] | None = None) -> int:
     plan = QUICK if args.quick else FULL
     if args.cpu_minutes:
         plan = replace(plan, cpu_seconds=60 * args.cpu_minutes)
-    if not 0 <= args.mode_weighting <= 1:
-        parser.error(f"--mode-weighting takes an exponent in (0, 1], got {args.mode_weighting}")
     if args.train_images < 0:
         parser.error(f"--train-images must be positive (or 0 for each data set's own), got {args.train_images}")
     if (args.draws is not None and args.draws < 1) or (args.test_images is not None and args.test_images < 1):
