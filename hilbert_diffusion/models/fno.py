@@ -15,7 +15,7 @@ of ``t`` (:mod:`.embedding`). The coefficients come from the SDE's ``a_k(t), v_k
     S_t = diag(g_k), c_out = (Σ_k m_k p_k / |Ω|)^(1/2)         ``wiener_skip=True``            (P6)
     S_t = 0,         c_out = (Σ_k m_k c_k / |Ω|)^(1/2)         ``wiener_skip=False``           (P7)
     λ(t) = 1 / (Σ_k m_k p_k / |Ω|)        loss weight (:meth:`~PreconditionedScoreOperator.loss_weight`) (P8)
-    μ_k(t) = m_k p̃_k^-γ / Σ_j m_j p̃_j^(1-γ)  per-mode loss weight (L3 of :mod:`..losses`; ``mode_loss_weight``) (P9)
+    μ_k = m_k p̃_k^-γ / Σ_j m_j p̃_j^(1-γ)  per-mode loss weight (``mode_loss_weight``, L3 of :mod:`..losses`) (P9)
 
 Why: this is EDM's preconditioning (Karras et al. 2022, eq. 7) made per mode. With the Wiener skip
 the target of ``F``, ``(x_0 - S_t x_t) / c_out``, has unit mean square at every ``t`` for Gaussian
@@ -330,8 +330,8 @@ class PreconditionedScoreOperator(AmplitudeSkip, ABC):
         """The per-mode loss weight (P9) for times ``t`` ``(batch,)``, shape ``(batch, channels, *coefficients)``:
         each mode's error over the Wiener filter's there raised to ``exponent`` γ, normalised so the Wiener filter's
         loss is 1 on Gaussian data of its spectrum. γ = 1 averages the modes' relative errors; γ = 0 is the L² loss
-        of P8 (over |Ω|); between, the fine modes count partly. ``p̃_k`` is ``p_k`` (P4) floored at 10⁻⁴ of its
-        mode average: a mode the data leave empty cannot take over the loss."""
+        of P8 divided by ``|Ω|``; between, the fine modes count partly. ``p̃_k`` is ``p_k`` (P4) floored at 10⁻⁴ of
+        its mode average: a mode the data leave empty cannot take over the loss."""
         _, v, c, sigma2 = self._mode_moments(_time_vector(t, t.shape[0]), grid)
         p = c * v / sigma2  # (P4)
         m = self.basis.multiplicity(grid).to(t.device)
