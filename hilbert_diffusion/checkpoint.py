@@ -49,6 +49,7 @@ __all__ = [
     "write_checkpoint",
     "read_checkpoint",
     "list_checkpoints",
+    "checkpoint_step",
     "checkpoint_path",
     "build_model",
     "load",
@@ -102,6 +103,14 @@ def list_checkpoints(run_dir: str | os.PathLike) -> list[Path]:
 def checkpoint_path(run_dir: str | os.PathLike, step: int) -> Path:
     """The folder ``run_dir/checkpoint-<step>/`` that :func:`write_checkpoint` writes for ``step``."""
     return Path(run_dir) / f"checkpoint-{step:08d}"
+
+
+def checkpoint_step(folder: str | os.PathLike) -> int:
+    """The step of a ``checkpoint-<step>/`` folder, read from its name (no file is opened)."""
+    match = _NAME.match(Path(folder).name)
+    if match is None:
+        raise CheckpointError(f"{folder} is not a checkpoint-<step> folder.")
+    return int(match.group(1))
 
 
 def write_checkpoint(

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from .checkpoint import TrainedRun, list_checkpoints, load, read_checkpoint, write_checkpoint
+from .checkpoint import TrainedRun, checkpoint_step, list_checkpoints, load, read_checkpoint, write_checkpoint
 from .distributed import DistributedContext
 from .figures import save_sample_figure
 from .models.fno import clean_state_dict
@@ -54,7 +54,7 @@ class RunHooks:
         if self.state.step == 0 or not kept:
             shutil.rmtree(best, ignore_errors=True)
             return math.inf
-        step = int(kept[-1].name.rsplit("-", 1)[1])  # checkpoint-<step>: no need to read its tensors
+        step = checkpoint_step(kept[-1])  # from the folder's name: no need to read its tensors
         losses = [r["val_loss"] for r in read_metrics(self.out_dir) if r.get("step") == step and "val_loss" in r]
         return min(losses, default=math.inf)
 

@@ -227,6 +227,7 @@ def test_keep_best_returns_the_checkpoint_of_the_lowest_held_out_loss(tmp_path):
     """``keep_best``: the returned model is the EMA of the checkpoint whose logged held-out loss is the lowest, and
     ``out/best`` holds it; a resumed run keeps comparing against that loss (the best of both legs), and a run that
     is not resumed starts its own best."""
+    from hilbert_diffusion.checkpoint import checkpoint_step
     from hilbert_diffusion.tracking import read_metrics
 
     _, _, sde, data = _setup(num=40)
@@ -238,13 +239,15 @@ def test_keep_best_returns_the_checkpoint_of_the_lowest_held_out_loss(tmp_path):
         logged = {r["step"]: r["val_loss"] for r in read_metrics(tmp_path / "r") if "val_loss" in r}
         assert sorted(logged) == list(range(2, steps + 1, 2))
         best = min(logged, key=logged.get)
-        assert run.step == best and load(tmp_path / "r" / "best").step == best
+        assert run.step == best and load(tmp_path / "r" / "best").step == best == checkpoint_step(run.path)
         stored = read_checkpoint(tmp_path / "r" / f"checkpoint-{best:08d}").prefixed("ema")
         assert all(torch.equal(v, stored[k]) for k, v in run.model.state_dict().items() if k in stored)
         assert best < steps, "the test needs a best that is not the end of the leg"
     assert best <= 24, "the last leg must not find a better checkpoint: it checks that resuming keeps the old best"
     train(data, sde=sde, model=TINY, config=replace(config, steps=2), out_dir=tmp_path / "new", progress=False)
     assert load(tmp_path / "new" / "best").step == 2
+    with pytest.raises(ValueError, match="not a checkpoint-<step> folder"):
+        checkpoint_step(tmp_path / "r" / "best")
     with pytest.raises(ValueError, match="set val_fraction > 0"):
         TrainConfig(keep_best=True)
     with pytest.raises(ValueError, match="give an out_dir"):
