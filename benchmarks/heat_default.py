@@ -151,7 +151,7 @@ def quadratic_domain(plan: Plan, kappa: float) -> dict:
         return qb.generate(run, run.model, sampling, num=num, resolution=resolution, generator=generator)[0]
 
     fresh = qb.fresh_repetitions(draw, resolution=100, repetitions=plan.repetitions, curves=plan.curves)
-    shape = qb.shape_statistics(fresh["first"], qb._points(data.basis, (100,)))
+    shape = qb.shape_statistics(fresh["first"], qb.grid_points(data.basis, (100,)))
     return {"train": timing, "power": fresh["powers"], "shape": shape}
 
 

@@ -68,10 +68,12 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from benchmarks._quadratic_exact import SCALE, QuadraticDenoiser, grid_points
+from benchmarks._quadratic_figures import plot
 from hilbert_diffusion.bases import NeumannBasis
 from hilbert_diffusion.checkpoint import TrainedRun, load
 from hilbert_diffusion.config import to_config
-from hilbert_diffusion.datasets import grid_coordinates, quadratic, quadratic_curves, sorted_uniform_points
+from hilbert_diffusion.datasets import quadratic, quadratic_curves, sorted_uniform_points
 from hilbert_diffusion.datasets.quadratic import QUADRATIC_DOMAIN
 from hilbert_diffusion.metrics import mean_confidence_interval, mmd_test_power
 from hilbert_diffusion.models.fno import ScoreFNOConfig
@@ -91,7 +93,6 @@ from hilbert_diffusion.training import TrainConfig, train
 RESULTS = Path(__file__).resolve().parent / "results"
 TARGET = 5.0  # issue 6: power at 10 vs 10 at most 5 (indistinguishable from data at α = 0.05)
 NFE_BUDGET = 100
-SCALE = 50.0  # the data's 1/50
 TIMING_FILE = "quadratic_training.json"  # written into a --save directory
 # Seeds: training data 0 (TrainConfig.seed 0); repetition r uses real curves ``REAL_SEED + r``, sampler
 # noise ``SAMPLE_SEED + r`` and permutations ``PERMUTATION_SEED + r``.
@@ -179,67 +180,6 @@ def make_sde(basis: NeumannBasis, grid: tuple[int, ...], *, kappa_nyquist: float
     return StochasticHeatSDE(
         basis=basis, covariance=covariance, decay=LinearSchedule(0.1, 20.0), kappa=kappa_nyquist / float(lam.max())
     )
-
-
-# --------------------------------------------------------------------------------------- exact denoiser
-def _points(basis: NeumannBasis, grid: tuple[int, ...]) -> Tensor:
-    """The ``x`` of each grid point in ``[-10, 10]``, float64 ``(n,)``."""
-    return grid_coordinates(basis, grid)[..., 0].to(torch.float64) + QUADRATIC_DOMAIN[0]
-
-
-class QuadraticDenoiser:
-    """The exact denoiser ``E[x_0 | x_t]`` of the Quadratic law in normalised units, at any grid.
-
-    With ``x_0 = (a P + ε/50 - μ) / s`` (``P = x²/50`` on the grid, ``(μ, s)`` the trainer's normalisation),
-    write ``x_0 = a p + β c`` with ``p = P/s``, ``c = 1/s`` (constant) and ``β = ε/50 - μ ~ N(-μ, σ²)``,
-    ``σ = 1/50``. Per mode ``y_k = α_k x_{0,k} + sqrt(v_k) ξ_k`` (``α = sde.mean_factor``, ``v = sde.variance``),
-    so for each sign ``a`` the scalar ``β`` has a Gaussian posterior (precision
-    ``π = 1/σ² + Σ α_k² c_k² / v_k``) and integrating it out gives the evidence::
-
-        log p(y | a) = -½ Σ_k r_k² / v_k + ½ b_a² / π + const,   r = y - α (a p - μ c),   b_a = Σ_k α_k c_k r_k / v_k
-        E[x_0 | y]   = Σ_a w_a (a p + E[β | a, y] c),          w_a ∝ p(y | a),   E[β | a, y] = -μ + b_a / π
-
-    (the constant is the same for both signs). The model contract: ``(x, t) -> E[x_0 | x_t]``.
-    """
-
-    def __init__(self, sde: StochasticHeatSDE, *, mean: float, std: float) -> None:
-        if not std > 0:
-            raise ValueError(f"std must be positive (the normalisation's standard deviation), got {std}.")
-        self.sde, self.mean, self.std = sde, float(mean), float(std)
-        self._cache: dict[tuple[int, ...], tuple[Tensor, Tensor]] = {}
-
-    def _profiles(self, grid: tuple[int, ...]) -> tuple[Tensor, Tensor]:
-        """Coefficients of ``p = x²/(50 s)`` and ``c = 1/s`` on ``grid``, each ``(1, 1, n)`` float64."""
-        if grid not in self._cache:
-            basis = self.sde.basis
-            points = _points(basis, grid)
-            p = basis.forward((points**2 / SCALE / self.std).reshape(1, 1, -1))
-            c = basis.forward(torch.full((1, 1, len(points)), 1 / self.std, dtype=torch.float64))
-            self._cache[grid] = (p, c)
-        return self._cache[grid]
-
-    def __call__(self, x: Tensor, t: Tensor) -> Tensor:
-        basis = self.sde.basis
-        grid = basis.grid_of(x)
-        p, c = self._profiles(grid)
-        t = torch.as_tensor(t, dtype=torch.float64).expand(x.shape[0])
-        if bool((t == t[0]).all()):  # one time for the batch (as in every sampler): per-mode values once
-            t = t[:1]
-        alpha, v = self.sde.mean_factor(t, grid), self.sde.variance(t, grid)  # (batch or 1, 1, n)
-        y = basis.forward(x.to(torch.float64))
-        precision = SCALE**2 + ((alpha * c) ** 2 / v).flatten(1).sum(-1)
-        log_evidence, beta = [], []
-        for sign in (1.0, -1.0):
-            r = y - alpha * (sign * p - self.mean * c)
-            b = (alpha * c * r / v).flatten(1).sum(-1)
-            log_evidence.append(-0.5 * (r**2 / v).flatten(1).sum(-1) + 0.5 * b**2 / precision)
-            beta.append(-self.mean + b / precision)
-        weights = torch.softmax(torch.stack(log_evidence), dim=0)
-        shape = (-1, *[1] * (x.dim() - 1))
-        denoised = sum(
-            weights[i].reshape(shape) * (sign * p + beta[i].reshape(shape) * c) for i, sign in enumerate((1.0, -1.0))
-        )
-        return basis.inverse(denoised, grid).to(x.dtype)
 
 
 # --------------------------------------------------------------------------------------- measurements
@@ -357,17 +297,18 @@ def train_model(plan: Plan, *, save: Path | None) -> tuple[TrainedRun, dict]:
 
 
 # --------------------------------------------------------------------------------------- the benchmark
-def evaluate(run: TrainedRun, plan: Plan) -> tuple[dict, dict]:
-    """All rows of the benchmark; returns ``(document rows, curves for the figure)``."""
-    basis = run.sde.basis
-    oracle = QuadraticDenoiser(run.sde, mean=run.normalization.mean[0], std=run.normalization.std[0])
-    n = plan.num_points
-    rows: dict[str, dict] = {}
-    figure: dict[str, Tensor] = {}
+class _Rows:
+    """The benchmark's rows and the curves of its figure, filled one row at a time."""
 
-    def drawer(model, sampling: Sampling, record: dict) -> Callable[[int, int, torch.Generator], Tensor]:
+    def __init__(self, run: TrainedRun) -> None:
+        self.run, self.rows, self.figure = run, {}, {}
+
+    def drawer(self, model, sampling: Sampling, record: dict) -> Callable[[int, int, torch.Generator], Tensor]:
+        """``draw(num, resolution, generator)`` through ``model`` and ``sampling``, its NFE, seconds and curves kept
+        in ``record``."""
         def draw(num: int, resolution: int, generator: torch.Generator) -> Tensor:
-            curves, nfe, seconds = generate(run, model, sampling, num=num, resolution=resolution, generator=generator)
+            curves, nfe, seconds = generate(self.run, model, sampling, num=num, resolution=resolution,
+                                            generator=generator)
             record["nfe"] = nfe
             record["seconds"] = record.get("seconds", 0.0) + seconds
             record["curves"] = record.get("curves", 0) + num
@@ -376,97 +317,92 @@ def evaluate(run: TrainedRun, plan: Plan) -> tuple[dict, dict]:
 
         return draw
 
-    def finish(name: str, label: str, resolution: int, outcome: dict, record: dict, **extra) -> None:
+    def finish(self, name: str, label: str, resolution: int, outcome: dict, record: dict, **extra) -> None:
+        """Row ``name`` from a repetitions' ``outcome`` and the ``record`` of its draws; printed."""
         curves = torch.cat(record.pop("all"))
-        rows[name] = {
+        seconds = record.get("seconds")
+        self.rows[name] = {
             "label": label,
             "resolution": resolution,
             "nfe": record.get("nfe"),
-            "seconds_per_1000_curves": 1000 * record["seconds"] / record["curves"] if record.get("curves") else None,
+            "seconds_per_1000_curves": 1000 * seconds / record["curves"] if seconds is not None else None,
             **extra,
             "power": outcome["powers"] if "powers" in outcome else outcome,
-            "shape": shape_statistics(curves, _points(basis, (resolution,))),
+            "shape": shape_statistics(curves, record.get("points", grid_points(self.run.sde.basis, (resolution,)))),
         }
-        figure[name] = curves[:20]
-        print(_row(name, rows[name]), flush=True)
+        self.figure[name] = curves[:20]
+        print(_row(name, self.rows[name]), flush=True)
 
-    print(_header(), flush=True)
-    fresh = {"repetitions": plan.repetitions, "curves_per_repetition": plan.curves, "kind": "fresh"}
-    # real against real: what an exact generator scores
-    record: dict = {}
 
-    def real_draw(num: int, resolution: int, generator: torch.Generator) -> Tensor:
-        seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
-        curves = quadratic(num, resolution, seed=seed).data
-        record.setdefault("all", []).append(curves)
-        return curves
-
-    outcome = fresh_repetitions(real_draw, resolution=n, repetitions=plan.repetitions, curves=plan.curves)
-    finish("data_vs_data", "real vs real curves (what a perfect generator scores)", n, outcome, record, **fresh)
-
-    # the trained model with the chosen sampler, and the exact denoiser with the same sampler
-    main_sets = {}
-    for name, model, sampling in (
-        ("model", run.model, plan.main),
-        ("exact_denoiser", oracle, plan.main),
-        ("model_budget", run.model, plan.budget),
-        ("exact_denoiser_budget", oracle, plan.budget),
-    ):
-        record = {}
-        outcome = fresh_repetitions(drawer(model, sampling, record), resolution=n, repetitions=plan.repetitions,
-                                    curves=plan.curves)
-        main_sets[name] = torch.cat(record["all"])
-        label = f"{'trained model' if model is run.model else 'exact denoiser'}, {sampling.label}"
-        finish(name, label, n, outcome, record, **fresh)
-
-    # irregular points: the 100-point samples as cosine series at sorted uniform random points
+def _irregular_points(generated: Tensor, plan: Plan) -> tuple[dict, dict]:
+    """The 100-point samples ``generated`` as cosine series at sorted uniform random points (one set per repetition),
+    against real curves at those points: ``(powers, record)``, the record's points those of the first repetition."""
     low, high = QUADRATIC_DOMAIN
-    record = {"all": []}
+    record: dict = {}
     powers: dict[int, list[float]] = {}
-    generated = main_sets["model"]
     for r in range(plan.repetitions):
-        points = sorted_uniform_points(1, n, generator=torch.Generator().manual_seed(REAL_SEED + r))[0]
+        points = sorted_uniform_points(1, plan.num_points, generator=torch.Generator().manual_seed(REAL_SEED + r))[0]
         block = cosine_interpolant(generated[r * plan.curves : (r + 1) * plan.curves], (points - low) / (high - low))
         real = quadratic_curves(points.expand(plan.curves, -1), generator=torch.Generator().manual_seed(REAL_SEED + r))
         for size, power in _powers(block, real, torch.Generator().manual_seed(PERMUTATION_SEED + r)).items():
             powers.setdefault(size, []).append(power)
-        record["all"].append(block)
-        if r == 0:
-            irregular_points = points
-    irregular = {f"{s}v{s}": _interval(v) for s, v in powers.items()}
-    curves = torch.cat(record["all"])
-    rows["irregular_points"] = {
-        "label": "trained model, 100-point samples evaluated as cosine series at sorted uniform random points",
-        "resolution": n,
-        "nfe": rows["model"]["nfe"],
-        "seconds_per_1000_curves": None,
-        **fresh,
-        "power": irregular,
-        "shape": shape_statistics(curves[: plan.curves], irregular_points),
-        "note": "one shared set of sorted random points per repetition; the sampler itself runs on the "
-        "cell-centred grid of the Neumann basis (a spectral sampler cannot run on irregular points)",
-    }
-    print(_row("irregular_points", rows["irregular_points"]), flush=True)
+        if r == 0:  # the shape statistics read the first repetition
+            record = {"all": [block], "points": points}
+    return {f"{s}v{s}": _interval(v) for s, v in powers.items()}, record
 
+
+def evaluate(run: TrainedRun, plan: Plan) -> tuple[dict, dict]:
+    """All rows of the benchmark; returns ``(document rows, curves for the figure)``."""
+    oracle = QuadraticDenoiser(run.sde, mean=run.normalization.mean[0], std=run.normalization.std[0])
+    n, out = plan.num_points, _Rows(run)
+    print(_header(), flush=True)
+    fresh = {"repetitions": plan.repetitions, "curves_per_repetition": plan.curves, "kind": "fresh"}
+    record: dict = {}
+
+    def real_draw(num: int, resolution: int, generator: torch.Generator) -> Tensor:  # what an exact generator scores
+        curves = quadratic(num, resolution, seed=int(torch.randint(2**31 - 1, (1,), generator=generator))).data
+        record.setdefault("all", []).append(curves)
+        return curves
+
+    outcome = fresh_repetitions(real_draw, resolution=n, repetitions=plan.repetitions, curves=plan.curves)
+    out.finish("data_vs_data", "real vs real curves (what a perfect generator scores)", n, outcome, record, **fresh)
+    # the trained model with the chosen sampler, and the exact denoiser with the same sampler
+    for name, model, sampling in (("model", run.model, plan.main), ("exact_denoiser", oracle, plan.main),
+                                  ("model_budget", run.model, plan.budget),
+                                  ("exact_denoiser_budget", oracle, plan.budget)):
+        record = {}
+        outcome = fresh_repetitions(out.drawer(model, sampling, record), resolution=n, repetitions=plan.repetitions,
+                                    curves=plan.curves)
+        if name == "model":
+            generated = torch.cat(record["all"])
+        label = f"{'trained model' if model is run.model else 'exact denoiser'}, {sampling.label}"
+        out.finish(name, label, n, outcome, record, **fresh)
+    irregular, record = _irregular_points(generated, plan)
+    record |= {"nfe": out.rows["model"]["nfe"]}
+    out.finish("irregular_points", "trained model, 100-point samples evaluated as cosine series at sorted uniform "
+               "random points", n, irregular, record, **fresh,
+               note="one shared set of sorted random points per repetition; the sampler itself runs on the "
+               "cell-centred grid of the Neumann basis (a spectral sampler cannot run on irregular points)")
     # other resolutions: same model, same sampler, real curves at as many points
     for resolution in plan.resolutions:
         record = {}
-        outcome = fresh_repetitions(drawer(run.model, plan.main, record), resolution=resolution,
+        outcome = fresh_repetitions(out.drawer(run.model, plan.main, record), resolution=resolution,
                                     repetitions=plan.resolution_repetitions, curves=plan.curves)
-        finish(f"model_{resolution}", f"trained model at {resolution} points, {plan.main.label}", resolution, outcome,
-               record, kind="fresh", repetitions=plan.resolution_repetitions, curves_per_repetition=plan.curves)
-
+        out.finish(f"model_{resolution}", f"trained model at {resolution} points, {plan.main.label}", resolution,
+                   outcome, record, kind="fresh", repetitions=plan.resolution_repetitions,
+                   curves_per_repetition=plan.curves)
     # the field's default samplers on the same model, against one real set (HDM's protocol)
     real = quadratic(plan.baseline_curves, n, seed=REAL_SEED).data
     hdm = {"kind": "hdm", "repetitions": plan.hdm_repetitions, "curves_per_repetition": plan.baseline_curves}
     for index, sampling in enumerate((plan.main, *plan.baselines)):
         for prefix, model in (("model", run.model), ("exact_denoiser", oracle)):
             record = {}
-            generated = drawer(model, sampling, record)(plan.baseline_curves, n,
-                                                        torch.Generator().manual_seed(SAMPLE_SEED + 100 + index))
+            generated = out.drawer(model, sampling, record)(plan.baseline_curves, n,
+                                                            torch.Generator().manual_seed(SAMPLE_SEED + 100 + index))
             outcome = hdm_repetitions(generated, real, repetitions=plan.hdm_repetitions)
-            finish(f"{prefix}_hdm_{index}", f"{prefix.replace('_', ' ')}, {sampling.label}", n, outcome, record, **hdm)
-    return rows, figure
+            out.finish(f"{prefix}_hdm_{index}", f"{prefix.replace('_', ' ')}, {sampling.label}", n, outcome, record,
+                       **hdm)
+    return out.rows, out.figure
 
 
 def _repetitions(row: dict) -> str:
@@ -495,59 +431,6 @@ def _row(name: str, row: dict) -> str:
         f"{shape['fraction_a_positive']:5.2f} {shape['rms_abs_a_minus_1']:7.4f} {shape['std_50b']:6.2f} "
         f"{shape['rms_residual']:7.4f}"
     )
-
-
-def plot(rows: dict, figure: dict, path: Path) -> None:
-    """Real against generated curves, other resolutions, residuals of the samplers, and the powers."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    basis = NeumannBasis(1, lengths=QUADRATIC_DOMAIN[1] - QUADRATIC_DOMAIN[0])
-    fig = Figure(figsize=(13, 8.5))
-    axes = fig.subplots(2, 2)
-    n = rows["model"]["resolution"]
-    x = _points(basis, (n,))
-    ax = axes[0][0]
-    for i, curve in enumerate(figure["data_vs_data"][:20]):
-        ax.plot(x, curve[0], color="0.6", lw=1.2, label="real" if i == 0 else None)
-    for i, curve in enumerate(figure["model"][:20]):
-        ax.plot(x, curve[0], color="C3", lw=0.8, label="generated" if i == 0 else None)
-    ax.set_title(f"{n} points: 20 real and 20 generated curves")
-    ax.legend(fontsize=8)
-    ax = axes[0][1]
-    for j, name in enumerate(k for k in rows if k.startswith("model_") and k[6:].isdigit()):
-        res = rows[name]["resolution"]
-        for i, curve in enumerate(figure[name][:6]):
-            ax.plot(_points(basis, (res,)), curve[0], color=f"C{j}", lw=0.8, label=f"{res} points" if i == 0 else None)
-    ax.set_title("the same model sampled on other grids")
-    ax.legend(fontsize=8)
-    ax = axes[1][0]
-    for j, name in enumerate(k for k in rows if k.startswith("model_hdm_")):
-        curves = figure[name][:8, 0].to(torch.float64)
-        design = torch.stack([x**2 / SCALE, torch.ones_like(x)], dim=-1)
-        fit = torch.linalg.lstsq(design.expand(len(curves), -1, -1), curves[..., None]).solution
-        residual = curves - (design @ fit)[..., 0]
-        for i, r in enumerate(residual):
-            ax.plot(x, r, color=f"C{j}", lw=0.7, label=rows[name]["label"].split(", ", 1)[1] if i == 0 else None)
-    ax.set_title("residual from the best-fitting A x²/50 + B (real curves: 0)")
-    ax.legend(fontsize=7)
-    ax = axes[1][1]
-    names = [k for k in rows if not k.startswith("exact_denoiser_hdm")]
-    for offset, key in ((-0.2, "10v10"), (0.2, "100v100")):
-        values = [(i, rows[k]["power"][key]) for i, k in enumerate(names) if key in rows[k]["power"]]
-        half = [v["ci95"] if math.isfinite(v["ci95"]) else 0.0 for _, v in values]
-        means = [v["mean"] for _, v in values]
-        ax.errorbar([i + offset for i, _ in values], means, yerr=[[min(h, m) for h, m in zip(half, means)], half],
-                    fmt="o", capsize=3, label=key.replace("v", " vs "))  # powers are ≥ 0: clip the bars there
-    ax.axhline(TARGET, color="k", ls="--", lw=0.8, label="5 % (level of the test)")
-    ax.set_xticks(range(len(names)), names, rotation=40, ha="right", fontsize=7)
-    ax.set_ylabel("test power (%)")
-    ax.set_yscale("symlog", linthresh=10)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp")
-    FigureCanvasAgg(fig).print_png(str(tmp))
-    os.replace(tmp, path)
 
 
 def headline(document: dict) -> dict[str, object]:
@@ -616,7 +499,7 @@ def main(argv: list[str] | None = None) -> int:
     tmp = RESULTS / f".{stem}.json.tmp"
     tmp.write_text(json.dumps(document, indent=1, ensure_ascii=False))
     os.replace(tmp, RESULTS / f"{stem}.json")
-    plot(rows, figure, RESULTS / f"{stem}.png")
+    plot(rows, figure, RESULTS / f"{stem}.png", target=TARGET)
     print(f"power {power['mean']:.1f} ± {power['ci95']:.1f} at 10 vs 10 with {rows['model']['nfe']} NFE → target "
           f"{'met' if document['target_met']['model'] else 'NOT met'} (budget sampler: "
           f"{'met' if document['target_met']['model_budget'] else 'NOT met'}); wrote {RESULTS / stem}.json/.png in {document['seconds']:.0f} s")

@@ -122,7 +122,7 @@ def test_cosine_interpolant_is_exact_at_nodes_and_for_band_limited_series() -> N
 
 def test_shape_statistics_of_real_curves() -> None:
     data = quadratic(400, 50, seed=7)
-    stats = qb.shape_statistics(data.data, qb._points(data.basis, (50,)))
+    stats = qb.shape_statistics(data.data, qb.grid_points(data.basis, (50,)))
     assert stats["rms_residual"] < 1e-5 and stats["rms_abs_a_minus_1"] < 1e-4
     assert abs(stats["fraction_a_positive"] - 0.5) < 0.1  # 400 fair coins: 4 standard deviations
     assert abs(stats["std_50b"] - 1) < 0.15  # ε ~ N(0, 1): sd of the sample sd ≈ 1/sqrt(800)
