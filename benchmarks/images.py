@@ -87,6 +87,7 @@ from hilbert_diffusion.sampling import exponential_ancestral, exponential_multis
 from hilbert_diffusion.sde import default_sde
 from hilbert_diffusion.trained import TrainedRun
 from hilbert_diffusion.training import TrainConfig, train
+from hilbert_diffusion.training_hooks import BEST_DIR
 
 RESULTS = Path(__file__).resolve().parent / "results"
 KURTOSIS_TOLERANCE, C2ST_TARGET = 0.25, 0.65
@@ -259,12 +260,12 @@ def train_with_curve(data: Tensor, model, plan: Plan, reference: Tensor, control
     """Train for ``plan.cpu_seconds`` (process CPU time; wall time on a GPU) in ``plan.segments`` segments, the
     step count of each set from the measured seconds per step; after each, the kurtosis, one-point distance and
     spectrum error of ``curve_samples`` samples and the denoising gain (:func:`gains`) over ``control`` on ``reference``.
-    Trains in ``out`` (kept; a folder that holds a finished run is loaded, not retrained) or in a temporary folder.
+    Trains in ``out`` (kept; a folder that holds a finished run is loaded, not retrained: :func:`kept_run`) or in a temporary folder.
     Returns ``(run, curve, timing)``."""
     record = out / "curve.json" if out is not None else None
     if record is not None and record.exists():
         saved = json.loads(record.read_text())
-        return load(out), saved["curve"], saved["timing"]
+        return kept_run(out, saved["timing"]), saved["curve"], saved["timing"]
     clock = time.perf_counter if device != "cpu" else time.process_time
     curve, spent, steps, run, per_step = [], 0.0, 0, None, 0.0  # per_step: measured in the first segment
     with tempfile.TemporaryDirectory(prefix="hd_images_") if out is None else nullcontext(out) as folder:
@@ -290,6 +291,17 @@ def train_with_curve(data: Tensor, model, plan: Plan, reference: Tensor, control
     if record is not None:
         record.write_text(json.dumps({"curve": curve, "timing": timing}))
     return run, curve, timing
+
+
+def kept_run(folder: Path, timing: dict) -> TrainedRun:
+    """The model a kept run was scored with: ``folder/best`` where it stopped early (``keep_best``), else its last
+    checkpoint; checked against the step its ``curve.json`` records (``kept_step``)."""
+    best = folder / BEST_DIR
+    run = load(best if best.exists() else folder)
+    if run.step != timing.get("kept_step", run.step):
+        raise ValueError(f"{folder} holds step {run.step} but its curve.json kept step {timing['kept_step']}; delete "
+                         f"the folder to train it anew.")
+    return run
 
 
 def untrained_run(data: Tensor, plan: Plan, basis: SpectralBasis, fit: GaussianFit | ScaleMixtureFit) -> TrainedRun:

@@ -25,6 +25,7 @@ from benchmarks import quadratic as qb
 from benchmarks import run as runner
 from hilbert_diffusion.bases import NeumannBasis
 from hilbert_diffusion.datasets import quadratic
+from hilbert_diffusion.training import TrainConfig, train
 
 
 def test_every_benchmark_module_is_registered() -> None:
@@ -179,3 +180,20 @@ def test_image_benchmark_fields_and_its_kept_runs(tmp_path: Path, monkeypatch) -
     assert images.main([*argv, "--mode-weighting", "0.5"]) == 0  # another loss: trained anew beside the first
     kept = sorted(p.name for p in (tmp_path / "runs").iterdir())
     assert kept == ["darcy_fno_heat0_n12", "darcy_fno_heat0_n12_modes0.5"]
+
+
+def test_a_kept_run_that_stopped_early_is_scored_with_its_best_checkpoint(tmp_path: Path) -> None:
+    """Scoring a kept run again loads the early-stopped model it was first scored with (``best/``), not the last
+    checkpoint; a folder whose model is not the step its curve.json kept is refused."""
+    from benchmarks import images
+
+    spec = images.DATASETS["darcy"]
+    data = spec.load(8, "train", 16)
+    sde = images.untrained_run(data, images.QUICK, spec.basis, images.GaussianFit()).sde
+    config = TrainConfig(steps=12, batch_size=4, lr=0.1, warmup_steps=2, checkpoint_every=2, keep_checkpoints=20,
+                         val_fraction=0.25, keep_best=True, figure_samples=0, optimised_steps=0)
+    run = train(data, sde=sde, model=images.QUICK.architectures["fno"], config=config, out_dir=tmp_path, progress=False)
+    assert run.step < 12, "the test needs a best checkpoint before the last"
+    assert images.kept_run(tmp_path, {"steps": 12, "kept_step": run.step}).step == run.step
+    with pytest.raises(ValueError, match="kept step 12; delete the folder"):
+        images.kept_run(tmp_path, {"steps": 12, "kept_step": 12})
