@@ -419,7 +419,7 @@ def machine(started: float) -> dict:
             "torch": torch.__version__}
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny models and few samples: seconds")
     parser.add_argument("--cpu-minutes", type=float, help="training budget per model (default: the plan's)")
@@ -448,9 +448,14 @@ def main(argv: list[str] | None = None) -> int:
                         "191 evaluations)")
     parser.add_argument("--snr", type=float, help="the predictor-corrector's corrector step (default 0.16; with "
                         "--sampler pc): larger is flatter at nearly the same kurtosis on shapes (README)")
+    parser.add_argument("--eta", type=float, help="the ancestral sampler's noise, DDIM's eta in [0, 1] (default 1; with "
+                        "--sampler ancestral): 0 is its deterministic member")
     parser.add_argument("--tag", help="write images_TAG.json/.png (a run beside the committed one, e.g. a longer budget)")
-    args = parser.parse_args(argv)
-    torch.set_num_threads(1)
+    return parser
+
+
+def _plan(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Plan:
+    """The plan the arguments ask for (errors through ``parser``)."""
     plan = QUICK if args.quick else FULL
     if args.cpu_minutes:
         plan = replace(plan, cpu_seconds=60 * args.cpu_minutes)
@@ -465,13 +470,27 @@ def main(argv: list[str] | None = None) -> int:
                        "pc": (predictor_corrector, 3)}[args.sampler]
     if args.snr is not None and (args.sampler != "pc" or args.snr <= 0):
         parser.error(f"--snr is the predictor-corrector's: give it with --sampler pc and above 0, got {args.snr}")
-    sampler = sampler.configure(snr=args.snr) if args.snr is not None else sampler
+    if args.eta is not None and (args.sampler != "ancestral" or not 0 <= args.eta <= 1):
+        parser.error(f"--eta is the ancestral sampler's: give it with --sampler ancestral, in [0, 1], got {args.eta}")
+    options = {k: v for k, v in (("snr", args.snr), ("eta", args.eta)) if v is not None}
+    sampler = sampler.configure(**options) if options else sampler
     plan = replace(plan, sampler=sampler, sampler_steps=factor * plan.sampler_steps)
     if args.log_time:
         plan = replace(plan, train=replace(plan.train, time_sampler=LogUniformTime(plan.train.time_sampler.t_min)))
     plan = replace(plan, train=replace(plan.train, mode_weighting=args.mode_weighting))
     if args.architectures:
-        plan = replace(plan, architectures={a: plan.architectures[a] for a in args.architectures.split(",")})
+        chosen = [a for a in args.architectures.split(",") if a]
+        if unknown := [a for a in chosen if a not in plan.architectures]:
+            parser.error(f"unknown architectures {unknown}; choose from {', '.join(plan.architectures)}")
+        plan = replace(plan, architectures={a: plan.architectures[a] for a in chosen})
+    return plan
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    plan = _plan(args, parser)
     names = [n for n in args.datasets.split(",") if n]
     unknown = [n for n in names if n not in DATASETS]
     if unknown:

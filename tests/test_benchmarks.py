@@ -197,3 +197,31 @@ def test_a_kept_run_that_stopped_early_is_scored_with_its_best_checkpoint(tmp_pa
     assert images.kept_run(tmp_path, {"steps": 12, "kept_step": run.step}).step == run.step
     with pytest.raises(ValueError, match="kept step 12; delete the folder"):
         images.kept_run(tmp_path, {"steps": 12, "kept_step": 12})
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--eta", "0.5"], "--eta is the ancestral sampler's: give it with --sampler ancestral, in [0, 1], got 0.5"),
+    (["--sampler", "ancestral", "--eta", "1.5"], "in [0, 1], got 1.5"),
+    (["--snr", "0.2"], "--snr is the predictor-corrector's"),
+    (["--architectures", "fno,unet"], "unknown architectures ['unet']; choose from gaussian,"),
+    (["--datasets", "cats"], "unknown data sets ['cats']"),
+])
+def test_image_benchmark_refuses_bad_options_in_one_line(flags: list[str], message: str, capsys) -> None:
+    from benchmarks import images
+
+    with pytest.raises(SystemExit) as exit_:
+        images.main(["--quick", *flags])
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert exit_.value.code == 2 and ": error: " in error and message in error
+
+
+def test_image_benchmark_sampler_options_reach_the_sampler() -> None:
+    """``--eta`` and ``--snr`` configure the sampler every unconditional draw uses, at its own step count."""
+    from benchmarks import images
+
+    parser = images._parser()
+    plan = images._plan(parser.parse_args(["--quick", "--sampler", "ancestral", "--eta", "0.5"]), parser)
+    assert plan.sampler.name == "exponential_ancestral" and plan.sampler.method.eta == 0.5
+    assert plan.sampler_steps == 2 * images.QUICK.sampler_steps
+    plan = images._plan(parser.parse_args(["--quick", "--sampler", "pc", "--snr", "0.32"]), parser)
+    assert plan.sampler.method.snr == 0.32 and plan.sampler_steps == 3 * images.QUICK.sampler_steps
