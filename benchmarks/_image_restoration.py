@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 
 from hilbert_diffusion.bases import SpectralBasis
+from hilbert_diffusion.engine import Sampler
 from hilbert_diffusion.metrics import posterior_mean_psnr, psnr, ssim
 from hilbert_diffusion.models.cross_spectrum import ChannelGaussianDenoiser
 from hilbert_diffusion.models.scale_mixture import ScaleMixture, ScaleMixtureDenoiser, mixture_posterior_mean
@@ -62,15 +63,16 @@ def exact_posterior_mean(run: TrainedRun, operator, y: Tensor, grid: tuple[int, 
     return run.normalization.decode(posterior)
 
 
-def restoration(run: TrainedRun, truth: Tensor, basis: SpectralBasis, *, draws: int, steps: int, device: str) -> dict:
-    """PSNR / SSIM (data range 1) of the posterior mean (``draws`` draws averaged; for an untrained prior also the
-    exact one, :func:`exact_posterior_mean`) and of each baseline, per task, mean over the images."""
+def restoration(run: TrainedRun, truth: Tensor, basis: SpectralBasis, *, draws: int, steps: int, device: str,
+                method: Sampler = covariance_guidance) -> dict:
+    """PSNR / SSIM (data range 1) of the posterior mean (``draws`` draws averaged: DDNM for the tasks diagonal in the
+    basis, ``method`` for the others; for an untrained prior also the exact one, :func:`exact_posterior_mean`) and of
+    each baseline, per task, mean over the images."""
     rows, n = {}, truth.shape[-1]
     for label, (operator, baselines) in tasks(n, basis).items():
         y = operator.observe(truth.to(torch.float64)).float()
-        method = ddnm if operator.diagonal else covariance_guidance
-        drawn = run.restore(operator, y, resolution=n, num=draws, method=method, steps=steps,
-                            generator=torch.Generator().manual_seed(11), device=device).cpu().float()
+        drawn = run.restore(operator, y, resolution=n, num=draws, method=ddnm if operator.diagonal else method,
+                            steps=steps, generator=torch.Generator().manual_seed(11), device=device).cpu().float()
         drawn = drawn.reshape(len(truth), draws, *truth.shape[1:])
         mean = drawn.mean(1)
         exact = exact_posterior_mean(run, operator, y, tuple(truth.shape[2:]))

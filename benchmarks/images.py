@@ -24,8 +24,8 @@ split: other shapes; the 20 held-out faces and their mirror images):
   are scored against the held-out ones there: what the training grid carries to 2×;
 * zero-shot restoration of held-out images at the training grid: ×2 and ×4 super-resolution from block means
   and from the band-limited (spectral) field, a 25 % box and 70 % random pixels missing; PSNR / SSIM of the
-  posterior mean (``draws`` draws: DDNM for the spectral tasks, covariance guidance for the others, each with
-  ``restoration_steps`` steps; images only, not vorticity) against bicubic and zero-padding upsampling, biharmonic
+  posterior mean (``draws`` draws: DDNM for the spectral tasks, covariance guidance for the others, or with
+  ``--restorer twisted-smc`` the twisted SMC, each with ``restoration_steps`` steps; images only, not vorticity) against bicubic and zero-padding upsampling, biharmonic
   and TV inpainting (:mod:`hilbert_diffusion.restoration.classical`). Target: the posterior mean beats every baseline on every task.
   The PSNR is also given for infinitely many draws (eq. M1) and, for the untrained priors, for the exact posterior
   mean (:mod:`benchmarks._image_restoration`).
@@ -82,6 +82,7 @@ from hilbert_diffusion.nongaussian import (
     marginal_distance,
     spectrum_distance,
 )
+from hilbert_diffusion.restoration import covariance_guidance, twisted_smc
 from hilbert_diffusion.restoration.darcy import HIGH, LOW
 from hilbert_diffusion.sampling import exponential_ancestral, exponential_multistep, predictor_corrector
 from hilbert_diffusion.sde import default_sde
@@ -193,6 +194,7 @@ class Plan:
     kappa_nyquist: float = 0.0  # the forward process: κ λ_max at the training grid (0: DDO's coloured noise)
     train_images: int = 0  # fields to train on (0: each data set's own number; quick runs take 256)
     sampler: Sampler = exponential_multistep  # every unconditional draw: sampler_steps steps on the sampler's own grid
+    restorer: Sampler = covariance_guidance  # the restoration tasks not diagonal in the basis (block means, masks)
 
     def sampler_text(self) -> str:
         return f"{self.sampler.name}, {self.sampler.method!r}, {self.sampler_steps} steps on its own grid"
@@ -360,7 +362,7 @@ def run_dataset(name: str, plan: Plan, *, runs: Path | None, device: str) -> dic
             if n == n0:  # two pictures for the figure, rounded: the JSON stays small
                 row[f"{n}"]["first"] = samples[:2, 0].double().round(decimals=3).tolist()
         row["restoration"] = (restoration(run, reference[n0][: plan.test_images], basis, draws=plan.draws,
-                                          steps=plan.restoration_steps, device=device)
+                                          steps=plan.restoration_steps, device=device, method=plan.restorer)
                               if spec.images else {})
         out["architectures"][arch] = row
         print(f"  {json.dumps({k: row[str(n0)][k] for k in ('kurtosis', 'data_kurtosis', 'c2st')})}", flush=True)
@@ -450,6 +452,12 @@ def _parser() -> argparse.ArgumentParser:
                         "--sampler pc): larger is flatter at nearly the same kurtosis on shapes (README)")
     parser.add_argument("--eta", type=float, help="the ancestral sampler's noise, DDIM's eta in [0, 1] (default 1; with "
                         "--sampler ancestral): 0 is its deterministic member")
+    parser.add_argument("--restorer", choices=("cg", "twisted-smc"), default="cg",
+                        help="the restoration method of the block-mean and mask tasks: covariance guidance (the "
+                        "default; exact for Gaussian data) or the twisted SMC (asymptotically exact for any data, "
+                        "--particles times the cost); the spectral tasks always take DDNM")
+    parser.add_argument("--particles", type=int, help="the twisted SMC's particles per draw (default 8; with "
+                        "--restorer twisted-smc)")
     parser.add_argument("--tag", help="write images_TAG.json/.png (a run beside the committed one, e.g. a longer budget)")
     return parser
 
@@ -474,6 +482,11 @@ def _plan(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Plan:
         parser.error(f"--eta is the ancestral sampler's: give it with --sampler ancestral, in [0, 1], got {args.eta}")
     options = {k: v for k, v in (("snr", args.snr), ("eta", args.eta)) if v is not None}
     sampler = sampler.configure(**options) if options else sampler
+    if args.particles is not None and (args.restorer != "twisted-smc" or args.particles < 1):
+        parser.error(f"--particles is the twisted SMC's: give it with --restorer twisted-smc, at least 1, got "
+                     f"{args.particles}")
+    restorer = covariance_guidance if args.restorer == "cg" else twisted_smc
+    plan = replace(plan, restorer=restorer.configure(particles=args.particles) if args.particles else restorer)
     plan = replace(plan, sampler=sampler, sampler_steps=factor * plan.sampler_steps)
     if args.log_time:
         plan = replace(plan, train=replace(plan.train, time_sampler=LogUniformTime(plan.train.time_sampler.t_min)))
@@ -510,7 +523,7 @@ def main(argv: list[str] | None = None) -> int:
                    "sampler": plan.sampler_text(),
                    "samples": plan.samples, "c2st_epochs": plan.c2st_epochs,
                    "restoration": {"images": plan.test_images, "draws": plan.draws, "steps": plan.restoration_steps,
-                                   "methods": "ddnm (spectral), covariance_guidance (block means, masks)"}}
+                                   "methods": f"ddnm (spectral), {plan.restorer.name} {plan.restorer.method!r} (block means, masks)"}}
         | machine(started),
         "verdicts": verdicts(results),
         "results": results,
