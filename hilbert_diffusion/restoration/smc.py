@@ -23,7 +23,7 @@ from torch import Tensor
 from ..engine import Run, Sampler
 from ..seeding import draw_device
 from ..times import power_times
-from .resampling import ParticleMethod, choose, resample_degenerate
+from .resampling import ParticleMethod, resample_degenerate
 from .vectors import _Linear, _to_vector
 from .replacement import RESTORATION_STEPS
 
@@ -169,10 +169,6 @@ class FilteringSMC(ParticleMethod):
         flat, carry.log_weights = resample_degenerate(carry.log_weights, self.ess_threshold, run.generator)
         return (mean, target) if flat is None else (mean[flat], target[flat])
 
-    def finish(self, run: Run, carry: _Particles) -> Tensor:
-        """One particle per filter, drawn by the final weights."""
-        return choose(carry.state, carry.log_weights, run.generator).to(carry.dtype)
-
 
 def _check_commutes(run: Run) -> None:
     """The observation path (F1) is exact only if ``A`` commutes with the forward mean factor."""
@@ -195,7 +191,8 @@ filtering_smc = Sampler("filtering_smc", FilteringSMC(), default_steps=RESTORATI
 Each output is one draw from a particle filter of ``particles`` states targeting ``p(x_0 | y)`` through the exact
 observation path (F1): start from prior draws conditioned on ``y_T``; per step the model's bridge kernel and the
 noise's exact reverse kernel, conditioned on ``y_s`` (fully adapted weights, systematic resampling when the ESS falls
-below ``ess_threshold · particles``); output one particle per filter by the final weights. Exact as
+below ``ess_threshold · particles``); output one particle per filter by the final weights (or with ``weighted_mean``
+the filter's weighted particle mean, an estimate of ``E[x_0 | y]``, not a draw). Exact as
 ``particles → ∞`` up to the model's reverse kernels, provided ``A`` commutes with the forward mean factor
 (``operator.diagonal`` or ``κ = 0``); otherwise a ValueError. Cost: ``particles · steps`` model evaluations per
 output plus an ``n_obs × n_obs`` Cholesky factorisation per step. ``x``: ``(batch, channels, *grid)`` prior draws

@@ -45,7 +45,7 @@ from ..seeding import draw_device
 from ..times import power_times
 from .covariance_guidance import _posterior, data_spectrum
 from .replacement import RESTORATION_STEPS
-from .resampling import ParticleMethod, choose, effective_size, resample_degenerate
+from .resampling import ParticleMethod, effective_size, resample_degenerate
 from .vectors import _Linear, _to_vector
 
 __all__ = ["TwistedSMC", "twisted_smc"]
@@ -149,10 +149,6 @@ class TwistedSMC(ParticleMethod):
         gains = _gains(carry.algebra, covariance * var / spread, sigma)
         return _log_gaussian(carry.algebra, carry.y - carry.algebra.apply(mean), gains)
 
-    def finish(self, run: Run, carry: _Twisted) -> Tensor:
-        """One particle per filter, drawn by the final weights."""
-        return choose(carry.state, carry.log_weights, run.generator).to(carry.dtype)
-
 
 def _gains(algebra: _Linear, covariance: Tensor, sigma: float) -> list[Tensor]:
     """Per channel, the Cholesky factor of ``A S Aᵀ + σ_y² I`` for the per-mode variances ``covariance`` ``(C, *modes)``."""
@@ -180,5 +176,6 @@ the ESS falls below ``ess_threshold · particles``, and the move (W3) — covari
 with its posterior spread, then the bridge. Exact for ``particles → ∞`` up to the model's reverse kernels, for any
 data; for Gaussian data with the data spectrum every weight is 1. Cost: ``particles · steps`` model evaluations per
 output, no gradient, and two ``n_obs × n_obs`` Cholesky factorisations per step and channel. Options:
-``particles``, ``ess_threshold``, ``data_spectrum`` (default: the model's). ``y``: ``(batch or 1, channels,
+``particles``, ``ess_threshold``, ``data_spectrum`` (default: the model's), ``weighted_mean`` (each output the filter's
+weighted particle mean, an estimate of ``E[x_0 | y]``, instead of a draw). ``y``: ``(batch or 1, channels,
 *observation_grid)``, every channel observed at the same points."""
