@@ -458,6 +458,8 @@ def _parser() -> argparse.ArgumentParser:
                         "--particles times the cost); the spectral tasks always take DDNM")
     parser.add_argument("--particles", type=int, help="the twisted SMC's particles per draw (default 8; with "
                         "--restorer twisted-smc)")
+    parser.add_argument("--particle-mean", action="store_true", help="each of the twisted SMC's --draws is its filter's "
+                        "weighted particle mean instead of one particle (with --restorer twisted-smc)")
     parser.add_argument("--tag", help="write images_TAG.json/.png (a run beside the committed one, e.g. a longer budget)")
     return parser
 
@@ -482,11 +484,12 @@ def _plan(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Plan:
         parser.error(f"--eta is the ancestral sampler's: give it with --sampler ancestral, in [0, 1], got {args.eta}")
     options = {k: v for k, v in (("snr", args.snr), ("eta", args.eta)) if v is not None}
     sampler = sampler.configure(**options) if options else sampler
-    if args.particles is not None and (args.restorer != "twisted-smc" or args.particles < 1):
-        parser.error(f"--particles is the twisted SMC's: give it with --restorer twisted-smc, at least 1, got "
-                     f"{args.particles}")
-    restorer = covariance_guidance if args.restorer == "cg" else twisted_smc
-    plan = replace(plan, restorer=restorer.configure(particles=args.particles) if args.particles else restorer)
+    if (args.particles is not None or args.particle_mean) and args.restorer != "twisted-smc":
+        parser.error("--particles and --particle-mean are the twisted SMC's: give them with --restorer twisted-smc")
+    if args.particles is not None and args.particles < 1:
+        parser.error(f"--particles must be at least 1, got {args.particles}")
+    smc = {k: v for k, v in (("particles", args.particles), ("weighted_mean", args.particle_mean or None)) if v}
+    plan = replace(plan, restorer=twisted_smc.configure(**smc) if args.restorer == "twisted-smc" else covariance_guidance)
     plan = replace(plan, sampler=sampler, sampler_steps=factor * plan.sampler_steps)
     if args.log_time:
         plan = replace(plan, train=replace(plan.train, time_sampler=LogUniformTime(plan.train.time_sampler.t_min)))

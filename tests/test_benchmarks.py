@@ -205,8 +205,9 @@ def test_a_kept_run_that_stopped_early_is_scored_with_its_best_checkpoint(tmp_pa
     (["--snr", "0.2"], "--snr is the predictor-corrector's"),
     (["--architectures", "fno,unet"], "unknown architectures ['unet']; choose from gaussian,"),
     (["--datasets", "cats"], "unknown data sets ['cats']"),
-    (["--particles", "4"], "--particles is the twisted SMC's: give it with --restorer twisted-smc"),
-    (["--restorer", "twisted-smc", "--particles", "0"], "at least 1, got 0"),
+    (["--particles", "4"], "--particles and --particle-mean are the twisted SMC's: give them with --restorer"),
+    (["--particle-mean"], "--particles and --particle-mean are the twisted SMC's"),
+    (["--restorer", "twisted-smc", "--particles", "0"], "--particles must be at least 1, got 0"),
 ])
 def test_image_benchmark_refuses_bad_options_in_one_line(flags: list[str], message: str, capsys) -> None:
     from benchmarks import images
@@ -229,6 +230,9 @@ def test_image_benchmark_sampler_options_reach_the_sampler() -> None:
     assert plan.sampler.method.snr == 0.32 and plan.sampler_steps == 3 * images.QUICK.sampler_steps
     plan = images._plan(parser.parse_args(["--quick", "--restorer", "twisted-smc", "--particles", "4"]), parser)
     assert plan.restorer.name == "twisted_smc" and plan.restorer.method.particles == 4
+    assert not plan.restorer.method.weighted_mean
+    plan = images._plan(parser.parse_args(["--quick", "--restorer", "twisted-smc", "--particle-mean"]), parser)
+    assert plan.restorer.method.weighted_mean and plan.restorer.method.particles == 8  # the twisted SMC's default
     assert images._plan(parser.parse_args(["--quick"]), parser).restorer.name == "covariance-guidance"
 
 
