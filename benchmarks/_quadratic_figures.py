@@ -36,7 +36,8 @@ def plot(rows: dict, figure: dict, path: Path, *, target: float) -> None:
     for j, name in enumerate(k for k in rows if k.startswith("model_") and k[6:].isdigit()):
         res = rows[name]["resolution"]
         for i, curve in enumerate(figure[name][:6]):
-            ax.plot(grid_points(basis, (res,)), curve[0], color=f"C{j}", lw=0.8, label=f"{res} points" if i == 0 else None)
+            ax.plot(grid_points(basis, (res,)), curve[0], color=f"C{j}", lw=0.8,
+                    label=f"{res} points" if i == 0 else None)
     ax.set_title("the same model sampled on other grids")
     ax.legend(fontsize=8)
     ax = axes[1][0]

@@ -25,8 +25,8 @@ split: other shapes; the 20 held-out faces and their mirror images):
 * zero-shot restoration of held-out images at the training grid: ×2 and ×4 super-resolution from block means
   and from the band-limited (spectral) field, a 25 % box and 70 % random pixels missing; PSNR / SSIM of the
   posterior mean (``draws`` draws: DDNM for the spectral tasks, covariance guidance for the others, or with
-  ``--restorer twisted-smc`` the twisted SMC, each with ``restoration_steps`` steps; images only, not vorticity) against bicubic and zero-padding upsampling, biharmonic
-  and TV inpainting (:mod:`hilbert_diffusion.restoration.classical`). Target: the posterior mean beats every baseline on every task.
+  ``--restorer twisted-smc`` the twisted SMC, each with ``restoration_steps`` steps; images only, not vorticity)
+  against bicubic and zero-padding upsampling, biharmonic and TV inpainting (:mod:`hilbert_diffusion.restoration.classical`). Target: the posterior mean beats every baseline on every task.
   The PSNR is also given for infinitely many draws (eq. M1) and, for the untrained priors, for the exact posterior
   mean (:mod:`benchmarks._image_restoration`).
 
@@ -262,7 +262,8 @@ def train_with_curve(data: Tensor, model, plan: Plan, reference: Tensor, control
     """Train for ``plan.cpu_seconds`` (process CPU time; wall time on a GPU) in ``plan.segments`` segments, the
     step count of each set from the measured seconds per step; after each, the kurtosis, one-point distance and
     spectrum error of ``curve_samples`` samples and the denoising gain (:func:`gains`) over ``control`` on ``reference``.
-    Trains in ``out`` (kept; a folder that holds a finished run is loaded, not retrained: :func:`kept_run`) or in a temporary folder.
+    Trains in ``out`` (kept; a folder that holds a finished run is loaded, not retrained: :func:`kept_run`) or in a
+    temporary folder.
     Returns ``(run, curve, timing)``."""
     record = out / "curve.json" if out is not None else None
     if record is not None and record.exists():
@@ -450,16 +451,16 @@ def _parser() -> argparse.ArgumentParser:
                         "191 evaluations)")
     parser.add_argument("--snr", type=float, help="the predictor-corrector's corrector step (default 0.16; with "
                         "--sampler pc): larger is flatter at nearly the same kurtosis on shapes (README)")
-    parser.add_argument("--eta", type=float, help="the ancestral sampler's noise, DDIM's eta in [0, 1] (default 1; with "
-                        "--sampler ancestral): 0 is its deterministic member")
+    parser.add_argument("--eta", type=float, help="the ancestral sampler's noise, DDIM's eta in [0, 1] (default 1; "
+                        "with --sampler ancestral): 0 is its deterministic member")
     parser.add_argument("--restorer", choices=("cg", "twisted-smc"), default="cg",
                         help="the restoration method of the block-mean and mask tasks: covariance guidance (the "
                         "default; exact for Gaussian data) or the twisted SMC (asymptotically exact for any data, "
                         "--particles times the cost); the spectral tasks always take DDNM")
     parser.add_argument("--particles", type=int, help="the twisted SMC's particles per draw (default 8; with "
                         "--restorer twisted-smc)")
-    parser.add_argument("--particle-mean", action="store_true", help="each of the twisted SMC's --draws is its filter's "
-                        "weighted particle mean instead of one particle (with --restorer twisted-smc)")
+    parser.add_argument("--particle-mean", action="store_true", help="each of the twisted SMC's --draws is its "
+                        "filter's weighted particle mean instead of one particle (with --restorer twisted-smc)")
     parser.add_argument("--tag", help="write images_TAG.json/.png (a run beside the committed one, e.g. a longer budget)")
     return parser
 
@@ -489,7 +490,8 @@ def _plan(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Plan:
     if args.particles is not None and args.particles < 1:
         parser.error(f"--particles must be at least 1, got {args.particles}")
     smc = {k: v for k, v in (("particles", args.particles), ("weighted_mean", args.particle_mean or None)) if v}
-    plan = replace(plan, restorer=twisted_smc.configure(**smc) if args.restorer == "twisted-smc" else covariance_guidance)
+    restorer = twisted_smc.configure(**smc) if args.restorer == "twisted-smc" else covariance_guidance
+    plan = replace(plan, restorer=restorer)
     plan = replace(plan, sampler=sampler, sampler_steps=factor * plan.sampler_steps)
     if args.log_time:
         plan = replace(plan, train=replace(plan.train, time_sampler=LogUniformTime(plan.train.time_sampler.t_min)))
@@ -526,7 +528,8 @@ def main(argv: list[str] | None = None) -> int:
                    "sampler": plan.sampler_text(),
                    "samples": plan.samples, "c2st_epochs": plan.c2st_epochs,
                    "restoration": {"images": plan.test_images, "draws": plan.draws, "steps": plan.restoration_steps,
-                                   "methods": f"ddnm (spectral), {plan.restorer.name} {plan.restorer.method!r} (block means, masks)"}}
+                                   "methods": f"ddnm (spectral), {plan.restorer.name} {plan.restorer.method!r} "
+                                              "(block means, masks)"}}
         | machine(started),
         "verdicts": verdicts(results),
         "results": results,
