@@ -328,7 +328,8 @@ class _Rows:
             "seconds_per_1000_curves": 1000 * seconds / record["curves"] if seconds is not None else None,
             **extra,
             "power": outcome["powers"] if "powers" in outcome else outcome,
-            "shape": shape_statistics(curves, record.get("points", grid_points(self.run.sde.basis, (resolution,)))),
+            "shape": shape_statistics(curves, record["points"] if "points" in record
+                                      else grid_points(self.run.sde.basis, (resolution,))),
         }
         self.figure[name] = curves[:20]
         print(_row(name, self.rows[name]), flush=True)
