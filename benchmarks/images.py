@@ -47,7 +47,6 @@ import platform
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -59,13 +58,13 @@ from torch.nn.functional import interpolate
 if __package__ in (None, ""):  # run as a file (python benchmarks/images.py): make the package importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks._image_data import DATASETS
 from benchmarks._image_figures import figure
 from benchmarks._image_restoration import gap_text, restoration
 from hilbert_diffusion import cli_options as option
-from hilbert_diffusion.bases import NeumannBasis, PeriodicBasis, SpectralBasis
+from hilbert_diffusion.bases import SpectralBasis
 from hilbert_diffusion.checkpoint import load
 from hilbert_diffusion.engine import Sampler
-from hilbert_diffusion.datasets import darcy, digits, faces, navier_stokes, photo_patches, shapes
 from hilbert_diffusion.loader import split_rows
 from hilbert_diffusion.losses import LogUniformTime
 from hilbert_diffusion.models.cross_spectrum import ChannelCovariance, ChannelGaussianDenoiser
@@ -83,7 +82,6 @@ from hilbert_diffusion.nongaussian import (
     spectrum_distance,
 )
 from hilbert_diffusion.restoration import covariance_guidance, twisted_smc
-from hilbert_diffusion.restoration.darcy import HIGH, LOW
 from hilbert_diffusion.sampling import exponential_ancestral, exponential_multistep, predictor_corrector
 from hilbert_diffusion.sde import default_sde
 from hilbert_diffusion.trained import TrainedRun
@@ -94,66 +92,6 @@ RESULTS = Path(__file__).resolve().parent / "results"
 KURTOSIS_TOLERANCE, C2ST_TARGET = 0.25, 0.65
 #: noise levels of the denoising-gain diagnostic (:func:`gains`): from nearly clean to nearly pure noise.
 GAIN_TIMES = (0.01, 0.03, 0.1, 0.3, 0.7)
-
-
-@dataclass(frozen=True)
-class DataSet:
-    """A data set of the benchmark: ``load(resolution, split, num)`` gives up to ``num`` fields ``(num, 1, n, n)`` of
-    the ``"train"`` or ``"test"`` split; ``images``: values in ``[0, 1]``, drawn in grey and restored against the
-    image baselines; ``interpolated_2x``: the held-out fields at 2× are coarser images resized (faces are 25², digits
-    8²), not data at that grid, so the 2× statistics compare samples with an interpolation kernel, not with a law;
-    ``flip_axes``: the mirror symmetries of the law, used to augment training (``TrainConfig.flip_axes``);
-    ``val_fraction``: the share of the training fields held out to stop early (``TrainConfig.keep_best``, the held-out
-    loss every 250 steps: the model kept is the best so far, also along the learning curve)."""
-
-    load: Callable[[int, str, int], Tensor]
-    resolution: int  # the training grid
-    basis: SpectralBasis = NeumannBasis(2)  # the unit square with reflecting walls
-    images: bool = True
-    train_num: int = 1000  # fields to train on (at most: faces have 80, digits 1438)
-    interpolated_2x: bool = False
-    flip_axes: tuple[int, ...] = ()
-    val_fraction: float = 0.0
-
-    def train_config(self, config: TrainConfig) -> TrainConfig:
-        """``config`` with this data set's augmentation and early stopping."""
-        if not self.val_fraction:
-            return replace(config, flip_axes=self.flip_axes)
-        return replace(config, flip_axes=self.flip_axes, val_fraction=self.val_fraction, keep_best=True,
-                       checkpoint_every=250)
-
-
-def _faces(resolution: int, split: str, num: int) -> Tensor:
-    """The LFW faces; held out: the 20 test faces and their mirror images."""
-    data = faces(resolution=resolution, split=split).data
-    return (torch.cat([data, data.flip(-1)]) if split == "test" else data)[:num]
-
-
-def _darcy_coefficient(resolution: int, split: str, num: int) -> Tensor:
-    """DiffusionPDE's Darcy coefficient (a thresholded GRF, ``a ∈ {LOW, HIGH}``) as ``(a − LOW) / (HIGH − LOW)``:
-    two values, 0 and 1, with sharp interfaces; held out: another seed."""
-    pairs = darcy(num, resolution, high=HIGH, low=LOW, seed=0 if split == "train" else 1, progress=False).data
-    return (pairs[:, :1] - LOW) / (HIGH - LOW)
-
-
-def _vorticity(resolution: int, split: str, num: int) -> Tensor:
-    """Navier–Stokes vorticity at ``T = 20`` (FNO's set-up, ``ν = 1e-3``, solved at 64²); held out: another seed."""
-    return navier_stokes(num, resolution, solver_resolution=64, seed=0 if split == "train" else 1, progress=False).data
-
-
-#: the data sets by name.
-DATASETS: dict[str, DataSet] = {
-    # procedural: 20000 to train on, since 1000 are memorised at small t within 30 CPU-minutes (README)
-    "shapes": DataSet(lambda n, split, num: shapes(num, n, split=split).data, 32, train_num=20000),
-    # 80 faces are memorised within minutes (README): each is also trained on as its mirror image (held out: both
-    # too), and 8 of them choose when to stop
-    "faces": DataSet(_faces, 24, interpolated_2x=True, flip_axes=(1,), val_fraction=0.1),
-    "patches": DataSet(lambda n, split, num: photo_patches(num, n, split=split).data, 32),
-    "digits": DataSet(lambda n, split, num: digits(resolution=n, split=split).data[:num], 16, train_num=2000,
-                      interpolated_2x=True),
-    "darcy": DataSet(_darcy_coefficient, 32),
-    "vorticity": DataSet(_vorticity, 32, PeriodicBasis(2), images=False),
-}
 
 
 @dataclass(frozen=True)
