@@ -48,7 +48,8 @@ def run_train(args: argparse.Namespace) -> int:
         check_options(model_cls, config.get("model", {}), f"--config {args.config}: model", unknown_ok=True)
     train_options = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
                      "checkpoint_every": args.checkpoint_every, "sample_every": args.sample_every,
-                     "resolutions": args.multires, "flip_axes": args.flip_axes, "val_fraction": args.val_fraction,
+                     "resolutions": args.multires, "flip_axes": args.flip_axes, "translate": args.translate,
+                     "val_fraction": args.val_fraction,
                      "keep_best": args.keep_best or None,
                      "mode_weighting": args.mode_weighting or None, "workers": args.workers,
                      "bf16": args.precision == "bf16" or None, "compile": args.compile or None}
@@ -201,6 +202,9 @@ def add_train_command(commands) -> None:
     tr.add_argument("--flip-axes", type=option.axes,
                     help="mirror each training field along these grid axes at random (augmentation for data whose law "
                     "has the symmetry), e.g. 1: left-right for images (rows, columns)")
+    tr.add_argument("--translate", type=option.count, metavar="PIXELS",
+                    help="shift each training field by up to PIXELS pixels per axis at random (augmentation: cyclic on "
+                    "the torus, mirrored at reflecting walls; default 0)")
     tr.add_argument("--checkpoint-every", type=option.count, help="steps between checkpoints (default 500; 0: at the end)")
     tr.add_argument("--sample-every", type=option.count, help="steps between sample figures (default: at the end)")
     tr.add_argument("--max-minutes", type=option.positive_float, help="stop (with a checkpoint) after this wall time")

@@ -33,7 +33,8 @@ RESUME_RULE = ("continue the newest checkpoint in --out; only --steps, --lr, --c
                "normalisation and other training options must match)")
 
 #: TrainConfig fields added after runs were first checkpointed, with the value an older checkpoint trained with.
-ADDED_OPTIONS = {"val_fraction": 0.0, "bf16": False, "flip_axes": [], "mode_weighting": False}
+ADDED_OPTIONS = {"val_fraction": 0.0, "bf16": False, "flip_axes": [], "mode_weighting": False,
+                 "translate": 0}
 
 _SECTIONS = {"sde": "the SDE or model config", "model": "the SDE or model config", "data": "the data set",
              "normalization": "the data normalisation", "train": "a training option"}

@@ -43,6 +43,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from .augmentation import augment, check_translate
 from .bases import SpectralBasis
 from .checkpoint import TrainedRun
 from .datasets.lazy import LazyFields
@@ -87,7 +88,9 @@ class TrainConfig:
     uniformly. ``flip_axes``: grid axes (0 is the first) along which each field of a batch is mirrored with
     probability ½, independently per axis — augmentation for data whose law has that mirror symmetry (faces and
     photographs left–right: ``(1,)`` for ``(rows, columns)`` images); the forward process is diagonal in modes whose
-    variances such a mirror keeps, so it stays the same. ``checkpoint_every`` / ``sample_every``: in steps (0: only
+    variances such a mirror keeps, so it stays the same. ``translate``: each field shifted by a random whole number
+    of pixels in ``[-translate, translate]`` per grid axis, cyclically on the torus, mirrored at reflecting walls
+    (:mod:`.augmentation`; 0: none). ``checkpoint_every`` / ``sample_every``: in steps (0: only
     at the end / never periodically; a figure is always drawn at the end when ``figure_samples > 0`` and there is an
     output directory). ``val_fraction``: the last fields held out, their loss logged at every checkpoint
     (:func:`~.loader.split_rows`); with ``keep_best`` the checkpoint of the lowest held-out loss is also kept in
@@ -118,6 +121,7 @@ class TrainConfig:
     normalize: bool = True
     resolutions: tuple[int | tuple[int, ...], ...] = ()
     flip_axes: tuple[int, ...] = ()
+    translate: int = 0
     checkpoint_every: int = 500
     keep_checkpoints: int = 2
     sample_every: int = 0
@@ -159,6 +163,8 @@ class TrainConfig:
         axes = self.flip_axes
         if any(not isinstance(a, int) or a < 0 for a in axes) or len(set(axes)) != len(axes):
             raise ValueError(f"TrainConfig.flip_axes must be distinct grid axes ≥ 0 (0 is the first), got {axes}.")
+        if not isinstance(self.translate, int) or isinstance(self.translate, bool) or self.translate < 0:
+            raise ValueError(f"TrainConfig.translate must be a whole number of pixels ≥ 0, got {self.translate!r}.")
 
     def learning_rate(self, step: int) -> float:
         """The learning rate used at (0-based) ``step``."""
@@ -235,6 +241,7 @@ def train(
     spec = getattr(data, "spec", None)  # a FieldDataset's recipe, stored for reproducibility
     spec = spec if isinstance(spec, dict) else None
     raw = check_data(data, sde)
+    check_translate(sde.basis, config.translate, tuple(raw.shape[2:]))
     check_memory(training_bytes(raw, sde=sde, model=model, config=config),
                  what=f"training on {tuple(raw.shape)} with batch_size {config.batch_size}",
                  fix="lower batch_size or the model's hidden_channels, or train on a coarser grid")
@@ -401,7 +408,7 @@ def _optimisation_step(state: RunState, local_model: nn.Module, batches: Iterato
 def _draw_batch(state: RunState, batches: Iterator[Tensor], shard: slice, basis: SpectralBasis,
                 config: TrainConfig) -> Tensor:
     """The next global batch of the shuffled epochs (:mod:`.loader`), its fields mirrored along
-    ``config.flip_axes`` at random and resampled to one of ``config.resolutions`` if any. Only this rank's rows
+    ``config.flip_axes`` and translated by up to ``config.translate`` pixels at random (:mod:`.augmentation`) and resampled to one of ``config.resolutions`` if any. Only this rank's rows
     ``shard`` are read; the others stay zero, which changes nothing: their loss is zero whatever they hold
     (:class:`_Sliced`)."""
     if config.resolutions:
@@ -412,10 +419,7 @@ def _draw_batch(state: RunState, batches: Iterator[Tensor], shard: slice, basis:
     if mine.shape[0] != config.batch_size:
         batch = mine.new_zeros((config.batch_size, *mine.shape[1:]))
         batch[shard] = mine
-    for axis in config.flip_axes:  # a mirror image of each field with probability ½ (the law's symmetry)
-        mirrored = torch.rand(batch.shape[0], generator=state.generator) < 0.5
-        dim = batch.dim() - basis.ndim + axis
-        batch = torch.where(mirrored.view(-1, *(1,) * (batch.dim() - 1)), batch.flip(dim), batch)
+    batch = augment(batch, basis, flip_axes=config.flip_axes, translate=config.translate, generator=state.generator)
     if config.resolutions:
         batch = basis.resample(batch, config.resolutions[choice])
     return batch

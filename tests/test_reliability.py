@@ -97,7 +97,9 @@ def test_a_second_trainer_on_a_held_directory_is_refused_naming_the_holder(tmp_p
     (["--multires", "16,24"], "train.resolutions"),
     (["--flip-axes", "0"], "train.flip_axes"),
     (["--mode-weighting"], "train.mode_weighting"),
-], ids=["other data", "fewer fields", "other seed", "model", "sde", "batch", "multires", "flips", "mode weighting"])
+    (["--translate", "1"], "train.translate"),
+], ids=["other data", "fewer fields", "other seed", "model", "sde", "batch", "multires", "flips", "mode weighting",
+        "translations"])
 def test_resume_refuses_any_change_of_data_model_sde_or_fixed_options(cli_run, capsys, change, field):
     run, config = cli_run
     argv = [*TRAIN, "--out", str(run), "--steps", "3", "--config", str(config), "--resume"]

@@ -223,6 +223,32 @@ def test_flip_axes_mirror_each_field_with_probability_one_half(monkeypatch):
         TrainConfig(flip_axes=(1, 1))
 
 
+def test_translate_trains_on_shifted_fields_and_is_refused_where_it_cannot_apply(monkeypatch):
+    """``translate=1`` on the torus: every trained field is a cyclic shift of the one field by at most a pixel per
+    axis, and the unshifted field is among them; on the sphere the trainer refuses it in one line."""
+    import hilbert_diffusion.training as training
+
+    clean: list[Tensor] = []
+    original = training.denoising_loss
+
+    def recording(model, x0, *args, **kwargs):
+        clean.append(x0.detach().clone())
+        return original(model, x0, *args, **kwargs)
+
+    monkeypatch.setattr(training, "denoising_loss", recording)
+    sde = StochasticHeatSDE(basis=PeriodicBasis(2), covariance=Matern(alpha=2.0, tau=3.0))
+    field = torch.arange(64, dtype=torch.float32).reshape(1, 1, 8, 8)
+    train(field.repeat(4, 1, 1, 1), sde=sde, model=TINY, config=TrainConfig(steps=10, translate=1, normalize=False,
+                                                                           **FAST), progress=False)
+    rolls = {(r, c): field[0, 0].roll((r, c), (0, 1)) for r in (-1, 0, 1) for c in (-1, 0, 1)}
+    found = [[s for s, rolled in rolls.items() if torch.equal(f, rolled)] for f in torch.cat(clean)[:, 0]]
+    assert all(len(f) == 1 for f in found) and [(0, 0)] in found
+    sphere = StochasticHeatSDE(basis=SphereBasis(), covariance=Matern(alpha=2.0, tau=3.0))
+    with pytest.raises(ValueError, match="not on SphereBasis; set translate=0"):
+        train(torch.zeros(4, 1, 8, 16), sde=sphere, model=TINY, config=TrainConfig(steps=1, translate=1, **FAST),
+              progress=False)
+
+
 def test_keep_best_returns_the_checkpoint_of_the_lowest_held_out_loss(tmp_path):
     """``keep_best``: the returned model is the EMA of the checkpoint whose logged held-out loss is the lowest, and
     ``out/best`` holds it; a resumed run keeps comparing against that loss (the best of both legs), and a run that
