@@ -20,7 +20,11 @@ def _curve_panel(ax, name: str, result: dict) -> None:
                     color=f"C{k}", label=f"{arch}, {sampler}")
         else:  # untrained (the Gaussian fit, its scale mixture): its samples' value
             ax.axhline(row[n0]["kurtosis"], color=f"C{k}", ls=":", lw=1.2, label=f"{arch} (untrained)")
-    data_kurtosis = next(iter(result["architectures"].values()))[n0]["data_kurtosis"]
+    training = result.get("training_fields", {}).get(n0)
+    if training:  # the held-out value and the training fields' own
+        ax.axhline(training["kurtosis"], color="0.5", ls="-.", lw=0.8, label="training fields")
+    data_kurtosis = training["data_kurtosis"] if training else next(iter(result["architectures"].values()))[n0][
+        "data_kurtosis"]
     ax.axhline(data_kurtosis, color="k", ls="--", lw=0.8, label="held-out")
     ax.set_xlabel("CPU minutes", fontsize=8)
     ax.set_ylabel("kurtosis of differences", fontsize=8)
@@ -45,19 +49,21 @@ def _gain_panel(ax, name: str, result: dict, times: tuple[float, ...]) -> None:
 
 
 def figure(results: dict, path: Path, *, gain_times: tuple[float, ...]) -> None:
-    """Per data set a row: held-out images, the first sample of each architecture (grey, upright, colour bar; fields
+    """Per data set a row: held-out images, a training field, the first sample of each architecture (grey, upright, colour bar; fields
     that are not images in a diverging map over the held-out range), the learning curves (:func:`_curve_panel`) and
     the denoising gain over the Gaussian fit at ``gain_times`` (:func:`_gain_panel`)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    columns = 4 + max(len(r["architectures"]) for r in results.values())
+    models = max(len(r["architectures"]) for r in results.values())
+    columns = 3 + models + (2 if models else 0)  # with --data-only no curve and no gain
     fig = Figure(figsize=(2.8 * columns, 2.6 * len(results)), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(len(results), columns, squeeze=False)
     for row_axes, (name, result) in zip(axes, results.items()):
         n0 = str(result["resolution"])
         panels = [(f"{name}: held-out {i + 1}", result["data_first"][i]) for i in range(2)]
+        panels += [(f"{name}: training field", result["train_first"][0])] if "train_first" in result else []
         panels += [(f"{arch} sample", row[n0]["first"][0]) for arch, row in result["architectures"].items()]
         top = float(torch.tensor(result["data_first"]).abs().max())
         style = (dict(cmap="gray", vmin=0, vmax=1) if result.get("images", True) else
@@ -67,8 +73,9 @@ def figure(results: dict, path: Path, *, gain_times: tuple[float, ...]) -> None:
             fig.colorbar(shown, ax=ax, shrink=0.8)
             ax.set_title(title, fontsize=8)
             ax.set_axis_off()
-        for ax in row_axes[len(panels):-2]:  # data sets with fewer architectures than the widest row
+        for ax in row_axes[len(panels):columns - 2]:  # data sets with fewer architectures than the widest row
             ax.set_axis_off()
-        _curve_panel(row_axes[-2], name, result)
-        _gain_panel(row_axes[-1], name, result, gain_times)
+        if models:
+            _curve_panel(row_axes[-2], name, result)
+            _gain_panel(row_axes[-1], name, result, gain_times)
     fig.savefig(path, dpi=80)

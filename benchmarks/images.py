@@ -60,7 +60,8 @@ if __package__ in (None, ""):  # run as a file (python benchmarks/images.py): ma
 
 from benchmarks._image_data import DATASETS
 from benchmarks._image_figures import figure
-from benchmarks._image_restoration import gap_text, restoration
+from benchmarks._image_report import table, verdicts
+from benchmarks._image_restoration import restoration
 from hilbert_diffusion import cli_options as option
 from hilbert_diffusion.bases import SpectralBasis
 from hilbert_diffusion.checkpoint import load
@@ -89,7 +90,6 @@ from hilbert_diffusion.training import TrainConfig, train
 from hilbert_diffusion.training_hooks import BEST_DIR
 
 RESULTS = Path(__file__).resolve().parent / "results"
-KURTOSIS_TOLERANCE, C2ST_TARGET = 0.25, 0.65
 #: noise levels of the denoising-gain diagnostic (:func:`gains`): from nearly clean to nearly pure noise.
 GAIN_TIMES = (0.01, 0.03, 0.1, 0.3, 0.7)
 
@@ -260,7 +260,8 @@ def untrained_run(data: Tensor, plan: Plan, basis: SpectralBasis, fit: GaussianF
 # --------------------------------------------------------------------------------------------- one data set
 def run_name(name: str, arch: str, plan: Plan) -> str:
     """The folder of a kept run: ``<data>_<arch>_heat<K>`` and every training choice that differs from the default
-    (mirror axes, early stopping, the number of training fields, log-uniform times, the per-mode loss's exponent), so
+    (mirror axes, early stopping, the number of training fields, log-uniform times, the per-mode loss's exponent,
+    translations), so
     a run kept with other choices is never loaded in its place."""
     spec, train = DATASETS[name], plan.train
     gamma = float(train.mode_weighting)
@@ -268,7 +269,8 @@ def run_name(name: str, arch: str, plan: Plan) -> str:
                     f"_val{spec.val_fraction:g}" if spec.val_fraction else "",
                     f"_n{plan.train_images}" if plan.train_images else "",
                     "_logt" if isinstance(train.time_sampler, LogUniformTime) else "",
-                    ("_modes" + (f"{gamma:g}" if gamma != 1 else "")) if gamma else ""])
+                    ("_modes" + (f"{gamma:g}" if gamma != 1 else "")) if gamma else "",
+                    f"_shift{train.translate}" if train.translate else ""])
 
 
 def run_dataset(name: str, plan: Plan, *, runs: Path | None, device: str) -> dict:
@@ -282,9 +284,7 @@ def run_dataset(name: str, plan: Plan, *, runs: Path | None, device: str) -> dic
            "flip_axes": spec.flip_axes, "val_fraction": spec.val_fraction,
            "held_out": {str(n): len(r) for n, r in reference.items()},
            "images": spec.images, "interpolated_2x": spec.interpolated_2x, "architectures": {},
-           # what the training grid carries to 2x: training fields upsampled bicubically, against the held-out at 2x
-           "upsampled_2x": statistics(interpolate(data[: plan.samples[1]], scale_factor=2, mode="bicubic"),
-                                      reference[2 * n0], basis, epochs=plan.c2st_epochs)}
+           **references(name, data, reference, plan)}
     for arch, model in plan.architectures.items():
         print(f"{name} · {arch}", flush=True)
         if isinstance(model, (GaussianFit, ScaleMixtureFit)):
@@ -306,47 +306,25 @@ def run_dataset(name: str, plan: Plan, *, runs: Path | None, device: str) -> dic
         out["architectures"][arch] = row
         print(f"  {json.dumps({k: row[str(n0)][k] for k in ('kurtosis', 'data_kurtosis', 'c2st')})}", flush=True)
     out["data_first"] = reference[n0][:2, 0].double().round(decimals=3).tolist()
+    out["train_first"] = data[:1, 0].double().round(decimals=3).tolist()
     return out
+
+
+def references(name: str, data: Tensor, reference: dict[int, Tensor], plan: Plan) -> dict:
+    """The data's own scores against the held-out fields, the marks no model of the training fields need beat:
+    ``training_fields``, training fields at each grid (as many as the held-out samples; the first of the split, so at
+    the training grid fields the model was trained on) — what a perfect model of the training law would score, below
+    the target where the held-out law is another (patches: another photograph); ``upsampled_2x``, the training fields
+    upsampled bicubically — what the training grid alone carries to 2×."""
+    spec, (n0, n1) = DATASETS[name], sorted(reference)
+    fields = {n: spec.load(n, "train", num) for n, num in zip((n0, n1), plan.samples)}
+    return {"training_fields": {str(n): statistics(f, reference[n], spec.basis, epochs=plan.c2st_epochs)
+                                for n, f in fields.items()},
+            "upsampled_2x": statistics(interpolate(data[: plan.samples[1]], scale_factor=2, mode="bicubic"),
+                                       reference[n1], spec.basis, epochs=plan.c2st_epochs)}
 
 
 # --------------------------------------------------------------------------------------------- output
-def verdicts(results: dict) -> dict:
-    """Per data set and architecture: which targets are met (kurtosis within 25 %, C2ST ≤ 0.65 at both grids,
-    the posterior mean beating every baseline on every task; ``None`` where restoration is not measured)."""
-    out = {}
-    for name, result in results.items():
-        n0 = result["resolution"]
-        for arch, row in result["architectures"].items():
-            grids = (str(n0), str(2 * n0))
-            out[f"{name}/{arch}"] = {
-                "kurtosis_within_25%": all(row[g]["kurtosis_error"] <= KURTOSIS_TOLERANCE for g in grids),
-                "c2st_at_most_0.65": all(row[g]["c2st"] <= C2ST_TARGET for g in grids),
-                "restoration_beats_baselines": {t: r["beats_every_baseline"] for t, r in row["restoration"].items()}
-                or None}
-    return out
-
-
-def table(results: dict) -> str:
-    lines = [f"{'data/arch':26s} {'min':>5s} {'steps':>6s} {'kurt':>6s} {'data':>6s} {'W1':>5s} {'C2ST':>5s} "
-             f"{'spec':>5s} | {'2×kurt':>6s} {'data':>6s} {'W1':>5s} {'C2ST':>5s} | "
-             f"restoration PSNR − best baseline's (dB): posterior mean of the draws / of infinitely many / exact"]
-    for name, result in results.items():
-        n0 = result["resolution"]
-        for arch, row in result["architectures"].items():
-            a, b = row[str(n0)], row[str(2 * n0)]
-            gaps = " ".join(f"{t.replace(' ', '')[:7]}:{gap_text(r)}" for t, r in row["restoration"].items())
-            label = f"{name}{'*' if result.get('interpolated_2x') else ''}/{arch}"
-            lines.append(f"{label:26s} {row['train']['seconds'] / 60:5.1f} {row['train']['steps']:6d} "
-                         f"{a['kurtosis']:6.2f} {a['data_kurtosis']:6.2f} {a['marginal_distance']:5.2f} {a['c2st']:5.2f} "
-                         f"{a['spectrum_error']:5.2f} | {b['kurtosis']:6.2f} {b['data_kurtosis']:6.2f} "
-                         f"{b['marginal_distance']:5.2f} {b['c2st']:5.2f} | {gaps}")
-    lines += [f"{name}: training fields upsampled bicubically to 2× (what the training grid carries there): kurtosis "
-              f"{r['upsampled_2x']['kurtosis']:.2f}, C2ST {r['upsampled_2x']['c2st']:.2f}" for name, r in results.items()]
-    if any(r.get("interpolated_2x") for r in results.values()):
-        lines.append("* held out at 2×: coarser images resized (there are no data at that grid)")
-    return "\n".join(lines)
-
-
 def headline(document: dict) -> dict[str, object]:
     return {key: {"kurtosis": v["kurtosis_within_25%"], "c2st": v["c2st_at_most_0.65"],
                   "restoration": v["restoration_beats_baselines"] and all(v["restoration_beats_baselines"].values())}
@@ -366,6 +344,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--cpu-minutes", type=float, help="training budget per model (default: the plan's)")
     parser.add_argument("--datasets", default="shapes,faces", help="comma-separated: " + ", ".join(DATASETS))
     parser.add_argument("--architectures", help="comma-separated subset of " + ", ".join(ARCHITECTURES))
+    parser.add_argument("--data-only", action="store_true", help="no model: only the data's own scores against the "
+                        "held-out fields (training fields at both grids, and upsampled to 2×): seconds")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--kappa-nyquist", type=float, default=0.0,
                         help="heat of the forward process, κ λ_max at the training grid (default 0, DDO's process; the "
@@ -380,6 +360,8 @@ def _parser() -> argparse.ArgumentParser:
                         metavar="GAMMA",
                         help="train on the per-mode loss (eq. L3 of hilbert_diffusion.losses: each mode's error over "
                         "the Wiener filter's, to the power GAMMA, default 1) instead of the L² one")
+    parser.add_argument("--translate", type=option.count, default=0, metavar="PIXELS",
+                        help="augment training with random shifts of up to PIXELS pixels per axis (TrainConfig.translate)")
     parser.add_argument("--train-images", type=int, default=0,
                         help="fields to train on (default: each data set's own: 20000 shapes, 1000 of the others; "
                              "faces have 80 and digits 1438 at most)")
@@ -433,7 +415,11 @@ def _plan(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Plan:
     plan = replace(plan, sampler=sampler, sampler_steps=factor * plan.sampler_steps)
     if args.log_time:
         plan = replace(plan, train=replace(plan.train, time_sampler=LogUniformTime(plan.train.time_sampler.t_min)))
-    plan = replace(plan, train=replace(plan.train, mode_weighting=args.mode_weighting))
+    plan = replace(plan, train=replace(plan.train, mode_weighting=args.mode_weighting, translate=args.translate))
+    if args.data_only and args.architectures:
+        parser.error("--data-only scores no model: leave out --architectures")
+    if args.data_only:
+        plan = replace(plan, architectures={})
     if args.architectures:
         chosen = [a for a in args.architectures.split(",") if a]
         if unknown := [a for a in chosen if a not in plan.architectures]:
@@ -462,8 +448,9 @@ def main(argv: list[str] | None = None) -> int:
                    else "wall time", "train": {"batch_size": plan.train.batch_size, "lr": plan.train.lr,
                                                "ema_decay": plan.train.ema_decay, "segments": plan.segments,
                                                "time_sampler": repr(plan.train.time_sampler),
-                                               "mode_weighting": plan.train.mode_weighting},
-                   "sampler": plan.sampler_text(),
+                                               "mode_weighting": plan.train.mode_weighting,
+                                               "translate": plan.train.translate},
+                   "sampler": plan.sampler_text(), "data_only": args.data_only,
                    "samples": plan.samples, "c2st_epochs": plan.c2st_epochs,
                    "restoration": {"images": plan.test_images, "draws": plan.draws, "steps": plan.restoration_steps,
                                    "methods": f"ddnm (spectral), {plan.restorer.name} {plan.restorer.method!r} "

@@ -164,6 +164,12 @@ def test_image_benchmark_fields_and_its_kept_runs(tmp_path: Path, monkeypatch) -
     assert result["train_images"] == 12 and result["validation_images"] == 0
     assert 0.0 <= result["upsampled_2x"]["c2st"] <= 1.0 and result["upsampled_2x"]["data_kurtosis"] == pytest.approx(
         result["architectures"]["fno"][str(2 * result["resolution"])]["data_kurtosis"])
+    n0 = result["resolution"]
+    for n, num in zip((n0, 2 * n0), images.QUICK.samples):  # the training fields' own scores, against the same held-out
+        own, model = result["training_fields"][str(n)], result["architectures"]["fno"][str(n)]
+        assert own["data_kurtosis"] == pytest.approx(model["data_kurtosis"])
+        fields = images.DATASETS["darcy"].load(n, "train", num)
+        assert own["kurtosis"] == pytest.approx(float(images.difference_kurtosis(fields)[0]))
     first, fit = result["architectures"]["fno"], result["architectures"]["gaussian"]["restoration"]
     for task in ("SR×2 spectral", "SR×4 spectral"):  # the Gaussian's exact posterior mean from coarse modes: zero-padding
         assert fit[task]["exact posterior mean"]["psnr"] == pytest.approx(fit[task]["zero-pad"]["psnr"], abs=1e-3)
@@ -208,6 +214,7 @@ def test_a_kept_run_that_stopped_early_is_scored_with_its_best_checkpoint(tmp_pa
     (["--particles", "4"], "--particles and --particle-mean are the twisted SMC's: give them with --restorer"),
     (["--particle-mean"], "--particles and --particle-mean are the twisted SMC's"),
     (["--restorer", "twisted-smc", "--particles", "0"], "--particles must be at least 1, got 0"),
+    (["--data-only", "--architectures", "fno"], "--data-only scores no model: leave out --architectures"),
 ])
 def test_image_benchmark_refuses_bad_options_in_one_line(flags: list[str], message: str, capsys) -> None:
     from benchmarks import images
