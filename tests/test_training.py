@@ -192,9 +192,9 @@ def test_multiresolution_batches():
     assert set(seen) == {8, 16, 32}
 
 
-def test_flip_axes_mirror_each_field_with_probability_one_half(monkeypatch):
-    """``flip_axes=(1,)`` on 2-D fields: every trained field is its original or its left–right mirror (never an
-    up–down one), and the mirror occurs with probability ½ per field: 200 fields within 4.5 binomial σ of 100."""
+@pytest.fixture
+def trained_fields(monkeypatch) -> list[Tensor]:
+    """The clean batches :func:`train` computes its loss on, recorded as it trains (after augmentation)."""
     import hilbert_diffusion.training as training
 
     clean: list[Tensor] = []
@@ -205,6 +205,13 @@ def test_flip_axes_mirror_each_field_with_probability_one_half(monkeypatch):
         return original(model, x0, *args, **kwargs)
 
     monkeypatch.setattr(training, "denoising_loss", recording)
+    return clean
+
+
+def test_flip_axes_mirror_each_field_with_probability_one_half(trained_fields):
+    """``flip_axes=(1,)`` on 2-D fields: every trained field is its original or its left–right mirror (never an
+    up–down one), and the mirror occurs with probability ½ per field: 200 fields within 4.5 binomial σ of 100."""
+    clean = trained_fields
     basis = PeriodicBasis(2)
     sde = StochasticHeatSDE(basis=basis, covariance=Matern(alpha=2.0, tau=3.0))
     field = torch.arange(64, dtype=torch.float32).reshape(1, 1, 8, 8)
@@ -223,19 +230,10 @@ def test_flip_axes_mirror_each_field_with_probability_one_half(monkeypatch):
         TrainConfig(flip_axes=(1, 1))
 
 
-def test_translate_trains_on_shifted_fields_and_is_refused_where_it_cannot_apply(monkeypatch):
+def test_translate_trains_on_shifted_fields_and_is_refused_where_it_cannot_apply(trained_fields):
     """``translate=1`` on the torus: every trained field is a cyclic shift of the one field by at most a pixel per
     axis, and the unshifted field is among them; on the sphere the trainer refuses it in one line."""
-    import hilbert_diffusion.training as training
-
-    clean: list[Tensor] = []
-    original = training.denoising_loss
-
-    def recording(model, x0, *args, **kwargs):
-        clean.append(x0.detach().clone())
-        return original(model, x0, *args, **kwargs)
-
-    monkeypatch.setattr(training, "denoising_loss", recording)
+    clean = trained_fields
     sde = StochasticHeatSDE(basis=PeriodicBasis(2), covariance=Matern(alpha=2.0, tau=3.0))
     field = torch.arange(64, dtype=torch.float32).reshape(1, 1, 8, 8)
     train(field.repeat(4, 1, 1, 1), sde=sde, model=TINY, config=TrainConfig(steps=10, translate=1, normalize=False,
