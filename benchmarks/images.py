@@ -261,7 +261,7 @@ def untrained_run(data: Tensor, plan: Plan, basis: SpectralBasis, fit: GaussianF
 def run_name(name: str, arch: str, plan: Plan) -> str:
     """The folder of a kept run: ``<data>_<arch>_heat<K>`` and every training choice that differs from the default
     (mirror axes, early stopping, the number of training fields, log-uniform times, the per-mode loss's exponent,
-    translations), so
+    translations, the training grids), so
     a run kept with other choices is never loaded in its place."""
     spec, train = DATASETS[name], plan.train
     gamma = float(train.mode_weighting)
@@ -270,7 +270,8 @@ def run_name(name: str, arch: str, plan: Plan) -> str:
                     f"_n{plan.train_images}" if plan.train_images else "",
                     "_logt" if isinstance(train.time_sampler, LogUniformTime) else "",
                     ("_modes" + (f"{gamma:g}" if gamma != 1 else "")) if gamma else "",
-                    f"_shift{train.translate}" if train.translate else ""])
+                    f"_shift{train.translate}" if train.translate else "",
+                    "_multires" + "-".join(map(str, train.resolutions)) if train.resolutions else ""])
 
 
 def run_dataset(name: str, plan: Plan, *, runs: Path | None, device: str) -> dict:
@@ -362,6 +363,8 @@ def _parser() -> argparse.ArgumentParser:
                         "the Wiener filter's, to the power GAMMA, default 1) instead of the L² one")
     parser.add_argument("--translate", type=option.count, default=0, metavar="PIXELS",
                         help="augment training with random shifts of up to PIXELS pixels per axis (TrainConfig.translate)")
+    parser.add_argument("--multires", type=option.resolutions, default=(), metavar="N,M",
+                        help="train on batches resampled to these grids (TrainConfig.resolutions), e.g. 16,32")
     parser.add_argument("--train-images", type=int, default=0,
                         help="fields to train on (default: each data set's own: 20000 shapes, 1000 of the others; "
                              "faces have 80 and digits 1438 at most)")
@@ -415,7 +418,8 @@ def _plan(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Plan:
     plan = replace(plan, sampler=sampler, sampler_steps=factor * plan.sampler_steps)
     if args.log_time:
         plan = replace(plan, train=replace(plan.train, time_sampler=LogUniformTime(plan.train.time_sampler.t_min)))
-    plan = replace(plan, train=replace(plan.train, mode_weighting=args.mode_weighting, translate=args.translate))
+    plan = replace(plan, train=replace(plan.train, mode_weighting=args.mode_weighting, translate=args.translate,
+                                       resolutions=args.multires))
     if args.data_only and args.architectures:
         parser.error("--data-only scores no model: leave out --architectures")
     if args.data_only:
@@ -449,7 +453,8 @@ def main(argv: list[str] | None = None) -> int:
                                                "ema_decay": plan.train.ema_decay, "segments": plan.segments,
                                                "time_sampler": repr(plan.train.time_sampler),
                                                "mode_weighting": plan.train.mode_weighting,
-                                               "translate": plan.train.translate},
+                                               "translate": plan.train.translate,
+                                               "resolutions": plan.train.resolutions},
                    "sampler": plan.sampler_text(), "data_only": args.data_only,
                    "samples": plan.samples, "c2st_epochs": plan.c2st_epochs,
                    "restoration": {"images": plan.test_images, "draws": plan.draws, "steps": plan.restoration_steps,

@@ -225,6 +225,18 @@ def test_image_benchmark_refuses_bad_options_in_one_line(flags: list[str], messa
     assert exit_.value.code == 2 and ": error: " in error and message in error
 
 
+def test_image_benchmark_names_kept_runs_by_every_training_choice() -> None:
+    """``--translate`` and ``--multires`` reach the training config and the kept run's folder name, so a run kept with
+    other choices is never loaded in their place."""
+    from benchmarks import images
+
+    parser = images._parser()
+    plain = images._plan(parser.parse_args(["--quick"]), parser)
+    plan = images._plan(parser.parse_args(["--quick", "--translate", "1", "--multires", "8,16"]), parser)
+    assert plan.train.translate == 1 and plan.train.resolutions == (8, 16)
+    assert images.run_name("shapes", "fno", plan) == images.run_name("shapes", "fno", plain) + "_shift1_multires8-16"
+
+
 def test_image_benchmark_sampler_options_reach_the_sampler() -> None:
     """``--eta`` and ``--snr`` configure the sampler every unconditional draw uses, at its own step count."""
     from benchmarks import images
