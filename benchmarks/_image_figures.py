@@ -49,9 +49,10 @@ def _gain_panel(ax, name: str, result: dict, times: tuple[float, ...]) -> None:
 
 
 def figure(results: dict, path: Path, *, gain_times: tuple[float, ...]) -> None:
-    """Per data set a row: held-out images, a training field, the first sample of each architecture (grey, upright, colour bar; fields
-    that are not images in a diverging map over the held-out range), the learning curves (:func:`_curve_panel`) and
-    the denoising gain over the Gaussian fit at ``gain_times`` (:func:`_gain_panel`)."""
+    """Per data set a row: held-out images, a training field, the first sample of each architecture (grey, upright,
+    colour bar; fields that are not images in a diverging map over the held-out range), the learning curves
+    (:func:`_curve_panel`) and the denoising gain over the Gaussian fit at ``gain_times`` (:func:`_gain_panel`); with
+    no architecture (``--data-only``) the fields alone."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 

@@ -28,6 +28,8 @@ def verdicts(results: dict) -> dict:
 
 
 def table(results: dict) -> str:
+    """The printed table: per model its training, samples' statistics at both grids and restoration gaps; per data
+    set its training fields' own scores."""
     lines = [f"{'data/arch':26s} {'min':>5s} {'steps':>6s} {'kurt':>6s} {'data':>6s} {'W1':>5s} {'C2ST':>5s} "
              f"{'spec':>5s} | {'2×kurt':>6s} {'data':>6s} {'W1':>5s} {'C2ST':>5s} | "
              f"restoration PSNR − best baseline's (dB): posterior mean of the draws / of infinitely many / exact"]

@@ -407,9 +407,9 @@ def _optimisation_step(state: RunState, local_model: nn.Module, batches: Iterato
 
 def _draw_batch(state: RunState, batches: Iterator[Tensor], shard: slice, basis: SpectralBasis,
                 config: TrainConfig) -> Tensor:
-    """The next global batch of the shuffled epochs (:mod:`.loader`), its fields mirrored along
-    ``config.flip_axes`` and translated by up to ``config.translate`` pixels at random (:mod:`.augmentation`) and resampled to one of ``config.resolutions`` if any. Only this rank's rows
-    ``shard`` are read; the others stay zero, which changes nothing: their loss is zero whatever they hold
+    """The next global batch of the shuffled epochs (:mod:`.loader`), its fields mirrored along ``config.flip_axes``
+    and shifted by up to ``config.translate`` pixels at random (:mod:`.augmentation`), and resampled to one of
+    ``config.resolutions`` if any. Only this rank's rows ``shard`` are read; the others stay zero, which changes nothing: their loss is zero whatever they hold
     (:class:`_Sliced`)."""
     if config.resolutions:
         choice = int(torch.randint(len(config.resolutions), (1,), generator=state.generator))
