@@ -31,7 +31,8 @@ def check_translate(basis: SpectralBasis, pixels: int, grid: tuple[int, ...]) ->
         raise ValueError(f"TrainConfig.translate shifts fields on the torus or in a box with reflecting walls, not on "
                          f"{type(basis).__name__}; set translate=0 (--translate 0).")
     if pixels >= min(grid, default=pixels + 1):
-        raise ValueError(f"TrainConfig.translate={pixels} pixels is not smaller than the grid {grid}; give fewer.")
+        raise ValueError(f"TrainConfig.translate={pixels} pixels is not smaller than the grid {grid}; give at most "
+                         f"{min(grid) - 1} (--translate {min(grid) - 1}).")
 
 
 def augment(batch: Tensor, basis: SpectralBasis, *, flip_axes: tuple[int, ...] = (), translate: int = 0,

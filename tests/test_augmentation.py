@@ -69,7 +69,8 @@ def test_mirror_images_draw_as_before_and_nothing_is_drawn_for_nothing_asked():
 def test_translations_are_refused_in_one_line_where_they_cannot_apply():
     with pytest.raises(ValueError, match="not on DirichletBasis; set translate=0"):
         check_translate(DirichletBasis(2), 1, (8, 8))
-    with pytest.raises(ValueError, match="translate=8 pixels is not smaller than the grid"):
+    too_far = r"translate=8 pixels is not smaller than the grid \(8, 16\); give at most 7 \(--translate 7\)"
+    with pytest.raises(ValueError, match=too_far):
         check_translate(PeriodicBasis(2), 8, (8, 16))
     check_translate(DirichletBasis(2), 0, (8, 8))  # nothing asked: nothing refused
     for bad in (-1, 1.5, True):
