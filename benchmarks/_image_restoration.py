@@ -20,18 +20,25 @@ from hilbert_diffusion.restoration import BlockAverage, SpectralDownsample, box_
 from hilbert_diffusion.restoration.classical import biharmonic, bicubic, total_variation, zero_padding
 from hilbert_diffusion.trained import TrainedRun
 
-__all__ = ["tasks", "baseline", "exact_posterior_mean", "restoration", "psnr_gap", "gap_text"]
+__all__ = ["TASK_KEYS", "tasks", "baseline", "exact_posterior_mean", "restoration", "psnr_gap", "gap_text"]
 
 
-def tasks(n: int, basis: SpectralBasis) -> dict:
-    """Operator and classical baselines of each restoration task on the ``n²`` grid."""
-    return {"SR×2 block": (BlockAverage(basis=basis, resolution=n // 2), ("bicubic", "zero-pad")),
+# the command line's short name of each task (``--tasks``), in the order of :func:`tasks`
+TASK_KEYS = {"sr2-block": "SR×2 block", "sr4-block": "SR×4 block", "sr2-spectral": "SR×2 spectral",
+             "sr4-spectral": "SR×4 spectral", "box": "box 25%", "random": "random 70%"}
+
+
+def tasks(n: int, basis: SpectralBasis, only: tuple[str, ...] = ()) -> dict:
+    """Operator and classical baselines of each restoration task on the ``n²`` grid (those labelled ``only``, if
+    given)."""
+    every = {"SR×2 block": (BlockAverage(basis=basis, resolution=n // 2), ("bicubic", "zero-pad")),
             "SR×4 block": (BlockAverage(basis=basis, resolution=n // 4), ("bicubic", "zero-pad")),
             "SR×2 spectral": (SpectralDownsample(basis=basis, resolution=n // 2), ("bicubic", "zero-pad")),
             "SR×4 spectral": (SpectralDownsample(basis=basis, resolution=n // 4), ("bicubic", "zero-pad")),
             "box 25%": (box_mask(basis, n, low=0.25, high=0.75), ("biharmonic", "TV")),
             "random 70%": (random_mask(basis, n, observed_fraction=0.3, generator=torch.Generator().manual_seed(5)),
                            ("biharmonic", "TV"))}
+    return {label: task for label, task in every.items() if not only or label in only}
 
 
 def baseline(name: str, operator, y: Tensor, truth: Tensor, basis: SpectralBasis) -> Tensor:
@@ -64,12 +71,12 @@ def exact_posterior_mean(run: TrainedRun, operator, y: Tensor, grid: tuple[int, 
 
 
 def restoration(run: TrainedRun, truth: Tensor, basis: SpectralBasis, *, draws: int, steps: int, device: str,
-                method: Sampler = covariance_guidance) -> dict:
+                method: Sampler = covariance_guidance, only: tuple[str, ...] = ()) -> dict:
     """PSNR / SSIM (data range 1) of the posterior mean (``draws`` draws averaged: DDNM for the tasks diagonal in the
     basis, ``method`` for the others; for an untrained prior also the exact one, :func:`exact_posterior_mean`) and of
-    each baseline, per task, mean over the images."""
+    each baseline, per task (those labelled ``only``, if given), mean over the images."""
     rows, n = {}, truth.shape[-1]
-    for label, (operator, baselines) in tasks(n, basis).items():
+    for label, (operator, baselines) in tasks(n, basis, only).items():
         y = operator.observe(truth.to(torch.float64)).float()
         drawn = run.restore(operator, y, resolution=n, num=draws, method=ddnm if operator.diagonal else method,
                             steps=steps, generator=torch.Generator().manual_seed(11), device=device).cpu().float()

@@ -61,7 +61,7 @@ if __package__ in (None, ""):  # run as a file (python benchmarks/images.py): ma
 from benchmarks._image_data import DATASETS
 from benchmarks._image_figures import figure
 from benchmarks._image_report import table, verdicts
-from benchmarks._image_restoration import restoration
+from benchmarks._image_restoration import TASK_KEYS, restoration
 from hilbert_diffusion import cli_options as option
 from hilbert_diffusion.bases import SpectralBasis
 from hilbert_diffusion.checkpoint import load
@@ -133,6 +133,7 @@ class Plan:
     train_images: int = 0  # fields to train on (0: each data set's own number; quick runs take 256)
     sampler: Sampler = exponential_multistep  # every unconditional draw: sampler_steps steps on the sampler's own grid
     restorer: Sampler = covariance_guidance  # the restoration tasks not diagonal in the basis (block means, masks)
+    tasks: tuple[str, ...] = ()  # the restoration tasks' labels (TASK_KEYS' values); empty: all six
 
     def sampler_text(self) -> str:
         return f"{self.sampler.name}, {self.sampler.method!r}, {self.sampler_steps} steps on its own grid"
@@ -302,7 +303,8 @@ def run_dataset(name: str, plan: Plan, *, runs: Path | None, device: str) -> dic
             if n == n0:  # two pictures for the figure, rounded: the JSON stays small
                 row[f"{n}"]["first"] = samples[:2, 0].double().round(decimals=3).tolist()
         row["restoration"] = (restoration(run, reference[n0][: plan.test_images], basis, draws=plan.draws,
-                                          steps=plan.restoration_steps, device=device, method=plan.restorer)
+                                          steps=plan.restoration_steps, device=device, method=plan.restorer,
+                                          only=plan.tasks)
                               if spec.images else {})
         out["architectures"][arch] = row
         print(f"  {json.dumps({k: row[str(n0)][k] for k in ('kurtosis', 'data_kurtosis', 'c2st')})}", flush=True)
@@ -384,6 +386,8 @@ def _parser() -> argparse.ArgumentParser:
                         "--restorer twisted-smc)")
     parser.add_argument("--particle-mean", action="store_true", help="each of the twisted SMC's --draws is its "
                         "filter's weighted particle mean instead of one particle (with --restorer twisted-smc)")
+    parser.add_argument("--tasks", help="comma-separated restoration tasks to run (default: all): "
+                        + ", ".join(TASK_KEYS))
     parser.add_argument("--tag", help="write images_TAG.json/.png (a run beside the committed one, e.g. a longer budget)")
     return parser
 
@@ -414,7 +418,7 @@ def _plan(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Plan:
         parser.error(f"--particles must be at least 1, got {args.particles}")
     smc = {k: v for k, v in (("particles", args.particles), ("weighted_mean", args.particle_mean or None)) if v}
     restorer = twisted_smc.configure(**smc) if args.restorer == "twisted-smc" else covariance_guidance
-    plan = replace(plan, restorer=restorer)
+    plan = replace(plan, restorer=restorer, tasks=_tasks(args.tasks, parser))
     plan = replace(plan, sampler=sampler, sampler_steps=factor * plan.sampler_steps)
     if args.log_time:
         plan = replace(plan, train=replace(plan.train, time_sampler=LogUniformTime(plan.train.time_sampler.t_min)))
@@ -430,6 +434,16 @@ def _plan(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Plan:
             parser.error(f"unknown architectures {unknown}; choose from {', '.join(plan.architectures)}")
         plan = replace(plan, architectures={a: plan.architectures[a] for a in chosen})
     return plan
+
+
+def _tasks(text: str | None, parser: argparse.ArgumentParser) -> tuple[str, ...]:
+    """The labels of the ``--tasks`` asked for, in the order of :data:`TASK_KEYS` (all: empty)."""
+    keys = [k for k in (text or "").split(",") if k]
+    if unknown := [k for k in keys if k not in TASK_KEYS]:
+        parser.error(f"unknown restoration tasks {unknown}; choose from {', '.join(TASK_KEYS)}")
+    if text is not None and not keys:
+        parser.error(f"--tasks names no task; choose from {', '.join(TASK_KEYS)}")
+    return tuple(label for key, label in TASK_KEYS.items() if key in keys)  # in the order of the table
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -458,6 +472,7 @@ def main(argv: list[str] | None = None) -> int:
                    "sampler": plan.sampler_text(), "data_only": args.data_only,
                    "samples": plan.samples, "c2st_epochs": plan.c2st_epochs,
                    "restoration": {"images": plan.test_images, "draws": plan.draws, "steps": plan.restoration_steps,
+                                   "tasks": list(plan.tasks) or "all",
                                    "methods": f"ddnm (spectral), {plan.restorer.name} {plan.restorer.method!r} "
                                               "(block means, masks)"}}
         | machine(started),

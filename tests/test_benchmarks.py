@@ -215,6 +215,8 @@ def test_a_kept_run_that_stopped_early_is_scored_with_its_best_checkpoint(tmp_pa
     (["--particle-mean"], "--particles and --particle-mean are the twisted SMC's"),
     (["--restorer", "twisted-smc", "--particles", "0"], "--particles must be at least 1, got 0"),
     (["--data-only", "--architectures", "fno"], "--data-only scores no model: leave out --architectures"),
+    (["--tasks", "box,inpaint"], "unknown restoration tasks ['inpaint']; choose from sr2-block, sr4-block,"),
+    (["--tasks", ","], "--tasks names no task; choose from sr2-block,"),
 ])
 def test_image_benchmark_refuses_bad_options_in_one_line(flags: list[str], message: str, capsys) -> None:
     from benchmarks import images
@@ -257,16 +259,19 @@ def test_image_benchmark_sampler_options_reach_the_sampler() -> None:
 
 def test_image_benchmark_restores_with_the_twisted_smc(tmp_path: Path, monkeypatch) -> None:
     """``--restorer twisted-smc`` restores the block-mean and mask tasks with the twisted SMC (the JSON names it);
-    for the Gaussian fit, whose every SMC weight is 1, its posterior mean lands within 1 dB of the exact one."""
+    for the Gaussian fit, whose every SMC weight is 1, its posterior mean lands within 1 dB of the exact one.
+    ``--tasks`` runs those named and no other."""
     from benchmarks import images
 
     monkeypatch.setattr(images, "RESULTS", tmp_path)
     argv = ["--quick", "--datasets", "darcy", "--architectures", "gaussian", "--draws", "8", "--restorer",
-            "twisted-smc", "--particles", "2", "--tag", "t"]
+            "twisted-smc", "--particles", "2", "--tasks", "random,sr2-block,box", "--tag", "t"]
     assert images.main(argv) == 0
     document = json.loads((tmp_path / "images_quick_t.json").read_text())
+    assert document["config"]["restoration"]["tasks"] == ["SR×2 block", "box 25%", "random 70%"]
     assert document["config"]["restoration"]["methods"].startswith("ddnm (spectral), twisted_smc TwistedSMC(")
     rows = document["results"]["darcy"]["architectures"]["gaussian"]["restoration"]
+    assert list(rows) == ["SR×2 block", "box 25%", "random 70%"]
     for task in ("SR×2 block", "box 25%", "random 70%"):
         drawn, exact = rows[task]["posterior mean"]["psnr"], rows[task]["exact posterior mean"]["psnr"]
         assert drawn == pytest.approx(exact, abs=1.0)  # 8 draws of 4 steps: measured 0.1–0.7 dB below
