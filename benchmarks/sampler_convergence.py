@@ -307,6 +307,84 @@ def _finite(value):
     return value
 
 
+def _row(setting: str, res: int, name: str, r: dict) -> str:
+    """One printed row: a sampler at one step count."""
+    return (f"{setting:8s} {res:4d} {name:32s} {r['steps']:5d} {r['nfe']:5d} {r['w2']:9.2e} {r['spectrum']:9.2e} "
+            f"{_fmt(r['w2_from_prior'])}")
+
+
+def best_within_budget(entry: dict, setting: str, res: int) -> None:
+    """Per metric, the best sampler within :data:`NFE_BUDGET` evaluations (not the Monte Carlo predictor-corrector)
+    against Euler–Maruyama with 1000 steps (issue 4's target), into ``entry``."""
+    em1000 = next(r for r in entry["samplers"]["euler_maruyama"] if r["steps"] == 1000)
+    entry["em1000_w2"], entry["em1000_w2_from_prior"] = em1000["w2"], em1000["w2_from_prior"]
+    candidates = [(name, r) for name, rows in entry["samplers"].items() if name != "predictor_corrector"
+                  for r in rows if r["nfe"] <= NFE_BUDGET]
+    for key in ("w2", "w2_from_prior"):
+        name, best = min(candidates, key=lambda item: item[1][key])
+        met = best[key] <= em1000[key]
+        entry[f"best_within_budget_{key}"] = {"sampler": name, "met": met, **best}
+        print(f"{setting:8s} {res:4d} [{key}] best ≤ {NFE_BUDGET} NFE: {name} ({best['nfe']} NFE) {best[key]:.2e} "
+              f"vs EM-1000 {em1000[key]:.2e} → {'met' if met else 'NOT met'}")
+
+
+def resolution_entry(setting: Setting, sde, oracle, grids: dict, res: int, *, quick: bool) -> dict:
+    """Every sampler at every step count on the ``res²`` grid, the floors, and the issues' targets (printed)."""
+    target = Target(oracle, res)
+    entry = {"samplers": {}, "prior_floor": target.prior_floor}
+    mc_samples = (256 if quick or res > 32 else 2048) if setting.name == "default" else 0
+    measured = [(run, run.steps, None) for run in runs(quick) if run.exact or mc_samples]
+    measured += [(run, OPTIMISED_STEPS, grids[run.name]) for run in OPTIMISED]
+    for run, steps, grid in measured:
+        rows = [measure(run, sde, oracle, target, n, mc_samples=0 if grid else mc_samples, seed=1,
+                        times=grid[n]["times"] if grid else None) for n in steps]
+        entry["samplers"][run.name] = rows
+        for r in rows:
+            print(_row(setting.name, res, run.name, r))
+    if mc_samples:
+        entry["mc_floor"] = floor = {"samples": mc_samples, **mc_floor(oracle, target, mc_samples, seed=2)}
+        print(f"{setting.name:8s} {res:4d} {'(MC floor, exact draws)':44s} {floor['w2']:9.2e} {floor['spectrum']:9.2e}")
+    print(f"{setting.name:8s} {res:4d} {'(prior floor: exact flow from the prior)':64s} {target.prior_floor['w2']:9.2e}")
+    best_within_budget(entry, setting.name, res)
+    for suffix, optimised in zip(("", "_corrected"), OPTIMISED):
+        entry[f"issue18_targets{suffix}"] = targets = check_targets(entry, optimised.name)
+        for key, t in targets.items():
+            print(f"{setting.name:8s} {res:4d} [{key}] {optimised.name}: 16 NFE {t['16']:.2e}, 10 NFE "
+                  f"{t['10']:.2e} vs EM-1000 {t['em1000']:.2e} → 16 beats it: "
+                  f"{'met' if t['16_beats_em1000'] else 'NOT met'}; "
+                  f"10 within 2×: {'met' if t['10_within_2x_em1000'] else 'NOT met'}")
+    return entry
+
+
+def setting_block(setting: Setting, resolutions: tuple[int, ...], *, quick: bool) -> dict:
+    """One setting's results at every resolution (and, in the full run, the default sampler's grid sweep)."""
+    sde, oracle = make_problem(setting)
+    block = {"kappa": setting.kappa, "data": repr(setting.data), "noise": repr(sde.covariance), "resolutions": {}}
+    grids = {run.name: optimised_grids(sde, oracle, resolutions, corrector=run.sampler.method.corrector)
+             for run in OPTIMISED}
+    block["optimised_grids"] = {name: {n: {"times": g["times"].tolist(), "seconds": g["seconds"]} for n, g in by.items()}
+                                for name, by in grids.items()}
+    for res in resolutions:
+        block["resolutions"][res] = resolution_entry(setting, sde, oracle, grids, res, quick=quick)
+    if not quick and setting.name != "ddo":
+        block["default_sampler_grid_sweep_48_steps_32"] = sweep = grid_sweep(sde, oracle, Target(oracle, 32), steps=48)
+        print(f"{setting.name:8s}   32 default sampler, 48 steps, W2 over (rho, t_end): "
+              + ", ".join(f"({r['rho']}, {r['t_end']:g}) {r['w2']:.1e}" for r in sweep))
+    return block
+
+
+def stability() -> dict:
+    """The explicit baseline's stability limit on a finer grid with stronger heat (κ = 1e-3, 128²)."""
+    sde, oracle = make_problem(Setting("heat", 1e-3, Matern(alpha=2.0, tau=3.0)))
+    target = Target(oracle, 128)
+    every = runs(False)
+    rows = {run.name: measure(run, sde, oracle, target, n, mc_samples=0, seed=0)
+            for run, n in ((every[0], 1000), (every[4], 48), (every[6], 16))}
+    for name, r in rows.items():
+        print(_row("κ=1e-3", 128, name, r))
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="16² and 32², default setting, fewer step counts")
@@ -325,83 +403,9 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     print(f"{'setting':8s} {'res':>4s} {'sampler':32s} {'steps':>5s} {'NFE':>5s} {'W2':>9s} {'spec err':>9s} {'W2 prior':>9s}")
     for setting in settings:
-        sde, oracle = make_problem(setting)
-        block = {"kappa": setting.kappa, "data": repr(setting.data), "noise": repr(sde.covariance), "resolutions": {}}
-        grids = {run.name: optimised_grids(sde, oracle, resolutions, corrector=run.sampler.method.corrector)
-                 for run in OPTIMISED}
-        block["optimised_grids"] = {name: {n: {"times": g["times"].tolist(), "seconds": g["seconds"]} for n, g in by.items()}
-                                    for name, by in grids.items()}
-        for res in resolutions:
-            target = Target(oracle, res)
-            entry = {"samplers": {}, "prior_floor": target.prior_floor}
-            mc_samples = (256 if args.quick or res > 32 else 2048) if setting.name == "default" else 0
-            for run in runs(args.quick):
-                if not run.exact and not mc_samples:
-                    continue
-                rows = [measure(run, sde, oracle, target, n, mc_samples=mc_samples, seed=1) for n in run.steps]
-                entry["samplers"][run.name] = rows
-                for r in rows:
-                    print(
-                        f"{setting.name:8s} {res:4d} {run.name:32s} {r['steps']:5d} {r['nfe']:5d} {r['w2']:9.2e} "
-                        f"{r['spectrum']:9.2e} {_fmt(r['w2_from_prior'])}"
-                    )
-            for optimised in OPTIMISED:
-                rows = [measure(optimised, sde, oracle, target, n, mc_samples=0, seed=1,
-                                times=grids[optimised.name][n]["times"]) for n in OPTIMISED_STEPS]
-                entry["samplers"][optimised.name] = rows
-                for r in rows:
-                    print(f"{setting.name:8s} {res:4d} {optimised.name:32s} {r['steps']:5d} {r['nfe']:5d} {r['w2']:9.2e} "
-                          f"{r['spectrum']:9.2e} {_fmt(r['w2_from_prior'])}")
-            if mc_samples:
-                entry["mc_floor"] = {"samples": mc_samples, **mc_floor(oracle, target, mc_samples, seed=2)}
-                floor = entry["mc_floor"]
-                print(f"{setting.name:8s} {res:4d} {'(MC floor, exact draws)':44s} {floor['w2']:9.2e} {floor['spectrum']:9.2e}")
-            print(f"{setting.name:8s} {res:4d} {'(prior floor: exact flow from the prior)':64s} {target.prior_floor['w2']:9.2e}")
-            em = entry["samplers"]["euler_maruyama"]
-            em1000 = next(r for r in em if r["steps"] == 1000)
-            entry["em1000_w2"], entry["em1000_w2_from_prior"] = em1000["w2"], em1000["w2_from_prior"]
-            for key in ("w2", "w2_from_prior"):
-                name, best = min(
-                    (
-                        (name, r)
-                        for name, rows in entry["samplers"].items()
-                        if name != "predictor_corrector"
-                        for r in rows
-                        if r["nfe"] <= NFE_BUDGET
-                    ),
-                    key=lambda item: item[1][key],
-                )
-                met = best[key] <= em1000[key]
-                entry[f"best_within_budget_{key}"] = {"sampler": name, "met": met, **best}
-                print(
-                    f"{setting.name:8s} {res:4d} [{key}] best ≤ {NFE_BUDGET} NFE: {name} ({best['nfe']} NFE) {best[key]:.2e} "
-                    f"vs EM-1000 {em1000[key]:.2e} → {'met' if met else 'NOT met'}"
-                )
-            for suffix, optimised in zip(("", "_corrected"), OPTIMISED):
-                entry[f"issue18_targets{suffix}"] = targets = check_targets(entry, optimised.name)
-                for key, t in targets.items():
-                    print(f"{setting.name:8s} {res:4d} [{key}] {optimised.name}: 16 NFE {t['16']:.2e}, 10 NFE "
-                          f"{t['10']:.2e} vs EM-1000 {t['em1000']:.2e} → 16 beats it: "
-                          f"{'met' if t['16_beats_em1000'] else 'NOT met'}; "
-                          f"10 within 2×: {'met' if t['10_within_2x_em1000'] else 'NOT met'}")
-            block["resolutions"][res] = entry
-        if not args.quick and setting.name != "ddo":
-            block["default_sampler_grid_sweep_48_steps_32"] = sweep = grid_sweep(sde, oracle, Target(oracle, 32), steps=48)
-            print(f"{setting.name:8s}   32 default sampler, 48 steps, W2 over (rho, t_end): "
-                  + ", ".join(f"({r['rho']}, {r['t_end']:g}) {r['w2']:.1e}" for r in sweep))
-        document["settings"][setting.name] = block
-    if not args.quick:  # the explicit baseline's stability limit on a finer grid with stronger heat
-        sde, oracle = make_problem(Setting("heat", 1e-3, Matern(alpha=2.0, tau=3.0)))
-        target = Target(oracle, 128)
-        document["stability_kappa_1e-3_128"] = {
-            run.name: measure(run, sde, oracle, target, n, mc_samples=0, seed=0)
-            for run, n in ((runs(False)[0], 1000), (runs(False)[4], 48), (runs(False)[6], 16))
-        }
-        for name, r in document["stability_kappa_1e-3_128"].items():
-            print(
-                f"{'κ=1e-3':8s} {128:4d} {name:32s} {r['steps']:5d} {r['nfe']:5d} {r['w2']:9.2e} {r['spectrum']:9.2e} "
-                f"{_fmt(r['w2_from_prior'])}"
-            )
+        document["settings"][setting.name] = setting_block(setting, resolutions, quick=args.quick)
+    if not args.quick:
+        document["stability_kappa_1e-3_128"] = stability()
     document["seconds"] = time.perf_counter() - start
     RESULTS.mkdir(parents=True, exist_ok=True)
     stem = "sampler_convergence_quick" if args.quick else "sampler_convergence"

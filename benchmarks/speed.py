@@ -369,19 +369,8 @@ def measure_memory(setting: Setting, quick: bool) -> dict:
 
 
 # --------------------------------------------------------------------------------------- main
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="CI-sized run (under a minute)")
-    parser.add_argument("--memory-child", type=int, default=None, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.memory_child is not None:
-        _memory_child(args.quick, args.memory_child)
-        return 0
-    setting = QUICK if args.quick else FULL
-    load_before = list(os.getloadavg())
-    wall = time.monotonic()
-    sde, model, data, spectra = build(setting, setting.train_resolution)
-
+def time_training(setting, data, sde, spectra) -> dict:
+    """Seconds per step of ``train()`` against the bare DSM loop and the bare FNO step, in alternating rounds."""
     timings: dict[str, list[float]] = {"train": [], "bare_dsm": [], "bare_fno": []}
     round_medians: dict[str, list[float]] = {k: [] for k in timings}
     for _ in range(setting.rounds):  # alternate, so a change of machine load hits all three alike
@@ -392,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
             timings[name] += values
             round_medians[name].append(statistics.median(values))
     per_step = {k: statistics.median(v) for k, v in timings.items()}
-    training = {
+    return {
         "resolution": setting.train_resolution, "batch": setting.train_batch,
         "steps_timed": {k: len(v) for k, v in timings.items()},
         "seconds_per_step_median": per_step,
@@ -401,32 +390,12 @@ def main(argv: list[str] | None = None) -> int:
         "ratio_vs_bare_dsm": per_step["bare_dsm"] / per_step["train"],
         "ratio_vs_bare_fno": per_step["bare_fno"] / per_step["train"],
     }
-    sampling = time_sampling(setting, model.eval(), sde)
-    forward = time_forward(setting, sde, spectra)
-    few_steps = time_few_steps(setting, model.eval(), sde, spectra)
-    memory = measure_memory(setting, args.quick)
-    document = {
-        "description": "toolkit overhead as ratios measured in one run (targets: training >= 0.9, sampling >= 0.9)",
-        "command": f"OMP_NUM_THREADS=1 python benchmarks/speed.py{' --quick' if args.quick else ''}",
-        "model": {k: v for k, v in vars(setting.model).items()},
-        "training": training,
-        "sampling": sampling,
-        "forward": forward,
-        "sampling_16_vs_48": few_steps,
-        "memory": memory,
-        "passes": {"training_vs_bare_dsm": training["ratio_vs_bare_dsm"] >= TARGET,
-                   "training_vs_bare_fno": training["ratio_vs_bare_fno"] >= TARGET,
-                   "sampling": sampling["ratio"] >= TARGET},
-        "wall_seconds": round(time.monotonic() - wall, 1),
-        "machine": {"threads": torch.get_num_threads(), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
-                    "cpu": platform.machine(), "cores": os.cpu_count(),
-                    "load_average_before": load_before, "load_average_after": list(os.getloadavg())},
-    }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / ("speed_quick.json" if args.quick else "speed.json")
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(json.dumps(document, indent=1))
-    os.replace(tmp, out)
+
+
+def print_table(document: dict, setting) -> None:
+    """The measurements and their ratios, as printed."""
+    training, sampling, memory = document["training"], document["sampling"], document["memory"]
+    forward, few_steps = document["forward"], document["sampling_16_vs_48"]
     sps = training["steps_per_second"]
     lo, hi = setting.memory_resolutions
     rows = [
@@ -457,7 +426,51 @@ def main(argv: list[str] | None = None) -> int:
         print(f"forward shares ({name}): " + ", ".join(f"{k} {v:.0%}" for k, v in parts.items()))
     print(f"largest output difference lean vs neuraloperator: {forward['max_abs_difference']:.1e} "
           f"(outputs up to {forward['output_scale']:.2f})")
-    print(f"load average before {load_before}, after {document['machine']['load_average_after']}")
+    machine = document["machine"]
+    print(f"load average before {machine['load_average_before']}, after {machine['load_average_after']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="CI-sized run (under a minute)")
+    parser.add_argument("--memory-child", type=int, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.memory_child is not None:
+        _memory_child(args.quick, args.memory_child)
+        return 0
+    setting = QUICK if args.quick else FULL
+    load_before = list(os.getloadavg())
+    wall = time.monotonic()
+    sde, model, data, spectra = build(setting, setting.train_resolution)
+
+    training = time_training(setting, data, sde, spectra)
+    sampling = time_sampling(setting, model.eval(), sde)
+    forward = time_forward(setting, sde, spectra)
+    few_steps = time_few_steps(setting, model.eval(), sde, spectra)
+    memory = measure_memory(setting, args.quick)
+    document = {
+        "description": "toolkit overhead as ratios measured in one run (targets: training >= 0.9, sampling >= 0.9)",
+        "command": f"OMP_NUM_THREADS=1 python benchmarks/speed.py{' --quick' if args.quick else ''}",
+        "model": {k: v for k, v in vars(setting.model).items()},
+        "training": training,
+        "sampling": sampling,
+        "forward": forward,
+        "sampling_16_vs_48": few_steps,
+        "memory": memory,
+        "passes": {"training_vs_bare_dsm": training["ratio_vs_bare_dsm"] >= TARGET,
+                   "training_vs_bare_fno": training["ratio_vs_bare_fno"] >= TARGET,
+                   "sampling": sampling["ratio"] >= TARGET},
+        "wall_seconds": round(time.monotonic() - wall, 1),
+        "machine": {"threads": torch.get_num_threads(), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
+                    "cpu": platform.machine(), "cores": os.cpu_count(),
+                    "load_average_before": load_before, "load_average_after": list(os.getloadavg())},
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / ("speed_quick.json" if args.quick else "speed.json")
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(json.dumps(document, indent=1))
+    os.replace(tmp, out)
+    print_table(document, setting)
     print(f"wrote {out} in {document['wall_seconds']} s")
     return 0
 
