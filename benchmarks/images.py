@@ -316,8 +316,8 @@ def run_dataset(name: str, plan: Plan, *, runs: Path | None, device: str) -> dic
 def references(name: str, data: Tensor, reference: dict[int, Tensor], plan: Plan) -> dict:
     """The data's own scores against the held-out fields, to read a model's against. ``training_fields``: training
     fields at each grid, as many as the held-out samples (the first of the training split; faces: all 80, the 8
-    that stop training early among them) — what a perfect model of the training law would score, short of the target where the
-    held-out law is another (patches: another photograph). ``upsampled_2x``: the training fields upsampled
+    that stop training early among them) — what a perfect model of the training law would score, short of the target
+    where the held-out law is another (patches: another photograph). ``upsampled_2x``: the training fields upsampled
     bicubically — what the training grid alone carries to 2×."""
     spec, (n0, n1) = DATASETS[name], sorted(reference)
     fields = {n: spec.load(n, "train", num) for n, num in zip((n0, n1), plan.samples)}

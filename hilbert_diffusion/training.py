@@ -409,8 +409,8 @@ def _draw_batch(state: RunState, batches: Iterator[Tensor], shard: slice, basis:
                 config: TrainConfig) -> Tensor:
     """The next global batch of the shuffled epochs (:mod:`.loader`), its fields mirrored along ``config.flip_axes``
     and shifted by up to ``config.translate`` pixels at random (:mod:`.augmentation`), and resampled to one of
-    ``config.resolutions`` if any. Only this rank's rows ``shard`` are read; the others stay zero, which changes nothing: their loss is zero whatever they hold
-    (:class:`_Sliced`)."""
+    ``config.resolutions`` if any. Only this rank's rows ``shard`` are read; the others stay zero, which changes
+    nothing: their loss is zero whatever they hold (:class:`_Sliced`)."""
     if config.resolutions:
         choice = int(torch.randint(len(config.resolutions), (1,), generator=state.generator))
     mine = next(batches)
